@@ -1,0 +1,1 @@
+"""Subcommands of the ``fedcore`` CLI; each module has ``add_parser(subparsers)``."""

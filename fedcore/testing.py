@@ -1,0 +1,212 @@
+"""Test kit for fedcore users and fedcore itself.
+
+- ``FaultPlan``: faults for the in-memory network: kill a party after K messages, delay,
+  drop, duplicate and reorder messages on links.
+- ``local_network(names, faults)``: an in-memory N-party network.
+- ``TransportConformance``: the transport test suite; subclass it in a test module and
+  implement ``open_transports`` to run it against any ``Transport``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+from fedcore.errors import PartyDropped, ProtocolError, Timeout
+from fedcore.transport import LocalNetwork, PartyKilled, Transport
+
+@contextlib.contextmanager
+def expect_error(kind: type[BaseException]) -> Iterator[list[BaseException]]:
+    """Like ``pytest.raises`` without needing pytest: the caught error lands in the list."""
+    caught: list[BaseException] = []
+    try:
+        yield caught
+    except kind as exc:
+        caught.append(exc)
+    if not caught:
+        raise AssertionError(f"expected {kind.__name__}, nothing was raised")
+
+
+__all__ = [
+    "FaultPlan",
+    "PartyKilled",
+    "TransportConformance",
+    "expect_error",
+    "local_network",
+]
+
+
+@dataclass
+class FaultPlan:
+    """Faults to inject into a ``LocalNetwork``.
+
+    Args:
+        kill: party -> K: the party dies abruptly right after its K-th message
+            (K=0: it never starts; the simulator handles that case).
+        drop: probability that a message is lost.
+        duplicate: probability that a message is delivered twice.
+        reorder: probability that a message is held back by up to ``reorder_window_s``.
+        delay: (src, dst) -> seconds added to every message on that link; "*" matches any.
+        seed: seed of the fault dice, so a failing run can be replayed.
+    """
+
+    kill: Mapping[str, int] = field(default_factory=dict)
+    drop: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    reorder_window_s: float = 0.02
+    delay: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("drop", "duplicate", "reorder"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"FaultPlan.{name} is a probability in [0, 1], got {value}")
+        for party, after in self.kill.items():
+            if not isinstance(after, int) or after < 0:
+                raise ValueError(f"kill {party}: after must be a non-negative integer, got {after!r}")
+        self._dice = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def _link_delay(self, src: str, dst: str) -> float:
+        for key in ((src, dst), (src, "*"), ("*", dst), ("*", "*")):
+            if key in self.delay:
+                return self.delay[key]
+        return 0.0
+
+    def deliveries(self, src: str, dst: str, tag: str) -> list[float]:
+        base = self._link_delay(src, dst)
+        with self._lock:
+            if self._dice.random() < self.drop:
+                return []
+            copies = 2 if self._dice.random() < self.duplicate else 1
+            out = []
+            for _ in range(copies):
+                jitter = 0.0
+                if self._dice.random() < self.reorder:
+                    jitter = self._dice.uniform(0.001, self.reorder_window_s)
+                out.append(base + jitter)
+        return out
+
+    def kill_after_send(self, src: str, sent: int) -> bool:
+        return self.kill.get(src) == sent
+
+
+def local_network(names: list[str] | tuple[str, ...], faults: FaultPlan | None = None) -> LocalNetwork:
+    """An in-memory network for ``names`` with optional faults."""
+    return LocalNetwork(names, faults=faults)
+
+
+class TransportConformance:
+    """The transport conformance suite.
+
+    Subclass it as ``class TestMyTransport(TransportConformance)`` and implement
+    ``open_transports(names)`` as a context manager yielding ``{name: Transport}``.
+    """
+
+    timeout_s = 10.0
+
+    @contextlib.contextmanager
+    def open_transports(self, names: list[str]) -> Iterator[dict[str, Transport]]:
+        raise NotImplementedError
+        yield {}
+
+    def test_round_trip(self) -> None:
+        with self.open_transports(["alice", "bob"]) as t:
+            t["alice"].send("bob", "x", b"hello")
+            assert t["bob"].recv("alice", "x", self.timeout_s) == b"hello"
+
+    def test_empty_payload(self) -> None:
+        with self.open_transports(["alice", "bob"]) as t:
+            t["alice"].send("bob", "x", b"")
+            assert t["bob"].recv("alice", "x", self.timeout_s) == b""
+
+    def test_send_does_not_wait_for_recv(self) -> None:
+        with self.open_transports(["alice", "bob"]) as t:
+            start = time.monotonic()
+            for i in range(50):
+                t["alice"].send("bob", "burst", i.to_bytes(2, "big"))
+            assert time.monotonic() - start < self.timeout_s
+            got = [int.from_bytes(t["bob"].recv("alice", "burst", self.timeout_s), "big") for _ in range(50)]
+            assert got == list(range(50))
+
+    def test_tags_are_independent_streams(self) -> None:
+        with self.open_transports(["alice", "bob"]) as t:
+            t["alice"].send("bob", "a", b"1")
+            t["alice"].send("bob", "b", b"2")
+            assert t["bob"].recv("alice", "b", self.timeout_s) == b"2"
+            assert t["bob"].recv("alice", "a", self.timeout_s) == b"1"
+
+    def test_sources_are_independent_streams(self) -> None:
+        with self.open_transports(["alice", "bob", "carol"]) as t:
+            t["alice"].send("carol", "v", b"from-alice")
+            t["bob"].send("carol", "v", b"from-bob")
+            assert t["carol"].recv("bob", "v", self.timeout_s) == b"from-bob"
+            assert t["carol"].recv("alice", "v", self.timeout_s) == b"from-alice"
+
+    def test_concurrent_senders(self) -> None:
+        names = ["hub", "s1", "s2", "s3", "s4"]
+        with self.open_transports(names) as t:
+            def flood(src: str) -> None:
+                for i in range(20):
+                    t[src].send("hub", "n", f"{src}:{i}".encode())
+
+            threads = [threading.Thread(target=flood, args=(s,)) for s in names[1:]]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            for src in names[1:]:
+                got = [t["hub"].recv(src, "n", self.timeout_s).decode() for _ in range(20)]
+                assert got == [f"{src}:{i}" for i in range(20)]
+
+    def test_large_payload(self) -> None:
+        payload = bytes(range(256)) * (24 * 4096)  # 24 MiB: past gRPC's default message cap
+        with self.open_transports(["alice", "bob"]) as t:
+            t["alice"].send("bob", "big", payload)
+            assert t["bob"].recv("alice", "big", 60.0) == payload
+
+    def test_recv_timeout_names_party_and_tag(self) -> None:
+        with self.open_transports(["alice", "bob"]) as t:
+            start = time.monotonic()
+            with expect_error(Timeout) as caught:
+                t["bob"].recv("alice", "never", 0.3)
+            assert 0.25 <= time.monotonic() - start < 5.0
+            assert caught[0].party == "alice" and caught[0].tag == "never"
+            assert "alice" in str(caught[0]) and "never" in str(caught[0])
+
+    def test_abort_reaches_waiting_receiver(self) -> None:
+        with self.open_transports(["alice", "bob"]) as t:
+            t["alice"].send("bob", "early", b"kept")
+            result: dict[str, BaseException] = {}
+
+            def wait() -> None:
+                try:
+                    t["bob"].recv("alice", "late", 30.0)
+                except BaseException as exc:  # recorded for the assertion below
+                    result["exc"] = exc
+
+            waiter = threading.Thread(target=wait)
+            waiter.start()
+            time.sleep(0.05)
+            start = time.monotonic()
+            t["alice"].abort("step-3", "ValueError: bad input")
+            waiter.join(10.0)
+            assert time.monotonic() - start < 5.0
+            exc = result.get("exc")
+            assert isinstance(exc, PartyDropped) and exc.party == "alice" and exc.step == "step-3"
+            # what alice sent before she failed is still delivered
+            assert t["bob"].recv("alice", "early", self.timeout_s) == b"kept"
+
+    def test_finished_party_does_not_hang_receiver(self) -> None:
+        with self.open_transports(["alice", "bob"]) as t:
+            t["alice"].finish()
+            with expect_error(ProtocolError) as caught:
+                t["bob"].recv("alice", "never-sent", 10.0)
+            assert not isinstance(caught[0], (Timeout, PartyDropped))
+            assert "alice" in str(caught[0])

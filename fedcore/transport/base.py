@@ -1,0 +1,177 @@
+"""The transport seam: how one party's encoded messages reach another's mailbox.
+
+A transport moves opaque byte payloads between the parties of one job. Its promises, which
+the conformance suite in ``fedcore.testing`` checks for every implementation:
+
+- ``send`` does not wait for the receiver to call ``recv``.
+- Messages with the same (src, dst, tag) are delivered exactly once and in send order,
+  even when the network below duplicates, reorders or retries them.
+- ``recv`` waits at most ``timeout_s`` and then raises ``Timeout`` naming the party and tag.
+- A message a party sent before it stopped is still delivered; once it has stopped and
+  nothing is left from it, ``recv`` raises ``PartyDropped`` at once, naming it (and the step
+  it reported when it aborted). A party whose script returned is "finished": waiting on it
+  raises ``ProtocolError`` instead of hanging.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from fedcore.errors import ConfigError, PartyDropped, ProtocolError, Timeout
+
+PARTY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_party_names(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Validate a list of party names: unique, 1-64 chars of letters, digits, ``_ . -``."""
+    for name in names:
+        if not isinstance(name, str) or not PARTY_NAME.match(name):
+            raise ConfigError(
+                f"bad party name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
+                "starting with a letter"
+            )
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ConfigError(f"party name {name!r} is given twice: party names must be unique")
+        seen.add(name)
+    return tuple(names)
+
+
+class Transport(abc.ABC):
+    """Moves byte payloads for one party of one job."""
+
+    party: str
+    parties: tuple[str, ...]
+
+    @abc.abstractmethod
+    def send(self, dst: str, tag: str, payload: bytes) -> None:
+        """Queue ``payload`` for ``dst`` under ``tag``; returns without waiting for ``recv``."""
+
+    @abc.abstractmethod
+    def recv(self, src: str, tag: str, timeout_s: float) -> bytes:
+        """Return the next payload from ``src`` under ``tag``.
+
+        Raises:
+            Timeout: nothing arrived within ``timeout_s``.
+            PartyDropped: ``src`` stopped and nothing from it is left under ``tag``.
+            ProtocolError: ``src`` finished its script without sending under ``tag``.
+        """
+
+    @abc.abstractmethod
+    def abort(self, step: str | None, reason: str) -> None:
+        """Tell every other party that this party failed (at ``step``, because ``reason``)."""
+
+    def finish(self) -> None:  # noqa: B027 - optional for transports that need no goodbye
+        """Tell the others this party's script returned normally."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release the transport's resources."""
+
+
+@dataclass
+class PeerState:
+    """What a mailbox knows about one peer's liveness."""
+
+    status: str = "alive"  # alive | finished | dropped
+    step: str | None = None
+    reason: str = ""
+
+
+@dataclass
+class _Stream:
+    """In-order, exactly-once reassembly of one (src, tag) stream."""
+
+    next_seq: int = 0
+    ready: deque[bytes] = field(default_factory=deque)
+    early: dict[int, bytes] = field(default_factory=dict)
+
+
+class Mailbox:
+    """A party's inbox: sequenced streams per (src, tag) plus peer liveness.
+
+    Transports feed it ``deliver(src, tag, seq, payload)`` in any order and any number of
+    times; it hands ``recv`` each seq once, in order.
+    """
+
+    def __init__(self, party: str, max_bytes: int | None = None):
+        self.party = party
+        self.max_bytes = max_bytes
+        self._bytes = 0
+        self._streams: dict[tuple[str, str], _Stream] = {}
+        self._peers: dict[str, PeerState] = {}
+        self._cond = threading.Condition()
+
+    def deliver(self, src: str, tag: str, seq: int, payload: bytes) -> bool:
+        """Accept one sequenced message; returns False for a duplicate."""
+        with self._cond:
+            stream = self._streams.setdefault((src, tag), _Stream())
+            if seq < stream.next_seq or seq in stream.early:
+                return False
+            if self.max_bytes is not None and self._bytes + len(payload) > self.max_bytes:
+                raise ProtocolError(
+                    f"mailbox of {self.party} is full ({self.max_bytes} bytes): {src} sent "
+                    f"more than the receiver has read; raise the job's mailbox limit or read sooner"
+                )
+            self._bytes += len(payload)
+            stream.early[seq] = payload
+            while stream.next_seq in stream.early:
+                stream.ready.append(stream.early.pop(stream.next_seq))
+                stream.next_seq += 1
+            self._cond.notify_all()
+            return True
+
+    def set_peer(self, src: str, status: str, step: str | None = None, reason: str = "") -> None:
+        """Record that ``src`` finished or dropped; wakes every waiting ``recv``."""
+        with self._cond:
+            current = self._peers.get(src)
+            if current is not None and current.status == "dropped":
+                return  # the first reason a party was lost is the one worth reporting
+            self._peers[src] = PeerState(status, step, reason)
+            self._cond.notify_all()
+
+    def peer(self, src: str) -> PeerState:
+        with self._cond:
+            return self._peers.get(src, PeerState())
+
+    def take(self, src: str, tag: str, timeout_s: float) -> bytes:
+        deadline = time.monotonic() + timeout_s if math.isfinite(timeout_s) else math.inf
+        with self._cond:
+            while True:
+                stream = self._streams.get((src, tag))
+                if stream is not None and stream.ready:
+                    payload = stream.ready.popleft()
+                    self._bytes -= len(payload)
+                    return payload
+                self._raise_if_gone(src, tag)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise Timeout(
+                        f"{self.party} waited {timeout_s:g} s for {tag!r} from {src} and got "
+                        f"nothing; is {src} running and at the same step?",
+                        party=src,
+                        tag=tag,
+                    )
+                self._cond.wait(min(remaining, 3600.0))
+
+    def _raise_if_gone(self, src: str, tag: str) -> None:
+        state = self._peers.get(src)
+        if state is None or state.status == "alive":
+            return
+        if state.status == "finished":
+            raise ProtocolError(
+                f"{src} finished its script without sending {tag!r} to {self.party}: "
+                "the parties disagree about the protocol's steps"
+            )
+        at = f" at step {state.step!r}" if state.step else ""
+        raise PartyDropped(
+            f"{src} dropped out{at} ({state.reason}) before sending {tag!r} to {self.party}",
+            party=src,
+            step=state.step,
+        )

@@ -1,0 +1,121 @@
+"""The in-memory transport: every party of a simulation in one process, one mailbox each."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from fedcore.errors import ConfigError
+from fedcore.transport.base import Mailbox, Transport, check_party_names
+
+
+class PartyKilled(BaseException):
+    """Raised inside a party's thread when fault injection kills it.
+
+    A ``BaseException`` so that a script's ``except Exception`` cannot swallow a crash.
+    """
+
+
+class LinkFaults(Protocol):
+    """What the network asks a fault plan (see ``fedcore.testing.FaultPlan``)."""
+
+    def deliveries(self, src: str, dst: str, tag: str) -> list[float]:
+        """Delays (seconds) at which to deliver one message; [] drops it, two entries duplicate it."""
+        ...
+
+    def kill_after_send(self, src: str, sent: int) -> bool:
+        """Whether ``src`` dies right after its ``sent``-th message."""
+        ...
+
+
+class LocalNetwork:
+    """An in-memory network of named parties.
+
+    Args:
+        parties: the party names, in the order every party sees.
+        faults: optional fault plan applied to every link.
+        mailbox_bytes: optional bound on the bytes waiting in each mailbox.
+    """
+
+    def __init__(
+        self,
+        parties: Iterable[str],
+        faults: LinkFaults | None = None,
+        mailbox_bytes: int | None = None,
+    ):
+        self.parties = check_party_names(list(parties))
+        self.faults = faults
+        self._mailboxes = {p: Mailbox(p, mailbox_bytes) for p in self.parties}
+        self._seq: dict[tuple[str, str, str], int] = defaultdict(int)
+        self._sent: dict[str, int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def transport(self, party: str) -> LocalTransport:
+        if party not in self._mailboxes:
+            raise ConfigError(f"{party!r} is not a party of this network {list(self.parties)}")
+        return LocalTransport(self, party)
+
+    def mailbox(self, party: str) -> Mailbox:
+        return self._mailboxes[party]
+
+    def post(self, src: str, dst: str, tag: str, payload: bytes) -> None:
+        if dst not in self._mailboxes:
+            raise ConfigError(f"{src} sent {tag!r} to {dst!r}, which is not a party of this job")
+        with self._lock:
+            seq = self._seq[(src, dst, tag)]
+            self._seq[(src, dst, tag)] = seq + 1
+            self._sent[src] += 1
+            sent = self._sent[src]
+        box = self._mailboxes[dst]
+        delays = [0.0] if self.faults is None else self.faults.deliveries(src, dst, tag)
+        for delay in delays:
+            if delay <= 0:
+                box.deliver(src, tag, seq, payload)
+            else:
+                _later(delay, lambda: box.deliver(src, tag, seq, payload))
+        if self.faults is not None and self.faults.kill_after_send(src, sent):
+            self.drop(src, None, f"killed by fault injection after {sent} messages")
+            raise PartyKilled(src)
+
+    def drop(self, party: str, step: str | None, reason: str) -> None:
+        """Mark ``party`` as gone at every other party (a crash or an abort)."""
+        for name, box in self._mailboxes.items():
+            if name != party:
+                box.set_peer(party, "dropped", step, reason)
+
+    def finish(self, party: str) -> None:
+        for name, box in self._mailboxes.items():
+            if name != party:
+                box.set_peer(party, "finished")
+
+
+def _later(delay_s: float, action: Callable[[], object]) -> None:
+    timer = threading.Timer(delay_s, action)
+    timer.daemon = True
+    timer.start()
+
+
+class LocalTransport(Transport):
+    """One party's end of a ``LocalNetwork``."""
+
+    def __init__(self, network: LocalNetwork, party: str):
+        self.network = network
+        self.party = party
+        self.parties = network.parties
+        self._box = network.mailbox(party)
+
+    def send(self, dst: str, tag: str, payload: bytes) -> None:
+        self.network.post(self.party, dst, tag, bytes(payload))
+
+    def recv(self, src: str, tag: str, timeout_s: float) -> bytes:
+        if src not in self.parties:
+            raise ConfigError(f"{self.party} waits for {tag!r} from {src!r}, not a party of this job")
+        return self._box.take(src, tag, timeout_s)
+
+    def abort(self, step: str | None, reason: str) -> None:
+        self.network.drop(self.party, step, reason)
+
+    def finish(self) -> None:
+        self.network.finish(self.party)

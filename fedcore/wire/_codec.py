@@ -1,0 +1,286 @@
+"""The safe codec: values <-> bytes, with no pickle and bounded allocation.
+
+Theory of operation
+-------------------
+An encoding is ``MAGIC | u64 struct_len | struct | buffers``. ``struct`` is msgpack of the
+value with every non-msgpack type carried as an extension; numpy arrays are *out of band*:
+the struct holds ``[dtype, shape, offset, nbytes]`` and the raw bytes live in ``buffers``,
+so a large array costs one copy to encode (the final join) and one to decode (so the
+result is writable and does not pin the input).
+
+Decoding trusts nothing: a dtype must be on an allow-list, an array's ``nbytes`` must equal
+``prod(shape) * itemsize`` and fit inside the bytes actually received, msgpack's own
+length limits are bounded by the input size, nesting is bounded, and any failure becomes
+``DecodeError``. So a 100-byte message claiming a 10^12-element array is refused before
+anything is allocated.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import numpy as np
+
+from fedcore.errors import DecodeError
+
+MAGIC = b"FCW\x01"
+_HEADER = struct.Struct("<4sQ")
+MAX_DEPTH = 64
+MAX_NDIM = 32
+
+_EXT_ARRAY = 1
+_EXT_BIGINT = 2
+_EXT_TUPLE = 3
+_EXT_REGISTERED = 4
+_EXT_SCALAR = 5
+
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+
+_ALLOWED_KINDS = "biufc"  # bool, signed, unsigned, float, complex: never object or void
+_ALLOWED_DTYPES = frozenset(
+    np.dtype(f"{order}{code}").str
+    for order in "<>"
+    for code in ("b1", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8", "f2", "f4", "f8", "c8", "c16")
+)
+
+
+@dataclass(frozen=True)
+class _Registered:
+    cls: type
+    name: str
+    to_state: Callable[[Any], Any]
+    from_state: Callable[[Any], Any]
+
+
+_BY_TYPE: dict[type, _Registered] = {}
+_BY_NAME: dict[str, _Registered] = {}
+
+
+def register(
+    cls: type,
+    name: str,
+    *,
+    to_state: Callable[[Any], Any],
+    from_state: Callable[[Any], Any],
+) -> None:
+    """Let the codec carry instances of ``cls``.
+
+    Args:
+        cls: the exact type to encode (subclasses are not matched).
+        name: a stable wire name, e.g. ``"fedcore.he.PublicKey"``.
+        to_state: turns an instance into a codec value (no secrets unless the caller asked).
+        from_state: rebuilds an instance from that value; it must validate what it gets,
+            since the value comes from another party. Any exception it raises becomes
+            ``DecodeError``.
+    """
+    if name in _BY_NAME and _BY_NAME[name].cls is not cls:
+        raise ValueError(f"wire name {name!r} is already registered for {_BY_NAME[name].cls}")
+    entry = _Registered(cls, name, to_state, from_state)
+    _BY_TYPE[cls] = entry
+    _BY_NAME[name] = entry
+
+
+# --------------------------------------------------------------------------- encode
+
+
+class _Encoder:
+    def __init__(self) -> None:
+        self.buffers: list[memoryview] = []
+        self.offset = 0
+
+    def convert(self, value: Any, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise ValueError(f"value nests deeper than {MAX_DEPTH} levels")
+        kind = type(value)
+        if value is None or kind in (bool, float, str, bytes):
+            return value
+        if kind is int:
+            if _INT64_MIN <= value <= _UINT64_MAX:
+                return value
+            return msgpack.ExtType(_EXT_BIGINT, _bigint_bytes(value))
+        if kind in (bytearray, memoryview):
+            return bytes(value)
+        if kind is list:
+            return [self.convert(v, depth + 1) for v in value]
+        if kind is tuple:
+            items = [self.convert(v, depth + 1) for v in value]
+            return msgpack.ExtType(_EXT_TUPLE, _pack(items))
+        if kind is dict:
+            return {self.convert(k, depth + 1): self.convert(v, depth + 1) for k, v in value.items()}
+        if kind in _BY_TYPE:
+            entry = _BY_TYPE[kind]
+            state = self.convert(entry.to_state(value), depth + 1)
+            return msgpack.ExtType(_EXT_REGISTERED, _pack([entry.name, state]))
+        if isinstance(value, np.ndarray):
+            return self._array(value)
+        if isinstance(value, np.generic):
+            return self._scalar(value)
+        if _is_torch_tensor(value):
+            return self._array(value.detach().cpu().numpy())
+        raise TypeError(
+            f"fedcore.wire cannot encode {kind.__module__}.{kind.__qualname__}: use None, bool, "
+            "int, float, str, bytes, list, tuple, dict, numpy arrays, torch tensors or a "
+            "type registered with fedcore.wire.register"
+        )
+
+    def _array(self, array: np.ndarray) -> msgpack.ExtType:
+        dtype = _checked_dtype(array.dtype)
+        array = np.ascontiguousarray(array)
+        view = memoryview(array).cast("B") if array.nbytes else memoryview(b"")
+        header = [dtype.str, list(array.shape), self.offset, array.nbytes]
+        self.buffers.append(view)
+        self.offset += array.nbytes
+        return msgpack.ExtType(_EXT_ARRAY, _pack(header))
+
+    def _scalar(self, value: np.generic) -> msgpack.ExtType:
+        dtype = _checked_dtype(value.dtype)
+        return msgpack.ExtType(_EXT_SCALAR, _pack([dtype.str, value.tobytes()]))
+
+
+def _checked_dtype(dtype: np.dtype) -> np.dtype:
+    if dtype.kind not in _ALLOWED_KINDS or dtype.str not in _ALLOWED_DTYPES:
+        raise TypeError(f"fedcore.wire cannot encode arrays of dtype {dtype}: use a numeric dtype")
+    return dtype
+
+
+def _is_torch_tensor(value: Any) -> bool:
+    module = type(value).__module__
+    return module.startswith("torch") and hasattr(value, "detach") and hasattr(value, "numpy")
+
+
+def _bigint_bytes(value: int) -> bytes:
+    magnitude = abs(value)
+    sign = b"\x01" if value < 0 else b"\x00"
+    return sign + magnitude.to_bytes((magnitude.bit_length() + 7) // 8, "big")
+
+
+def _pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True, strict_types=True)
+
+
+def encode_parts(value: Any) -> list[bytes | memoryview]:
+    """Encode ``value`` as a list of buffers whose concatenation is ``encode(value)``.
+
+    Array data is not copied: the parts are views of the arrays, so a transport can stream
+    them directly. The arrays must not change until the parts are consumed.
+    """
+    encoder = _Encoder()
+    body = _pack(encoder.convert(value))
+    return [_HEADER.pack(MAGIC, len(body)), body, *encoder.buffers]
+
+
+def encode(value: Any) -> bytes:
+    """Encode a value to bytes; raises ``TypeError`` for a type the codec does not carry."""
+    return b"".join(encode_parts(value))
+
+
+# --------------------------------------------------------------------------- decode
+
+
+class _Decoder:
+    def __init__(self, buffers: memoryview) -> None:
+        self.buffers = buffers
+        self.depth = 0
+
+    def unpack(self, data: bytes) -> Any:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise DecodeError(f"value nests deeper than {MAX_DEPTH} levels")
+        try:
+            return msgpack.unpackb(
+                data, raw=False, strict_map_key=False, use_list=True, ext_hook=self.ext
+            )
+        finally:
+            self.depth -= 1
+
+    def ext(self, code: int, data: bytes) -> Any:
+        if code == _EXT_ARRAY:
+            return self._array(self.unpack(data))
+        if code == _EXT_BIGINT:
+            if len(data) < 2 or data[0] not in (0, 1):
+                raise DecodeError("malformed big integer")
+            magnitude = int.from_bytes(data[1:], "big")
+            return -magnitude if data[0] else magnitude
+        if code == _EXT_TUPLE:
+            items = self.unpack(data)
+            if type(items) is not list:
+                raise DecodeError("malformed tuple")
+            return tuple(items)
+        if code == _EXT_REGISTERED:
+            return self._registered(self.unpack(data))
+        if code == _EXT_SCALAR:
+            return self._scalar(self.unpack(data))
+        raise DecodeError(f"unknown extension type {code}")
+
+    def _array(self, header: Any) -> np.ndarray:
+        if type(header) is not list or len(header) != 4:
+            raise DecodeError("malformed array header")
+        dtype_str, shape, offset, nbytes = header
+        dtype = _dtype_from_wire(dtype_str)
+        if type(shape) is not list or len(shape) > MAX_NDIM:
+            raise DecodeError("malformed array shape")
+        if not all(type(n) is int and n >= 0 for n in shape):
+            raise DecodeError("array shape must be non-negative integers")
+        if type(offset) is not int or type(nbytes) is not int or offset < 0 or nbytes < 0:
+            raise DecodeError("malformed array offset")
+        count = math.prod(shape)
+        if count * dtype.itemsize != nbytes:
+            raise DecodeError(f"array of shape {shape} and dtype {dtype} cannot hold {nbytes} bytes")
+        if offset + nbytes > len(self.buffers):
+            raise DecodeError(
+                f"array claims {nbytes} bytes at offset {offset} but the message carries "
+                f"{len(self.buffers)}"
+            )
+        flat = np.frombuffer(self.buffers, dtype=dtype, count=count, offset=offset)
+        return flat.reshape(shape).copy()
+
+    def _scalar(self, header: Any) -> np.generic:
+        if type(header) is not list or len(header) != 2 or type(header[1]) is not bytes:
+            raise DecodeError("malformed numpy scalar")
+        dtype = _dtype_from_wire(header[0])
+        if len(header[1]) != dtype.itemsize:
+            raise DecodeError("numpy scalar has the wrong size")
+        return np.frombuffer(header[1], dtype=dtype)[0]
+
+    def _registered(self, item: Any) -> Any:
+        if type(item) is not list or len(item) != 2 or type(item[0]) is not str:
+            raise DecodeError("malformed registered value")
+        entry = _BY_NAME.get(item[0])
+        if entry is None:
+            raise DecodeError(f"unknown registered type {item[0]!r}: is the module that defines it imported?")
+        return entry.from_state(item[1])
+
+
+def _dtype_from_wire(dtype_str: Any) -> np.dtype:
+    if type(dtype_str) is not str or dtype_str not in _ALLOWED_DTYPES:
+        raise DecodeError(f"array dtype {dtype_str!r} is not allowed")
+    return np.dtype(dtype_str)
+
+
+def decode(data: bytes | bytearray | memoryview) -> Any:
+    """Decode bytes made by ``encode``.
+
+    Raises:
+        DecodeError: for any input that is not a valid encoding, and for nothing else.
+    """
+    try:
+        view = memoryview(data).cast("B")
+        if len(view) < _HEADER.size:
+            raise DecodeError(f"message of {len(view)} bytes is shorter than the header")
+        magic, body_len = _HEADER.unpack_from(view)
+        if magic != MAGIC:
+            raise DecodeError("not a fedcore wire message (bad magic)")
+        if body_len > len(view) - _HEADER.size:
+            raise DecodeError("message is shorter than its declared structure")
+        body_end = _HEADER.size + body_len
+        decoder = _Decoder(view[body_end:])
+        return decoder.unpack(view[_HEADER.size : body_end])
+    except DecodeError:
+        raise
+    except Exception as exc:  # hostile bytes can trip any check below us: report, never crash
+        raise DecodeError(f"malformed fedcore wire message ({type(exc).__name__})") from None
