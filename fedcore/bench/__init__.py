@@ -1,0 +1,1 @@
+"""Benchmarks run by ``fedcore bench NAME``; each module measures against a baseline in the same run."""
