@@ -1,0 +1,1 @@
+"""Cryptographic primitives with no I/O: PKI, key agreement, masks, sharing, Paillier."""
