@@ -1,0 +1,118 @@
+"""Shamir secret sharing of 32-byte secrets over the prime field GF(2^256 + 297).
+
+A secret s (32 bytes, read big-endian as an integer below 2^256 < p) is the constant term
+of a random polynomial f of degree ``threshold - 1``; the share of the holder with
+x-coordinate x (1 <= x < p) is (x, f(x)). Any ``threshold`` shares give s back by Lagrange
+interpolation at zero; fewer reveal nothing about s (Shamir 1979). p = 2^256 + 297 is the
+smallest prime above 2^256, so every 32-byte string is a field element and the share values
+fit in 33 bytes.
+
+A ``Share`` is itself secret: its ``repr`` hides the value and it refuses ``bool`` and pickle.
+``combine`` refuses too few shares and repeated x-coordinates, and a result at or above
+2^256 (which inconsistent shares give with overwhelming probability) raises ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn
+
+from fedcore.crypto.secret import ACCESS, RandomBytes, Secret
+
+PRIME = 2**256 + 297
+SECRET_BYTES = 32
+SHARE_BYTES = 33
+
+
+class Share:
+    """One share: the holder's x-coordinate (public) and the value f(x) (secret)."""
+
+    __slots__ = ("x", "y")
+
+    def __init__(self, x: int, y: int):
+        if type(x) is not int or not 0 < x < PRIME:
+            raise ValueError("a share's x-coordinate is an integer in [1, p)")
+        if type(y) is not int or not 0 <= y < PRIME:
+            raise ValueError("a share's value is an integer in [0, p)")
+        self.x = x
+        self.y = y
+
+    def to_bytes(self) -> bytes:
+        """The value as 33 big-endian bytes (the x-coordinate travels separately)."""
+        return self.y.to_bytes(SHARE_BYTES, "big")
+
+    @classmethod
+    def from_bytes(cls, x: int, data: bytes) -> Share:
+        if type(data) is not bytes or len(data) != SHARE_BYTES:
+            raise ValueError(f"a share value is {SHARE_BYTES} bytes")
+        return cls(x, int.from_bytes(data, "big"))
+
+    def __repr__(self) -> str:
+        return f"<Share x={self.x}>"
+
+    def __bool__(self) -> NoReturn:
+        raise TypeError("a Share has no truth value")
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("a Share cannot be pickled")
+
+
+def _random_element(random_bytes: RandomBytes) -> int:
+    while True:  # rejection sampling: uniform in [0, p), accepts about half the draws
+        value = int.from_bytes(random_bytes(SHARE_BYTES), "big") & ((1 << 257) - 1)
+        if value < PRIME:
+            return value
+
+
+def split(
+    secret: Secret, threshold: int, xs: Sequence[int], random_bytes: RandomBytes = os.urandom
+) -> list[Share]:
+    """Shares of ``secret`` for the holders at ``xs``, any ``threshold`` of which recover it.
+
+    Raises:
+        ValueError: a bad threshold, repeated or out-of-range x-coordinates, a secret not 32 bytes.
+    """
+    if not isinstance(secret, Secret) or len(secret) != SECRET_BYTES:
+        raise TypeError("split takes a 32-byte Secret")
+    if len(set(xs)) != len(xs) or not all(type(x) is int and 0 < x < PRIME for x in xs):
+        raise ValueError("x-coordinates must be distinct integers in [1, p)")
+    if type(threshold) is not int or not 1 <= threshold <= len(xs):
+        raise ValueError(f"threshold must be in [1, {len(xs)}] for {len(xs)} holders, got {threshold!r}")
+    coefficients = [int.from_bytes(secret.reveal(ACCESS), "big")]
+    coefficients += [_random_element(random_bytes) for _ in range(threshold - 1)]
+    return [Share(x, _evaluate(coefficients, x)) for x in xs]
+
+
+def _evaluate(coefficients: Sequence[int], x: int) -> int:
+    value = 0
+    for c in reversed(coefficients):  # Horner
+        value = (value * x + c) % PRIME
+    return value
+
+
+def combine(shares: Iterable[Share], threshold: int, label: str = "secret") -> Secret:
+    """The secret behind ``threshold`` (or more; the first ``threshold`` are used) shares.
+
+    Raises:
+        ValueError: fewer than ``threshold`` shares, repeated x-coordinates, or inconsistent shares.
+    """
+    chosen = list(shares)[:threshold] if threshold >= 1 else []
+    if threshold < 1 or len(chosen) < threshold:
+        raise ValueError(f"need {threshold} shares to recover a secret, got {len(chosen)}")
+    if not all(isinstance(s, Share) for s in chosen):
+        raise TypeError("combine takes Share objects")
+    xs = [s.x for s in chosen]
+    if len(set(xs)) != len(xs):
+        raise ValueError("shares have repeated x-coordinates")
+    value = 0
+    for i, share in enumerate(chosen):
+        num, den = 1, 1
+        for j, xj in enumerate(xs):
+            if j != i:
+                num = num * xj % PRIME
+                den = den * (xj - share.x) % PRIME
+        value = (value + share.y * num * pow(den, -1, PRIME)) % PRIME
+    if value >= 1 << (8 * SECRET_BYTES):
+        raise ValueError("shares are inconsistent: they do not interpolate to a 32-byte secret")
+    return Secret(value.to_bytes(SECRET_BYTES, "big"), label)
