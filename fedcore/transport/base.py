@@ -93,6 +93,40 @@ class _Stream:
     early: dict[int, bytes] = field(default_factory=dict)
 
 
+class PeerBoard:
+    """Liveness of the parties of a job, shared by the mailboxes that read it.
+
+    One board per network in simulation (so a party finishing is one write, not one per
+    mailbox), one per mailbox on the wire. Mailboxes blocked in ``take`` register here so a
+    status change wakes exactly them.
+    """
+
+    def __init__(self) -> None:
+        self._peers: dict[str, PeerState] = {}
+        self._waiting: set[Mailbox] = set()
+        self._lock = threading.Lock()
+
+    def get(self, party: str) -> PeerState | None:
+        return self._peers.get(party)
+
+    def set(self, party: str, status: str, step: str | None = None, reason: str = "") -> None:
+        with self._lock:
+            current = self._peers.get(party)
+            if current is not None and current.status == "dropped":
+                return  # the first reason a party was lost is the one worth reporting
+            self._peers[party] = PeerState(status, step, reason)
+            waiting = list(self._waiting)
+        for box in waiting:
+            box.wake()
+
+    def waiting(self, box: Mailbox, on: bool) -> None:
+        with self._lock:
+            if on:
+                self._waiting.add(box)
+            else:
+                self._waiting.discard(box)
+
+
 class Mailbox:
     """A party's inbox: sequenced streams per (src, tag) plus peer liveness.
 
@@ -100,12 +134,12 @@ class Mailbox:
     times; it hands ``recv`` each seq once, in order.
     """
 
-    def __init__(self, party: str, max_bytes: int | None = None):
+    def __init__(self, party: str, max_bytes: int | None = None, board: PeerBoard | None = None):
         self.party = party
         self.max_bytes = max_bytes
         self._bytes = 0
         self._streams: dict[tuple[str, str], _Stream] = {}
-        self._peers: dict[str, PeerState] = {}
+        self._board = board or PeerBoard()
         self._cond = threading.Condition()
 
     def deliver(self, src: str, tag: str, seq: int, payload: bytes) -> bool:
@@ -129,16 +163,14 @@ class Mailbox:
 
     def set_peer(self, src: str, status: str, step: str | None = None, reason: str = "") -> None:
         """Record that ``src`` finished or dropped; wakes every waiting ``recv``."""
-        with self._cond:
-            current = self._peers.get(src)
-            if current is not None and current.status == "dropped":
-                return  # the first reason a party was lost is the one worth reporting
-            self._peers[src] = PeerState(status, step, reason)
-            self._cond.notify_all()
+        self._board.set(src, status, step, reason)
 
     def peer(self, src: str) -> PeerState:
+        return self._board.get(src) or PeerState()
+
+    def wake(self) -> None:
         with self._cond:
-            return self._peers.get(src, PeerState())
+            self._cond.notify_all()
 
     def take(self, src: str, tag: str, timeout_s: float) -> bytes:
         deadline = time.monotonic() + timeout_s if math.isfinite(timeout_s) else math.inf
@@ -158,10 +190,15 @@ class Mailbox:
                         party=src,
                         tag=tag,
                     )
-                self._cond.wait(min(remaining, 3600.0))
+                self._board.waiting(self, True)
+                try:
+                    self._raise_if_gone(src, tag)  # re-check: a change may have raced the register
+                    self._cond.wait(min(remaining, 3600.0))
+                finally:
+                    self._board.waiting(self, False)
 
     def _raise_if_gone(self, src: str, tag: str) -> None:
-        state = self._peers.get(src)
+        state = self._board.get(src)
         if state is None or state.status == "alive":
             return
         if state.status == "finished":

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from fedcore.errors import ConfigError
-from fedcore.transport.base import Mailbox, Transport, check_party_names
+from fedcore.transport.base import Mailbox, PeerBoard, Transport, check_party_names
 
 
 class PartyKilled(BaseException):
@@ -47,7 +47,8 @@ class LocalNetwork:
     ):
         self.parties = check_party_names(list(parties))
         self.faults = faults
-        self._mailboxes = {p: Mailbox(p, mailbox_bytes) for p in self.parties}
+        self.board = PeerBoard()
+        self._mailboxes = {p: Mailbox(p, mailbox_bytes, self.board) for p in self.parties}
         self._seq: dict[tuple[str, str, str], int] = defaultdict(int)
         self._sent: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
@@ -81,14 +82,10 @@ class LocalNetwork:
 
     def drop(self, party: str, step: str | None, reason: str) -> None:
         """Mark ``party`` as gone at every other party (a crash or an abort)."""
-        for name, box in self._mailboxes.items():
-            if name != party:
-                box.set_peer(party, "dropped", step, reason)
+        self.board.set(party, "dropped", step, reason)
 
     def finish(self, party: str) -> None:
-        for name, box in self._mailboxes.items():
-            if name != party:
-                box.set_peer(party, "finished")
+        self.board.set(party, "finished")
 
 
 def _later(delay_s: float, action: Callable[[], object]) -> None:

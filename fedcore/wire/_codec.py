@@ -130,7 +130,8 @@ class _Encoder:
 
     def _array(self, array: np.ndarray) -> msgpack.ExtType:
         dtype = _checked_dtype(array.dtype)
-        array = np.ascontiguousarray(array)
+        if not array.flags.c_contiguous:  # ascontiguousarray would turn 0-d into 1-d
+            array = array.copy(order="C")
         view = memoryview(array).cast("B") if array.nbytes else memoryview(b"")
         header = [dtype.str, list(array.shape), self.offset, array.nbytes]
         self.buffers.append(view)
