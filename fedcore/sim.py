@@ -101,7 +101,9 @@ def _resolve(script: str | Path | Main, params: Mapping[str, Any]) -> tuple[Main
     return loaded.main, loaded.module_name, loaded.path
 
 
-def _merge_kill(faults: FaultPlan | None, kill: Mapping[str, int] | None, names: tuple[str, ...]) -> FaultPlan | None:
+def _merge_kill(
+    faults: FaultPlan | None, kill: Mapping[str, int] | None, names: tuple[str, ...]
+) -> FaultPlan | None:
     kill = dict(kill or {})
     for name in kill:
         if name not in names:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from fedcore.errors import PartyDropped, ProtocolError, Timeout
 from fedcore.transport import LocalNetwork, PartyKilled, Transport
 
+
 @contextlib.contextmanager
 def expect_error(kind: type[BaseException]) -> Iterator[list[BaseException]]:
     """Like ``pytest.raises`` without needing pytest: the caught error lands in the list."""

@@ -53,7 +53,9 @@ def test_simulate_without_json_prints_a_summary() -> None:
         ("def main(ctx):\n    return {}\n", ["--kill", "p0:later=2"], "--kill"),
     ],
 )
-def test_bad_input_gets_one_line_exit_2_no_traceback(tmp_path: Path, script: str, extra: list[str], message: str) -> None:
+def test_bad_input_gets_one_line_exit_2_no_traceback(
+    tmp_path: Path, script: str, extra: list[str], message: str
+) -> None:
     path = tmp_path / "s.py"
     path.write_text(script)
     out = fedcore("simulate", str(path), *extra)

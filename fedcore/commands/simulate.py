@@ -19,7 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="job seed (default 0)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds any receive may wait (default 120)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--kill", action="append", metavar="NAME[:after=K]", help="kill NAME after it sent K messages")
+    p.add_argument(
+        "--kill", action="append", metavar="NAME[:after=K]", help="kill NAME after it sent K messages"
+    )
     p.add_argument("--transport", choices=["local", "grpc"], default="local")
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="where parties run")
     p.add_argument("--address", help="Ray cluster address for --engine ray")

@@ -61,7 +61,7 @@ def make_runtime(backend: str = "processes", workers: int | None = None, **optio
                 f"the ray backend needs Ray ({exc}): pip install 'fedcore[ray]'"
             ) from None
     if backend not in BACKENDS:
-        raise ConfigError(f"unknown runtime backend {backend!r}: use one of {sorted(BACKENDS) + ['ray']}")
+        raise ConfigError(f"unknown runtime backend {backend!r}: use one of {[*sorted(BACKENDS), 'ray']}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"runtime workers must be a positive integer, got {workers!r}")
     return BACKENDS[backend](workers=workers or default_workers(), **options)
