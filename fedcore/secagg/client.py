@@ -1,0 +1,209 @@
+"""The client side of SecAgg+ (see ``fedcore.secagg.protocol`` for the theory of operation)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+
+from fedcore.crypto import aead, kx, shamir
+from fedcore.crypto.aead import Binding
+from fedcore.crypto.prg import Expander
+from fedcore.crypto.secret import Secret
+from fedcore.errors import PartyDropped, ProtocolError
+from fedcore.secagg.protocol import (
+    Abort,
+    Advertise,
+    ForwardedShares,
+    MaskedInput,
+    Outcome,
+    PeerKeys,
+    RoundSetup,
+    SealedShares,
+    Stage,
+    Survivors,
+    UnmaskShares,
+)
+
+RandomBytes = Callable[[int], bytes]
+ENC_INFO = b"fedcore-secagg-v1 share encryption"
+MASK_INFO = b"fedcore-secagg-v1 pairwise mask"
+SHARE_STAGE = "share_keys"
+
+DownMessage = PeerKeys | ForwardedShares | Survivors | Outcome | Abort
+UpMessage = Advertise | SealedShares | MaskedInput | UnmaskShares
+
+
+class ClientSession:
+    """One client's state in one round: ``start()``, then ``receive(msg)`` for each message.
+
+    Args:
+        setup: the round's public setup.
+        me: this client's name.
+        words: this client's input, already encoded in the ring (``fixedpoint.encode``).
+        random_bytes: the randomness source (keys, self-mask seed, Shamir coefficients).
+    """
+
+    # stage we are in -> the one message type the aggregator may send us next
+    _EXPECTED: dict[Stage, type] = {
+        Stage.ADVERTISE_KEYS: PeerKeys,
+        Stage.SHARE_KEYS: ForwardedShares,
+        Stage.MASKED_INPUT: Survivors,
+        Stage.UNMASKING: Outcome,
+    }
+
+    def __init__(self, setup: RoundSetup, me: str, words: np.ndarray, random_bytes: RandomBytes = os.urandom):
+        if me not in setup.clients:
+            raise ValueError(f"{me!r} is not a client of round {setup.round_id!r}")
+        if words.dtype != setup.encoding.dtype or words.shape != (setup.dim,):
+            raise ValueError(f"input must be {setup.encoding.dtype} of shape ({setup.dim},)")
+        self.setup = setup
+        self.me = me
+        self.stage: Stage | None = None
+        self.outcome: Outcome | None = None
+        self._words = words
+        self._random = random_bytes
+        self._enc = kx.KeyPair.generate(random_bytes)
+        self._mask = kx.KeyPair.generate(random_bytes)
+        self._peers: dict[str, tuple[bytes, bytes]] = {}
+        self._own_shares: tuple[shamir.Share, shamir.Share] | None = None
+        self._forwarded: dict[str, bytes] = {}
+        self._self_seed: Secret | None = None
+        self.mask_bytes = 0
+
+    def start(self) -> Advertise:
+        """Stage 1: advertise our two public keys."""
+        if self.stage is not None:
+            raise ProtocolError(f"{self.me}: round {self.setup.round_id!r} already started")
+        self.stage = Stage.ADVERTISE_KEYS
+        return Advertise(self.setup.round_id, self._enc.public, self._mask.public, self.setup.digest())
+
+    def receive(self, msg: DownMessage) -> UpMessage | None:
+        """Handle the aggregator's next message; returns our reply (None when the round ends).
+
+        Raises:
+            PartyDropped: the aggregator aborted the round or left us out.
+            ProtocolError: the aggregator sent a message out of turn or malformed.
+        """
+        if getattr(msg, "round", None) != self.setup.round_id:
+            raise ProtocolError(f"{self.me}: message for another round, expected {self.setup.round_id!r}")
+        if isinstance(msg, Abort):
+            self.stage = Stage.FAILED
+            raise PartyDropped(
+                f"secure sum round {self.setup.round_id!r} failed at {self.me}: {msg.reason}",
+                party=self.setup.aggregator, lost=msg.lost,
+            )
+        expected = self._EXPECTED.get(self.stage) if self.stage is not None else None
+        if expected is None or not isinstance(msg, expected):
+            where = self.stage.name if self.stage else "not started"
+            want = expected.__name__ if expected else "nothing"
+            raise ProtocolError(
+                f"{self.me}: aggregator sent {type(msg).__name__} in stage {where}, expected {want}"
+            )
+        handler = {PeerKeys: self._share_keys, ForwardedShares: self._masked_input,
+                   Survivors: self._unmask, Outcome: self._finish}[type(msg)]
+        return handler(msg)
+
+    # ---------------------------------------------------------------- stage 2: share keys
+
+    def _share_keys(self, msg: PeerKeys) -> SealedShares:
+        setup = self.setup
+        allowed = set(setup.neighbours[self.me])
+        if not set(msg.keys) <= allowed:
+            raise ProtocolError(f"{self.me}: aggregator relayed keys of parties that are not our neighbours")
+        if len(msg.keys) + 1 < setup.threshold:
+            raise ProtocolError(
+                f"{self.me}: only {len(msg.keys)} neighbours left, threshold {setup.threshold}"
+            )
+        publics = [pk for pair in msg.keys.values() for pk in pair] + [self._enc.public, self._mask.public]
+        if len(set(publics)) != len(publics):
+            raise ProtocolError(f"{self.me}: aggregator relayed repeated public keys")
+        self._peers = dict(msg.keys)
+        self._self_seed = Secret.generate(32, "self-mask seed", self._random)
+        holders = [h for h in setup.holders(self.me) if h == self.me or h in self._peers]
+        xs = [setup.x_coordinate(h) for h in holders]
+        key_shares = shamir.split(self._mask.private, setup.threshold, xs, self._random)
+        seed_shares = shamir.split(self._self_seed, setup.threshold, xs, self._random)
+        sealed = {}
+        for holder, ks, ss in zip(holders, key_shares, seed_shares, strict=True):
+            if holder == self.me:
+                self._own_shares = (ks, ss)
+                continue
+            key = kx.agree(self._enc.private, self._peers[holder][0], info=ENC_INFO, salt=setup.salt())
+            sealed[holder] = aead.encrypt(key, ks.to_bytes() + ss.to_bytes(), self._binding(self.me, holder))
+        self.stage = Stage.SHARE_KEYS
+        return SealedShares(setup.round_id, sealed)
+
+    def _binding(self, sender: str, recipient: str) -> Binding:
+        return Binding(self.setup.job, self.setup.round_id, sender, recipient, SHARE_STAGE)
+
+    # ---------------------------------------------------------------- stage 3: masked input
+
+    def _masked_input(self, msg: ForwardedShares) -> MaskedInput:
+        if not set(msg.sealed) <= set(self._peers):
+            raise ProtocolError(f"{self.me}: forwarded shares from parties that never advertised to us")
+        if len(msg.sealed) + 1 < self.setup.threshold:
+            raise ProtocolError(f"{self.me}: only {len(msg.sealed)} neighbours shared keys, "
+                                f"threshold {self.setup.threshold}")
+        self._forwarded = dict(msg.sealed)
+        expander = Expander(self.setup.dim, self.setup.encoding.ring_bits)
+        masked = self._words.copy()
+        assert self._self_seed is not None  # set in stage 2, which must come first
+        expander.add(masked, self._self_seed)
+        for peer in self._forwarded:
+            seed = kx.agree(self._mask.private, self._peers[peer][1], info=MASK_INFO, salt=self.setup.salt())
+            if self.setup.sign(self.me, peer) > 0:
+                expander.add(masked, seed)
+            else:
+                expander.subtract(masked, seed)
+        self.mask_bytes = expander.bytes_expanded
+        self._words = np.empty(0, dtype=masked.dtype)  # drop the clear input as soon as it is masked
+        self.stage = Stage.MASKED_INPUT
+        return MaskedInput(self.setup.round_id, masked)
+
+    # ---------------------------------------------------------------- stage 4: unmasking
+
+    def _unmask(self, msg: Survivors) -> UnmaskShares:
+        setup = self.setup
+        survivors = set(msg.survivors)
+        if self.me not in survivors or not survivors <= set(setup.clients):
+            raise ProtocolError(f"{self.me}: survivor list does not hold us or names non-clients")
+        if len(survivors) < setup.threshold:
+            raise ProtocolError(f"{self.me}: only {len(survivors)} survivors, threshold {setup.threshold}")
+        shared_with_us = set(self._forwarded) | {self.me}
+        if not (survivors & set(setup.neighbours[self.me])) <= shared_with_us:
+            raise ProtocolError(f"{self.me}: survivors include neighbours that never shared keys with us")
+        seed_shares: dict[str, bytes] = {}
+        key_shares: dict[str, bytes] = {}
+        for owner in sorted(shared_with_us, key=setup.index):
+            pair = self._open(owner)
+            if pair is None:
+                continue
+            key_share, seed_share = pair
+            if owner in survivors:  # double-masking rule: exactly one kind per owner
+                seed_shares[owner] = seed_share
+            else:
+                key_shares[owner] = key_share
+        self.stage = Stage.UNMASKING
+        return UnmaskShares(setup.round_id, seed_shares, key_shares)
+
+    def _open(self, owner: str) -> tuple[bytes, bytes] | None:
+        if owner == self.me:
+            assert self._own_shares is not None
+            return self._own_shares[0].to_bytes(), self._own_shares[1].to_bytes()
+        key = kx.agree(self._enc.private, self._peers[owner][0], info=ENC_INFO, salt=self.setup.salt())
+        try:
+            plain = aead.decrypt(key, self._forwarded[owner], self._binding(owner, self.me))
+        except aead.DecryptionFailed:
+            return None  # a forged or corrupted share: reveal nothing for it
+        if len(plain) != 2 * shamir.SHARE_BYTES:
+            return None
+        return plain[: shamir.SHARE_BYTES], plain[shamir.SHARE_BYTES :]
+
+    def _finish(self, msg: Outcome) -> None:
+        if self.me not in msg.included or self.setup.aggregator not in msg.included:
+            raise ProtocolError(f"{self.me}: outcome's included list leaves us or the aggregator out")
+        self.outcome = msg
+        self.stage = Stage.DONE
+        return None

@@ -1,0 +1,386 @@
+"""SecAgg+: secure summation with dropout recovery — stages, messages and the round's public setup.
+
+Theory of operation
+===================
+
+This is the protocol of Bonawitz et al., "Practical Secure Aggregation for Privacy-Preserving
+Machine Learning" (CCS 2017, section 4 and figure 4, semi-honest variant), with the sparse
+communication graph of Bell et al., "Secure Single-Server Aggregation with (Poly)Logarithmic
+Overhead" (CCS 2020, "SecAgg+", section 3). One party is the *aggregator* (the paper's server);
+the others are *clients*. The aggregator learns the sum of the surviving clients' vectors (and
+adds its own vector in the clear); it never holds an unmasked client vector.
+
+Setup (public, computed identically by every party, ``RoundSetup``): the ordered client list,
+the neighbour graph G (complete, or a random k-regular Harary graph with k = 2*ceil(2*log2 n),
+relabelled by a permutation drawn from a seed hashed from job, round and party list), the
+Shamir threshold t (default ceil(2h/3) for h = k + 1 share holders per client, always > h/2)
+and the fixed-point ring encoding (``fedcore.crypto.fixedpoint``). H(u) = N(u) + {u} holds u's
+shares; holder v uses x-coordinate index(v) + 1. Pairwise sign: u adds PRG(s_uv) if u comes
+before v in the client list, subtracts it otherwise, so the pairwise masks cancel in the sum.
+
+Stages (``Stage``), who sends what (every message carries the round id; tags are per round):
+
+1. ADVERTISE_KEYS: client u -> aggregator ``Advertise(c_pk, s_pk, setup digest)``: two fresh
+   X25519 public keys (c: encryption, s: masking). The aggregator keeps U1 (those that
+   answered in time with the right setup digest) and sends u ``PeerKeys``: the keys of
+   N(u) in U1.
+2. SHARE_KEYS: u draws a self-mask seed b_u (32 random bytes), Shamir-shares b_u and s_u's
+   private key among H(u) with threshold t, and sends ``SealedShares``: for each neighbour v,
+   AEAD(key = HKDF(X25519(c_u, c_v)), shares of v, bound to job, round, u, v, stage). The
+   aggregator keeps U2 and forwards each v ``ForwardedShares`` (the ciphertexts sealed to v by
+   its neighbours in U2). It cannot read them.
+3. MASKED_INPUT: u sends ``MaskedInput``: y_u = x_u + PRG(b_u) + sum_{v in N(u) & U2} ±PRG(s_uv),
+   s_uv = HKDF(X25519(s_u, s_v)), all in Z_{2^k}. The aggregator keeps U3 and adds the y_u.
+4. UNMASKING: the aggregator sends each u in U3 ``Survivors(U3)``. u answers ``UnmaskShares``:
+   for each v in H(u) & U2, the share of b_v if v is in U3, else the share of s_v's private
+   key — never both for one v (the double-masking rule: a client declared dropped, even one
+   whose masked input arrives late, never has its b reconstructed, so its y stays masked).
+   The aggregator (U4: those that answered) rebuilds b_u for u in U3 and s_v for dropped v,
+   removes PRG(b_u) and the dangling pairwise masks ±PRG(s_uv), adds its own vector and sends
+   ``Outcome(included, total or None)``; ``total`` only with reveal="all".
+
+Dropouts and failure: a client missing at a stage (crashed: its transport reports it at once;
+late: the stage deadline passes) is left out from then on and, if still listening, told so with
+``Abort`` (it raises ``PartyDropped``). If fewer than t clients remain at any stage, or some
+needed secret has fewer than t shares in U4, the round fails: every remaining client gets
+``Abort(lost=...)`` and raises ``PartyDropped(lost=...)``, as does the aggregator; nothing was
+unmasked. If the aggregator dies, every client's wait raises ``PartyDropped`` at once.
+
+What a dishonest or silent party can and cannot do: a silent client only removes itself. A
+curious aggregator sees only uniformly masked y_u, ciphertexts and fewer than t shares of
+any secret it must not know (t > h/2 and each honest client reveals one kind of share per v).
+A malicious aggregator that lies about survivors to different clients is the attack that the
+paper's consistency check (round 3, signatures) stops; this semi-honest variant does not
+sign, so it assumes the aggregator follows the protocol (clients still check U3 is a subset
+of what they saw and at least t long). A malicious client can make the sum wrong (this
+protocol gives no input validation) or make the round fail. Clients' messages to each
+other are authenticated only by the X25519 keys relayed by the aggregator (no PKI here).
+
+All messages are frozen dataclasses validated when built (also when decoded from the wire),
+and the session classes (``ClientSession``, ``AggregatorSession``) are sans-I/O: message in,
+messages out; randomness is passed in; the driver in ``fedcore.secagg.driver`` does the I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from fedcore import wire
+from fedcore.crypto import kx, shamir
+from fedcore.crypto.fixedpoint import RingEncoding
+from fedcore.errors import ConfigError
+
+
+class Stage(enum.Enum):
+    """The protocol's stages, in order (Bonawitz et al. 2017, figure 4, rounds 0-3)."""
+
+    ADVERTISE_KEYS = 1
+    SHARE_KEYS = 2
+    MASKED_INPUT = 3
+    UNMASKING = 4
+    DONE = 5
+    FAILED = 6
+
+
+GRAPHS = ("auto", "complete", "sparse")
+REVEALS = ("aggregator", "all")
+
+
+def sparse_degree(clients: int) -> int:
+    """Degree k of the SecAgg+ graph: 2 * ceil(2 * log2 n) (even, O(log n) as in Bell et al.)."""
+    return 2 * math.ceil(2 * math.log2(max(clients, 2)))
+
+
+def default_threshold(holders: int) -> int:
+    """ceil(2h/3) for h share holders: a strict majority, tolerating h - t dropouts."""
+    return max(1, math.ceil(2 * holders / 3))
+
+
+@dataclass(frozen=True)
+class RoundSetup:
+    """The public parameters of one round, the same at every party."""
+
+    job: str
+    round_id: str
+    aggregator: str
+    clients: tuple[str, ...]
+    neighbours: dict[str, tuple[str, ...]] = field(repr=False)
+    threshold: int
+    dim: int
+    encoding: RingEncoding
+    reveal: str
+
+    def index(self, client: str) -> int:
+        return self._index[client]
+
+    def x_coordinate(self, client: str) -> int:
+        return self._index[client] + 1
+
+    def holders(self, client: str) -> tuple[str, ...]:
+        """H(u): the neighbours of u and u itself, in client order."""
+        return tuple(sorted((*self.neighbours[client], client), key=self.index))
+
+    def sign(self, u: str, v: str) -> int:
+        """+1 if u adds the u-v pairwise mask, -1 if it subtracts it."""
+        return 1 if self._index[u] < self._index[v] else -1
+
+    @property
+    def _index(self) -> dict[str, int]:
+        cached = self.__dict__.get("_index_cache")
+        if cached is None:
+            cached = {c: i for i, c in enumerate(self.clients)}
+            object.__setattr__(self, "_index_cache", cached)
+        return cached
+
+    def digest(self) -> bytes:
+        """SHA-256 of the public parameters: parties with different setups refuse each other."""
+        text = repr((self.job, self.round_id, self.aggregator, self.clients, self.threshold,
+                     self.dim, self.encoding.as_tuple(), self.reveal,
+                     sorted(self.neighbours.items())))
+        return hashlib.sha256(text.encode()).digest()
+
+    def salt(self) -> bytes:
+        return hashlib.sha256(f"fedcore-secagg-v1|{self.job}|{self.round_id}".encode()).digest()
+
+
+def make_setup(
+    *, job: str, round_id: str, seed: int, aggregator: str, parties: tuple[str, ...], dim: int,
+    encoding: RingEncoding, threshold: int | None = None, graph: str = "auto", reveal: str = "aggregator",
+) -> RoundSetup:
+    """Build the round's public setup from the public arguments.
+
+    Raises:
+        ConfigError: unknown graph or reveal, aggregator not a party, a threshold that is not
+            a strict majority of the share holders.
+    """
+    if graph not in GRAPHS or reveal not in REVEALS:
+        raise ConfigError(f"graph is one of {GRAPHS} and reveal one of {REVEALS}; got {graph!r}, {reveal!r}")
+    if aggregator not in parties or len(set(parties)) != len(parties):
+        raise ConfigError(f"aggregator {aggregator!r} must be one of the (distinct) parties")
+    clients = tuple(p for p in parties if p != aggregator)
+    if not clients:
+        raise ConfigError("secure_sum needs at least one client besides the aggregator")
+    n = len(clients)
+    k = sparse_degree(n)
+    sparse = graph == "sparse" or (graph == "auto" and n > 3 * k)
+    neighbours = _harary(clients, k, _graph_seed(job, round_id, seed, parties)) if sparse and k < n - 1 else {
+        c: tuple(o for o in clients if o != c) for c in clients
+    }
+    holders = len(next(iter(neighbours.values()))) + 1
+    t = default_threshold(holders) if threshold is None else threshold
+    if type(t) is not int or not holders / 2 < t <= holders:
+        raise ConfigError(
+            f"threshold must be a strict majority of the {holders} share holders per client "
+            f"({holders // 2 + 1}..{holders}), got {threshold!r}"
+        )
+    return RoundSetup(job, round_id, aggregator, clients, neighbours, t, dim, encoding, reveal)
+
+
+def _graph_seed(job: str, round_id: str, seed: int, parties: tuple[str, ...]) -> int:
+    text = repr(("fedcore-secagg-graph", job, round_id, seed, parties))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:16], "big")
+
+
+def _harary(clients: tuple[str, ...], k: int, seed: int) -> dict[str, tuple[str, ...]]:
+    """Random k-regular graph: the Harary graph H(k, n) on a public random permutation (Bell et al. §3)."""
+    n = len(clients)
+    order = np.random.default_rng(seed).permutation(n)
+    position = {int(node): slot for slot, node in enumerate(order)}
+    result = {}
+    for i, c in enumerate(clients):
+        slot = position[i]
+        nbrs = {int(order[(slot + d) % n]) for d in range(-(k // 2), k // 2 + 1) if d}
+        result[c] = tuple(clients[j] for j in sorted(nbrs))
+    return result
+
+
+# ------------------------------------------------------------------------------ messages
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise ValueError(what)
+
+
+def _check_round(round_id: object) -> None:
+    _check(type(round_id) is str and 0 < len(round_id) <= 200, "round id must be a short str")
+
+
+def _check_blobs(mapping: object, size: int | None, what: str) -> None:
+    _check(type(mapping) is dict, f"{what} must be a dict")
+    for key, value in mapping.items():  # type: ignore[attr-defined]
+        _check(type(key) is str and type(value) is bytes, f"{what} maps names to bytes")
+        _check(size is None or len(value) == size, f"{what}: each entry is {size} bytes")
+
+
+@dataclass(frozen=True)
+class Advertise:
+    """Client -> aggregator, stage 1: the client's two X25519 public keys."""
+
+    STAGE: ClassVar[Stage] = Stage.ADVERTISE_KEYS
+    round: str
+    enc_pk: bytes
+    mask_pk: bytes
+    setup_digest: bytes
+
+    def __post_init__(self) -> None:
+        _check_round(self.round)
+        kx.check_public(self.enc_pk)
+        kx.check_public(self.mask_pk)
+        _check(type(self.setup_digest) is bytes and len(self.setup_digest) == 32, "digest is 32 bytes")
+        _check(self.enc_pk != self.mask_pk, "the two public keys must differ")
+
+
+@dataclass(frozen=True)
+class PeerKeys:
+    """Aggregator -> client, stage 1: public keys (enc, mask) of the client's neighbours in U1."""
+
+    STAGE: ClassVar[Stage] = Stage.ADVERTISE_KEYS
+    round: str
+    keys: dict[str, tuple[bytes, bytes]]
+
+    def __post_init__(self) -> None:
+        _check_round(self.round)
+        _check(type(self.keys) is dict, "keys must be a dict")
+        for name, pair in self.keys.items():
+            _check(type(name) is str and type(pair) in (tuple, list) and len(pair) == 2, "bad key entry")
+            kx.check_public(pair[0])
+            kx.check_public(pair[1])
+
+
+@dataclass(frozen=True)
+class SealedShares:
+    """Client -> aggregator, stage 2: for each neighbour, its shares sealed with AEAD."""
+
+    STAGE: ClassVar[Stage] = Stage.SHARE_KEYS
+    round: str
+    sealed: dict[str, bytes]
+
+    def __post_init__(self) -> None:
+        _check_round(self.round)
+        _check_blobs(self.sealed, None, "sealed shares")
+
+
+@dataclass(frozen=True)
+class ForwardedShares:
+    """Aggregator -> client, stage 2: the ciphertexts sealed to this client, by sender."""
+
+    STAGE: ClassVar[Stage] = Stage.SHARE_KEYS
+    round: str
+    sealed: dict[str, bytes]
+
+    def __post_init__(self) -> None:
+        _check_round(self.round)
+        _check_blobs(self.sealed, None, "forwarded shares")
+
+
+@dataclass(frozen=True)
+class MaskedInput:
+    """Client -> aggregator, stage 3: the masked vector y_u in Z_{2^k}."""
+
+    STAGE: ClassVar[Stage] = Stage.MASKED_INPUT
+    round: str
+    vector: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check_round(self.round)
+        v = self.vector
+        _check(isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.str in ("<u4", "<u8"),
+               "masked input is a 1-d uint32/uint64 vector")
+
+
+@dataclass(frozen=True)
+class Survivors:
+    """Aggregator -> client, stage 4: U3, the clients whose masked input is in the sum."""
+
+    STAGE: ClassVar[Stage] = Stage.UNMASKING
+    round: str
+    survivors: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        _check_round(self.round)
+        _check(type(self.survivors) is tuple and all(type(s) is str for s in self.survivors),
+               "survivors is a tuple of names")
+        _check(len(set(self.survivors)) == len(self.survivors), "survivors are distinct")
+
+
+@dataclass(frozen=True)
+class UnmaskShares:
+    """Client -> aggregator, stage 4: shares of b_v (survivors v) and of s_v (dropped v)."""
+
+    STAGE: ClassVar[Stage] = Stage.UNMASKING
+    round: str
+    seed_shares: dict[str, bytes]
+    key_shares: dict[str, bytes]
+
+    def __post_init__(self) -> None:
+        _check_round(self.round)
+        _check_blobs(self.seed_shares, shamir.SHARE_BYTES, "self-mask seed shares")
+        _check_blobs(self.key_shares, shamir.SHARE_BYTES, "mask key shares")
+        _check(not set(self.seed_shares) & set(self.key_shares),
+               "double-masking rule: never both shares for one party")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Aggregator -> client, end: who is included, and the total with reveal='all'."""
+
+    STAGE: ClassVar[Stage] = Stage.DONE
+    round: str
+    included: tuple[str, ...]
+    total: np.ndarray | None
+
+    def __post_init__(self) -> None:
+        _check_round(self.round)
+        _check(type(self.included) is tuple and all(type(s) is str for s in self.included),
+               "included is a tuple of names")
+        _check(self.total is None or (isinstance(self.total, np.ndarray) and self.total.ndim == 1),
+               "total is a 1-d array or None")
+
+
+@dataclass(frozen=True)
+class Abort:
+    """Aggregator -> client, any stage: the round failed, or this client was left out."""
+
+    STAGE: ClassVar[Stage] = Stage.FAILED
+    round: str
+    lost: int
+    reason: str
+
+    def __post_init__(self) -> None:
+        _check_round(self.round)
+        _check(type(self.lost) is int and self.lost >= 0, "lost is a non-negative int")
+        _check(type(self.reason) is str and len(self.reason) <= 500, "reason is a short str")
+
+
+UP_MESSAGES = (Advertise, SealedShares, MaskedInput, UnmaskShares)
+DOWN_MESSAGES = (PeerKeys, ForwardedShares, Survivors, Outcome, Abort)
+
+
+def _register(cls: Any) -> None:
+    names = [f.name for f in dataclasses.fields(cls)]
+
+    def to_state(msg: Any) -> list[Any]:
+        return [getattr(msg, n) for n in names]
+
+    def from_state(state: Any) -> Any:
+        if type(state) is not list or len(state) != len(names):
+            raise ValueError(f"{cls.__name__} has {len(names)} fields")
+        if cls is PeerKeys and type(state[1]) is dict:
+            state[1] = {k: tuple(v) if type(v) in (list, tuple) else v for k, v in state[1].items()}
+        if cls in (Survivors, Outcome) and type(state[1]) is list:
+            state[1] = tuple(state[1])
+        return cls(*state)
+
+    wire.register(cls, f"fedcore.secagg.{cls.__name__}", to_state=to_state, from_state=from_state)
+
+
+for _cls in UP_MESSAGES + DOWN_MESSAGES:
+    _register(_cls)
