@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from fedcore.errors import ConfigError, FedcoreError
@@ -44,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     except FedcoreError as exc:
         print(f"fedcore: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into `head` and friends: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("fedcore: interrupted", file=sys.stderr)
         return 130
