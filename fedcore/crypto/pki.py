@@ -99,9 +99,15 @@ def make_ca(federation: str, *, valid_days: int = 3650) -> tuple[bytes, bytes]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -170,9 +176,15 @@ def make_party_cert(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -217,7 +229,7 @@ def party_identity(cert_pem: bytes | x509.Certificate) -> tuple[str, str]:
         raise AuthError(
             f"certificate must carry exactly one {URI_SCHEME}<federation>/<party> URI SAN, found {len(found)}"
         )
-    federation, _, party = found[0][len(URI_SCHEME):].partition("/")
+    federation, _, party = found[0][len(URI_SCHEME) :].partition("/")
     if not _NAME.match(federation) or not _NAME.match(party):
         raise AuthError(f"certificate URI SAN {found[0]!r} is not {URI_SCHEME}<federation>/<party>")
     return federation, party
@@ -294,6 +306,6 @@ def write_private(path: str | os.PathLike[str], data: bytes) -> None:
         os.fchmod(fd, 0o600)  # an existing file keeps its old mode through O_CREAT
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)

@@ -1,0 +1,197 @@
+"""gRPC plumbing shared by both ends: TLS material, frame (de)serializers, error mapping."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import grpc
+
+from fedcore.errors import (
+    AuthError,
+    ConfigError,
+    DecodeError,
+    FedcoreError,
+    PartyDropped,
+    PolicyRefused,
+    ProtocolError,
+    Timeout,
+)
+from fedcore.wire import party_pb2 as pb
+
+log = logging.getLogger("fedcore.transport")
+
+CHUNK_BYTES = 4 << 20
+ERROR_KEY = "fedcore-error"
+PARTY_KEY = "fedcore-party"
+STEP_KEY = "fedcore-step"
+
+# No message-size wall anywhere: values are chunked, and the per-value limit is our own.
+UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """Paths of a party's TLS files: the federation CA, its certificate and its private key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True, repr=False)
+class TlsMaterial:
+    """A party's TLS material as PEM bytes. Its repr never shows the key; it refuses pickling."""
+
+    ca_pem: bytes
+    cert_pem: bytes
+    key_pem: bytes
+
+    @classmethod
+    def from_files(cls, files: TlsFiles) -> TlsMaterial:
+        """Read the three PEM files.
+
+        Raises:
+            ConfigError: a file is missing or unreadable (naming the file).
+        """
+        parts = []
+        for name in ("ca", "cert", "key"):
+            path = Path(getattr(files, name))
+            try:
+                parts.append(path.read_bytes())
+            except OSError as exc:
+                raise ConfigError(f"cannot read TLS {name} file: {exc.strerror}", file=str(path)) from None
+        return cls(*parts)
+
+    def __repr__(self) -> str:
+        return "TlsMaterial(ca_pem=..., cert_pem=..., key_pem=<hidden>)"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("TlsMaterial holds a private key and cannot be pickled")
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.key_pem, self.cert_pem)], root_certificates=self.ca_pem, require_client_auth=True
+        )
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca_pem, private_key=self.key_pem, certificate_chain=self.cert_pem
+        )
+
+
+# ------------------------------------------------------------------------------------ frames
+# A Frame holding only a chunk is encoded by hand (tag 0x12, varint length, bytes) straight from a
+# memoryview of the value, and decoded back to a memoryview of the received bytes: one copy less
+# each way than building and parsing ``pb.Frame`` for every chunk. Both forms are valid protobuf.
+
+_CHUNK_TAG = 0x12
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def serialize_frame(item: pb.Frame | memoryview | bytes) -> bytes:
+    if isinstance(item, pb.Frame):
+        return item.SerializeToString()
+    return b"".join((bytes((_CHUNK_TAG,)), _varint(len(item)), item))
+
+
+def deserialize_frame(data: bytes) -> pb.Frame | memoryview:
+    if data[:1] == b"\x12":
+        length, shift, pos = 0, 0, 1
+        while pos < len(data) and pos < 11:
+            byte = data[pos]
+            length |= (byte & 0x7F) << shift
+            pos += 1
+            shift += 7
+            if not byte & 0x80:
+                break
+        if length == len(data) - pos:
+            return memoryview(data)[pos:]
+    return pb.Frame.FromString(data)
+
+
+# ------------------------------------------------------------------------------------ errors
+
+_ERRORS: dict[str, type[FedcoreError]] = {
+    cls.__name__: cls
+    for cls in (AuthError, ConfigError, DecodeError, PolicyRefused, ProtocolError, Timeout, PartyDropped)
+}
+_CODES: list[tuple[type[FedcoreError], grpc.StatusCode]] = [
+    (AuthError, grpc.StatusCode.PERMISSION_DENIED),
+    (PolicyRefused, grpc.StatusCode.FAILED_PRECONDITION),
+    (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
+    (DecodeError, grpc.StatusCode.INVALID_ARGUMENT),
+    (Timeout, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (PartyDropped, grpc.StatusCode.ABORTED),
+    (ProtocolError, grpc.StatusCode.FAILED_PRECONDITION),
+]
+
+
+def _ascii(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def abort_with(
+    context: grpc.ServicerContext, exc: FedcoreError, code: grpc.StatusCode | None = None
+) -> NoReturn:
+    """End an RPC with ``exc``: a status code, its message, and its type in trailing metadata."""
+    if code is None:
+        code = next((c for cls, c in _CODES if isinstance(exc, cls)), grpc.StatusCode.UNKNOWN)
+    name = type(exc).__name__ if type(exc).__name__ in _ERRORS else "FedcoreError"
+    metadata = [(ERROR_KEY, name)]
+    party, step = getattr(exc, "party", None), getattr(exc, "step", None)
+    if party:
+        metadata.append((PARTY_KEY, _ascii(party)))
+    if step:
+        metadata.append((STEP_KEY, _ascii(step)))
+    context.set_trailing_metadata(tuple(metadata))
+    context.abort(code, str(exc))
+    raise AssertionError("unreachable: grpc context.abort raises")  # pragma: no cover
+
+
+def error_from_rpc(err: grpc.RpcError, peer: str, address: str, what: str) -> FedcoreError:
+    """Turn a failed call into the fedcore error it stands for (a remote one keeps its type)."""
+    code = err.code() if isinstance(err, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = (err.details() if isinstance(err, grpc.Call) else None) or str(code)
+    meta: dict[str, Any] = dict(err.trailing_metadata() or ()) if isinstance(err, grpc.Call) else {}
+    remote = _ERRORS.get(str(meta.get(ERROR_KEY, "")))
+    if remote is not None:
+        return _rebuild(remote, details, meta)
+    if meta.get(ERROR_KEY) == "FedcoreError":
+        return FedcoreError(details)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return PartyDropped(f"{peer} at {address} is unreachable ({what}): {details}", party=peer)
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return Timeout(f"{peer} at {address} did not answer in time ({what}): {details}", party=peer)
+    if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+        return AuthError(f"{peer} at {address} refused us ({what}): {details}")
+    return ProtocolError(f"{what} to {peer} at {address} failed: {code.name}: {details}")
+
+
+def _rebuild(cls: type[FedcoreError], details: str, meta: dict[str, Any]) -> FedcoreError:
+    party, step = meta.get(PARTY_KEY), meta.get(STEP_KEY)
+    if cls is PartyDropped:
+        return PartyDropped(details, party=party, step=step)
+    if cls is Timeout:
+        return Timeout(details, party=party)
+    return cls(details)
+
+
+def is_retryable(err: grpc.RpcError) -> bool:
+    """Whether a failed send may be tried again (the peer was not reached or did not answer)."""
+    if not isinstance(err, grpc.Call) or err.code() != grpc.StatusCode.UNAVAILABLE:
+        return False
+    return not dict(err.trailing_metadata() or ()).get(ERROR_KEY)
