@@ -1,0 +1,248 @@
+"""Paillier keys of fedcore.he: generation, phe interop, and a private key that stays put."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import gmpy2
+import numpy as np
+from gmpy2 import mpz
+
+from fedcore.crypto import paillier
+from fedcore.he._errors import KeyMismatchError
+
+if TYPE_CHECKING:
+    import phe
+
+    from fedcore.he._encoding import FixedPoint
+    from fedcore.he._vector import EncryptedVector
+
+DEFAULT_KEY_BITS = 2048
+MIN_KEY_BITS = 512  # for fast tests only; use 2048 or more for real data
+MAX_KEY_BITS = 16384
+_SMALL_PRIMES_PRODUCT = int(np.prod([mpz(p) for p in range(3, 2000, 2) if gmpy2.is_prime(p)]))
+
+
+def check_modulus(n: int, min_bits: int = MIN_KEY_BITS) -> int:
+    """Validate a Paillier modulus from outside (another party, phe).
+
+    Raises:
+        ValueError: not an odd, non-square integer of min_bits..MAX_KEY_BITS bits free of small factors.
+    """
+    if type(n) is not int and not isinstance(n, type(mpz(0))):
+        raise TypeError(f"a Paillier modulus must be an int, got {type(n).__name__}")
+    n = int(n)
+    if not min_bits <= n.bit_length() <= MAX_KEY_BITS:
+        raise ValueError(f"Paillier modulus must have {min_bits}..{MAX_KEY_BITS} bits, got {n.bit_length()}")
+    if n % 2 == 0 or gmpy2.is_square(n) or gmpy2.gcd(n, _SMALL_PRIMES_PRODUCT) != 1:
+        raise ValueError("Paillier modulus is not a product of two large primes")
+    return n
+
+
+class PublicKey:
+    """A Paillier public key (g = n + 1, as in ``phe``).
+
+    The encryptor's DJN base h_s is made on first use, in this process, and never sent.
+
+    Args:
+        n: the modulus.
+    """
+
+    __slots__ = ("_hs", "_lock", "bits", "n", "n2")
+
+    def __init__(self, n: int):
+        self.n = check_modulus(n)
+        self.n2 = self.n * self.n
+        self.bits = self.n.bit_length()
+        self._hs: int | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def fingerprint(self) -> str:
+        """First 16 hex digits of SHA-256 of n: a short public name for the key."""
+        return hashlib.sha256(self.n.to_bytes((self.bits + 7) // 8, "big")).hexdigest()[:16]
+
+    @property
+    def ciphertext_bytes(self) -> int:
+        """Width of one ciphertext on the wire."""
+        return (self.n2.bit_length() + 7) // 8
+
+    def djn_base(self) -> int:
+        """This process's DJN base h_s for this key (made once, see ``fedcore.crypto.paillier``)."""
+        with self._lock:
+            if self._hs is None:
+                self._hs = int(paillier.make_hs(self.n))
+            return self._hs
+
+    def encrypt(
+        self,
+        array: Any,
+        *,
+        packed: bool = True,
+        runtime: Any = None,
+        encoding: FixedPoint | None = None,
+    ) -> EncryptedVector:
+        """Encrypt a 1-D array of floats or ints (see ``fedcore.he`` for precision and packing).
+
+        Args:
+            array: values to encrypt (a 1-D array-like of floats, ints or bools).
+            packed: many values per ciphertext (fast; add / add-plain / integer-scalar
+                multiply only) or one per ciphertext (every operation, ``phe``-compatible).
+            runtime: a fedcore Runtime to split the work across its workers.
+            encoding: a FixedPoint overriding the default for this mode and dtype.
+
+        Raises:
+            EncodingError: a value outside the encoding's range, NaN or infinite.
+        """
+        from fedcore.he._vector import encrypt_array
+
+        return encrypt_array(self, array, packed=packed, runtime=runtime, encoding=encoding)
+
+    @classmethod
+    def from_phe(cls, key: phe.PaillierPublicKey) -> PublicKey:
+        """The same key as a ``phe.PaillierPublicKey``."""
+        return cls(int(key.n))
+
+    def to_phe(self) -> phe.PaillierPublicKey:
+        import phe
+
+        return phe.PaillierPublicKey(int(self.n))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PublicKey) and other.n == self.n
+
+    def __hash__(self) -> int:
+        return hash(("fedcore.he.PublicKey", self.n))
+
+    def __repr__(self) -> str:
+        return f"PublicKey(bits={self.bits}, fingerprint={self.fingerprint})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (PublicKey, (self.n,))
+
+
+class PrivateKey:
+    """A Paillier private key: decrypts with CRT. It refuses pickle, the wire codec and bool.
+
+    To move it on purpose, wrap it: ``private_key.export(confirm=True)``.
+
+    Args:
+        public_key: the matching public key.
+        p: one prime factor of n.
+        q: the other.
+    """
+
+    __slots__ = ("_p", "_q", "public_key")
+
+    def __init__(self, public_key: PublicKey, p: int, q: int):
+        if not isinstance(public_key, PublicKey):
+            raise TypeError(f"public_key must be a fedcore.he.PublicKey, got {type(public_key).__name__}")
+        p, q = int(p), int(q)
+        if p * q != public_key.n or p == q or not (gmpy2.is_prime(p, 50) and gmpy2.is_prime(q, 50)):
+            raise ValueError("the primes do not match the public key")
+        self.public_key = public_key
+        self._p, self._q = min(p, q), max(p, q)
+
+    def decrypt(self, enc: EncryptedVector, *, runtime: Any = None) -> np.ndarray:
+        """Decrypt and decode an EncryptedVector to a numpy array.
+
+        Floats come back as float64 (within the encoding's precision), integer vectors
+        as int64.
+
+        Raises:
+            KeyMismatchError: ``enc`` is under another public key.
+            DecryptionError: a ciphertext does not decode to an in-range value.
+        """
+        from fedcore.he._vector import EncryptedVector, decrypt_vector
+
+        if not isinstance(enc, EncryptedVector):
+            raise TypeError(f"decrypt takes an EncryptedVector, got {type(enc).__name__}")
+        if enc.public_key != self.public_key:
+            raise KeyMismatchError(
+                f"cannot decrypt a vector under key {enc.public_key.fingerprint} with the private "
+                f"key of {self.public_key.fingerprint}"
+            )
+        return decrypt_vector(self._p, self._q, enc, runtime=runtime or enc.runtime)
+
+    def export(self, *, confirm: bool = False) -> ExportedPrivateKey:
+        """Wrap this key so the wire codec may carry it. ``confirm=True`` is required."""
+        if confirm is not True:
+            raise PermissionError("exporting a private key needs export(confirm=True)")
+        return ExportedPrivateKey(self)
+
+    @classmethod
+    def from_phe(cls, key: phe.PaillierPrivateKey) -> PrivateKey:
+        return cls(PublicKey.from_phe(key.public_key), int(key.p), int(key.q))
+
+    def to_phe(self) -> phe.PaillierPrivateKey:
+        import phe
+
+        return phe.PaillierPrivateKey(self.public_key.to_phe(), self._p, self._q)
+
+    def __repr__(self) -> str:
+        return f"PrivateKey(bits={self.public_key.bits}, public={self.public_key.fingerprint})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a fedcore.he.PrivateKey cannot be pickled: use export(confirm=True) and fedcore.wire"
+        )
+
+    def __bool__(self) -> NoReturn:
+        raise TypeError("a PrivateKey has no truth value")
+
+    def __copy__(self) -> PrivateKey:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PrivateKey:
+        return self
+
+
+class ExportedPrivateKey:
+    """An explicitly exported private key: the only form fedcore.wire carries.
+
+    Attributes:
+        private_key: the wrapped key.
+    """
+
+    __slots__ = ("private_key",)
+
+    def __init__(self, private_key: PrivateKey):
+        self.private_key = private_key
+
+    def _state(self) -> dict[str, int]:
+        key = self.private_key
+        return {"n": key.public_key.n, "p": key._p, "q": key._q}
+
+    @classmethod
+    def _from_state(cls, state: Any) -> ExportedPrivateKey:
+        if type(state) is not dict or set(state) != {"n", "p", "q"}:
+            raise ValueError("malformed exported private key")
+        if not all(type(v) is int for v in state.values()):
+            raise ValueError("malformed exported private key")
+        return cls(PrivateKey(PublicKey(state["n"]), state["p"], state["q"]))
+
+    def __repr__(self) -> str:
+        return f"ExportedPrivateKey({self.private_key!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("an exported private key travels only through fedcore.wire, never pickle")
+
+
+def generate_keypair(bits: int = DEFAULT_KEY_BITS) -> tuple[PublicKey, PrivateKey]:
+    """A fresh Paillier key pair whose modulus has exactly ``bits`` bits.
+
+    Args:
+        bits: modulus size; 2048 (the default) or more for real data, >= 512 for tests.
+
+    Raises:
+        ValueError: ``bits`` odd, below 512 or above 16384.
+    """
+    if type(bits) is not int or bits % 2 or not MIN_KEY_BITS <= bits <= MAX_KEY_BITS:
+        raise ValueError(
+            f"key size must be an even number of bits in {MIN_KEY_BITS}..{MAX_KEY_BITS}, got {bits!r}"
+        )
+    p, q = paillier.generate_primes(bits)
+    public_key = PublicKey(int(p * q))
+    return public_key, PrivateKey(public_key, int(p), int(q))
