@@ -44,7 +44,7 @@ from fedcore.fl.strategies import Strategy, Update
 Fit = Callable[[Params, dict[str, Any]], tuple[Params, int]]
 Evaluate = Callable[[Params], dict[str, float]]
 GLOBAL_TAG = "fl/global"
-SECURE_BITS = 24  # fractional bits of the fixed-point encoding in secure aggregation
+SECURE_BITS = 64  # ring width of secure aggregation: about 50 fractional bits at our ranges
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def secure_contribute(
         from fedcore.secagg import secure_sum
     except ImportError as exc:
         raise ConfigError(f"secure=true needs fedcore.secagg, which cannot be imported here: {exc}") from None
-    bound = _secure_bound(config, len(parties))
+    bound = max(1.0, _secure_bound(config, len(parties)))  # w <= 1 must fit too
     w = min(weight, config.weight_cap) / config.weight_cap
     vector = np.append(w * np.clip(flatten(delta), -bound, bound), w)
     return secure_sum(
@@ -144,7 +144,7 @@ def secure_contribute(
         vector,
         aggregator=coordinator,
         parties=tuple(parties),
-        value_range=(-bound, bound),
+        value_range=bound,
         bits=SECURE_BITS,
         timeout=config.round_timeout,
         round_id=f"fl/{rnd}",
