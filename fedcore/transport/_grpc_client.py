@@ -230,6 +230,14 @@ def check_peer(link: PeerLink, tls: TlsMaterial, timeout_s: float) -> PeerCheck:
         link.ping(timeout_s)
     except FedcoreError as exc:
         return PeerCheck(
-            peer, address, True, True, identity, f"TLS is fine but {peer} refused our call: {exc}"
+            peer,
+            address,
+            True,
+            True,
+            identity,
+            (
+                f"{peer}'s certificate verifies, but {peer} refused our call or our certificate "
+                f"(is ours issued by the CA {peer} trusts?): {exc}"
+            ),
         )
     return PeerCheck(peer, address, True, True, identity, None)

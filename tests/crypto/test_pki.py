@@ -1,0 +1,101 @@
+"""Federation PKI: identities in certificates, private key files, chains."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import stat
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from fedcore.crypto import pki
+from fedcore.errors import AuthError
+
+
+@pytest.fixture(scope="module")
+def ca() -> tuple[bytes, bytes]:
+    return pki.make_ca("demo")
+
+
+def test_party_id_round_trips_through_the_san(ca) -> None:
+    cert_pem, key_pem = pki.make_party_cert(*ca, "alice", "demo", ["127.0.0.1", "alice.example.org"])
+    assert pki.party_id_from_cert(cert_pem) == "alice"
+    assert pki.party_identity(cert_pem) == ("demo", "alice")
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == ["fedcore://demo/alice"]
+    assert san.get_values_for_type(x509.DNSName) == ["alice", "alice.example.org"]
+    assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+    assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+    assert cert.public_key().curve.name == "secp256r1"
+    assert b"PRIVATE KEY" in key_pem
+    assert pki.party_id_from_cert(cert.public_bytes(serialization.Encoding.DER)) == "alice"
+
+
+def test_cert_info_describes_the_certificate(ca) -> None:
+    cert_pem, _ = pki.make_party_cert(*ca, "bob", "demo", ["10.0.0.2"], valid_days=30)
+    info = pki.cert_info(cert_pem)
+    assert info["party_id"] == "bob" and info["federation"] == "demo"
+    assert "CN=bob" in info["subject"] and "CN=fedcore demo CA" in info["issuer"]
+    assert 29 <= info["days_left"] <= 30
+    assert dt.datetime.fromisoformat(info["not_after"]) > dt.datetime.now(dt.UTC)
+    assert "fedcore://demo/bob" in info["sans"] and "10.0.0.2" in info["sans"]
+    ca_info = pki.cert_info(ca[0])
+    assert ca_info["party_id"] is None and ca_info["days_left"] >= 3649
+
+
+def test_chain_from_another_ca_is_refused(ca) -> None:
+    cert_pem, _ = pki.make_party_cert(*ca, "carol", "demo", [])
+    assert pki.verify_party_cert(cert_pem, ca[0]) == "carol"
+    other_ca, other_key = pki.make_ca("demo")
+    forged, _ = pki.make_party_cert(other_ca, other_key, "carol", "demo", [])
+    with pytest.raises(AuthError, match="not issued by the federation CA"):
+        pki.verify_party_cert(forged, ca[0])
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=900)
+    with pytest.raises(AuthError, match="valid only"):
+        pki.verify_party_cert(cert_pem, ca[0], now=later)
+
+
+def test_certificate_without_fedcore_identity_is_refused(ca) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "alice")])
+    now = dt.datetime.now(dt.UTC)
+    bare = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("alice")]), critical=False)
+        .sign(key, hashes.SHA256())
+    ).public_bytes(serialization.Encoding.PEM)
+    with pytest.raises(AuthError, match="exactly one fedcore://"):
+        pki.party_id_from_cert(bare)
+    with pytest.raises(AuthError, match="not a readable"):
+        pki.party_id_from_cert(b"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n")
+
+
+@pytest.mark.parametrize("bad", ["", "9lives", "a/b", "x" * 65, "al ice"])
+def test_bad_names_are_refused(ca, bad: str) -> None:
+    with pytest.raises(ValueError, match="bad party id"):
+        pki.make_party_cert(*ca, bad, "demo", [])
+
+
+def test_private_files_are_0600_from_creation(tmp_path) -> None:
+    target = tmp_path / "party.key"
+    old_umask = os.umask(0)  # even a permissive umask must not widen the mode
+    try:
+        pki.write_private(target, b"secret")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_bytes() == b"secret"
+    target.chmod(0o644)
+    pki.write_private(target, b"new")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.read_bytes() == b"new"
