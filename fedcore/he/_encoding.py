@@ -71,8 +71,11 @@ class FixedPoint:
 
     @property
     def max_abs(self) -> float:
-        """The largest |x| that encodes."""
-        return self.max_encoded / 2.0**self.frac_bits
+        """The largest float |x| that encodes (m itself rounded down to a double)."""
+        top = float(self.max_encoded)
+        if top > self.max_encoded:
+            top = float(np.nextafter(top, 0.0))
+        return float(np.ldexp(top, -self.frac_bits))
 
     @property
     def packed_slot_bits(self) -> int:
