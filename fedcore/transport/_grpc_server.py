@@ -65,8 +65,9 @@ class Inboxes:
             box = Mailbox(self.party, self.mailbox_bytes)
             self._jobs[job] = _Job(box, frozenset(parties), time.monotonic())
             pending = self._pending.pop(job, None)
-        for env, payload in pending.events if pending else ():
-            self._pending_used -= len(payload) + _EVENT_OVERHEAD
+            events = pending.events if pending else []
+            self._pending_used -= sum(len(payload) + _EVENT_OVERHEAD for _, payload in events)
+        for env, payload in events:
             if env.src not in parties:
                 log.warning(
                     "job=%s party=%s dropped early message from %s: not a party of the job",

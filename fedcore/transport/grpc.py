@@ -153,6 +153,8 @@ class PeerNode:
                 link.close()
 
     def _link(self, peer: str) -> PeerLink:
+        if self._stopped.is_set():
+            raise PartyDropped(f"{self.party_id}'s node is stopped; cannot reach {peer}", party=self.party_id)
         with self._lock:
             link = self._links.get(peer)
             if link is None:
@@ -261,6 +263,8 @@ class GrpcTransport(Transport):
             PartyDropped: ``dst`` stayed unreachable for the retry window (``peer_timeout_s``).
         """
         self._check_peer(dst, "sends to", tag)
+        if not self._still_there(dst, tag):
+            return
         parts = as_parts(payload)
         size = sum(len(p) for p in parts)
         with self._lock:
@@ -277,6 +281,24 @@ class GrpcTransport(Transport):
         )
         timeout_s = 4 * self.node.peer_timeout_s + size / 20e6
         self.node._link(dst).send(env, parts, self.node.peer_timeout_s, timeout_s)
+
+    def _still_there(self, dst: str, tag: str) -> bool:
+        """False for a peer whose script finished (it will read nothing more; the value is dropped,
+        as in the local transport); raises ``PartyDropped`` for one known to be gone."""
+        state = self._box.peer(dst)
+        if state.status == "finished":
+            log.info(
+                "job=%s party=%s dropped %r for %s, which has finished", self.job_id, self.party, tag, dst
+            )
+            return False
+        if state.status == "dropped":
+            at = f" at step {state.step!r}" if state.step else ""
+            raise PartyDropped(
+                f"{self.party} cannot send {tag!r} to {dst}: {dst} dropped out{at} ({state.reason})",
+                party=dst,
+                step=state.step,
+            )
+        return True
 
     def recv(self, src: str, tag: str, timeout_s: float) -> bytes:
         """The next payload from ``src`` under ``tag``: bytes, or for values of 1 MiB and more a

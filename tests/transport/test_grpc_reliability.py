@@ -118,6 +118,18 @@ def test_messages_before_the_receiver_opens_the_job_wait_for_it(make_nodes) -> N
         assert caught.value.party == "carol" and caught.value.step == "step-1"
 
 
+def test_send_to_a_party_known_gone_or_finished(make_nodes) -> None:
+    with make_nodes(["alice", "bob", "carol"]) as nodes:
+        parties = ("alice", "bob", "carol")
+        ta, tb, tc = (nodes[p].open_job("g", parties) for p in parties)
+        tb.abort("round-2", "bob's data is missing")
+        with pytest.raises(PartyDropped) as caught:
+            ta.send("bob", "x", b"for nobody")
+        assert caught.value.party == "bob" and caught.value.step == "round-2"
+        tc.finish()
+        ta.send("carol", "x", b"ignored")  # carol reads nothing more: dropped, as in the local transport
+
+
 def test_closed_job_refuses_late_messages(make_nodes) -> None:
     with make_nodes(list(PAIR)) as nodes:
         ta = nodes["alice"].open_job("done", PAIR)
