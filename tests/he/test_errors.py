@@ -70,7 +70,12 @@ def test_plain_operand_out_of_range(keys):
 def test_integer_vectors_refuse_float_operands(keys):
     pk, _ = keys
     e = pk.encrypt(np.arange(3), packed=False)
-    for op in (lambda: e + np.ones(3), lambda: e * 0.5, lambda: e * np.ones(3), lambda: e.dot(np.ones((3, 1)))):
+    for op in (
+        lambda: e + np.ones(3),
+        lambda: e * 0.5,
+        lambda: e * np.ones(3),
+        lambda: e.dot(np.ones((3, 1))),
+    ):
         with pytest.raises(TypeError):
             op()
 

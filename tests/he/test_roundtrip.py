@@ -11,9 +11,9 @@ UNPACKED_ERR = 2.0 ** -(UNPACKED.frac_bits + 1)
 
 
 def test_stated_defaults():
-    assert PACKED == FixedPoint(frac_bits=20, value_bits=32, max_terms=1024)
+    assert FixedPoint(frac_bits=20, value_bits=32, max_terms=1024) == PACKED
     assert PACKED.packed_slot_bits == 42
-    assert UNPACKED == FixedPoint(frac_bits=32, value_bits=64)
+    assert FixedPoint(frac_bits=32, value_bits=64) == UNPACKED
     assert PACKED_INT.frac_bits == UNPACKED_INT.frac_bits == 0
 
 

@@ -8,7 +8,8 @@ Source of truth for the vectors (independent of fedcore's code):
 - DJN randomizers: Python's built-in ``pow(hs, a, n*n)`` for hs = (-x^2 mod n)^n mod n^2.
 
 The primes are fixed: 2^31 - 1 and 2^61 - 1 (Mersenne primes), and the next primes
-(gmpy2.next_prime, deterministic) after two fixed 512-bit constants written below. Run: python tests/crypto/vectors/paillier_kat_make.py
+(gmpy2.next_prime, deterministic) after two fixed 512-bit constants written below.
+Run: python tests/crypto/vectors/paillier_kat_make.py
 """
 
 import json
@@ -20,10 +21,16 @@ import phe
 KEYS = [
     (2**31 - 1, 2**61 - 1),
     (
-        int("d5c5e3a1c8a9f0b6b3bd4f1c8d2cb3f4d6c0e9a5c1a3f7b2e4d9c6a8b1f3e5d7"
-            "c9a1b3e5f7d9c1a3b5e7f9d1c3a5b7e9f1d3c5a7b9e1f3d5c7a9b1e3f5d7c9a3", 16),
-        int("f1e3d5c7b9a1e3f5d7c9b1a3e5f7d9c1b3a5e7f9d1c3b5a7e9f1d3c5b7a9e1f3"
-            "d5c7b9a1e3f5d7c9b1a3e5f7d9c1b3a5e7f9d1c3b5a7e9f1d3c5b7a9e1f3d5c7", 16),
+        int(
+            "d5c5e3a1c8a9f0b6b3bd4f1c8d2cb3f4d6c0e9a5c1a3f7b2e4d9c6a8b1f3e5d7"
+            "c9a1b3e5f7d9c1a3b5e7f9d1c3a5b7e9f1d3c5a7b9e1f3d5c7a9b1e3f5d7c9a3",
+            16,
+        ),
+        int(
+            "f1e3d5c7b9a1e3f5d7c9b1a3e5f7d9c1b3a5e7f9d1c3b5a7e9f1d3c5b7a9e1f3"
+            "d5c7b9a1e3f5d7c9b1a3e5f7d9c1b3a5e7f9d1c3b5a7e9f1d3c5b7a9e1f3d5c7",
+            16,
+        ),
     ),
 ]
 
@@ -58,11 +65,18 @@ def main() -> None:
         hs = pow((-x * x) % n, n, n * n)
         exponents = [0, 1, 255, 256, 2 ** ((n.bit_length() + 1) // 2) - 1, 0xDEADBEEF]
         djn = [{"a": str(a), "hs_a": str(pow(hs, a, n * n))} for a in exponents]
-        cases.append({"p": str(p), "q": str(q), "n": str(n), "encryptions": encryptions,
-                      "djn": {"x": str(x), "hs": str(hs), "powers": djn}})
+        cases.append(
+            {
+                "p": str(p),
+                "q": str(q),
+                "n": str(n),
+                "encryptions": encryptions,
+                "djn": {"x": str(x), "hs": str(hs), "powers": djn},
+            }
+        )
     out = {
         "source": "tests/crypto/vectors/paillier_kat_make.py: phe 1.5.0 raw_encrypt/raw_decrypt, "
-                  "textbook decryption and Python pow; see that file's docstring",
+        "textbook decryption and Python pow; see that file's docstring",
         "cases": cases,
     }
     Path(__file__).with_name("paillier_kat.json").write_text(json.dumps(out, indent=1) + "\n")
