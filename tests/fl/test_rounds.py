@@ -1,0 +1,125 @@
+"""The round loop over simulated parties with a deterministic fake trainer (exact numbers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fedcore import simulate
+from fedcore.fl import FedAdam, FedAvg, FedMedian
+from fedcore.fl.checkpoint import load_checkpoint
+from fedcore.fl.dp import DPConfig
+from fedcore.fl.rounds import GLOBAL_TAG, TrainConfig, train
+from fedcore.runtime import make_runtime
+
+# party i trains to params + (i + 1) on i + 1 samples: with 4 parties the weighted mean delta is
+# (1*1 + 2*2 + 3*3 + 4*4) / (1 + 2 + 3 + 4) = 3 per coordinate per round.
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    rt = make_runtime("inline")
+    yield rt
+    rt.close()
+
+
+def fake_main(**config):
+    def main(ctx, rounds: int = 2):
+        i = ctx.parties.index(ctx.party)
+
+        def fit(params, cfg):
+            return [p + (i + 1) for p in params], i + 1
+
+        def evaluate(params):
+            return {"loss": float(params[0].sum()), "accuracy": 0.5}
+
+        options = {"strategy": FedAvg(), **config}
+        return train(ctx, [np.zeros(3)], fit, evaluate, TrainConfig(rounds=rounds, **options))
+
+    return main
+
+
+def run(runtime, main, parties=4, **kw):
+    return simulate(main, parties=parties, runtime=runtime, timeout_s=20, **kw).parties
+
+
+def test_fedavg_rounds_exact(runtime) -> None:
+    out = run(runtime, fake_main(), params={"rounds": 2})
+    history = out["p0"]["history"]
+    assert [h["loss"] for h in history] == [9.0, 18.0]  # params 3 then 6, three coordinates
+    assert [h["parties"] for h in history] == [4, 4] and history[0]["dropped"] == []
+    assert out["p0"]["samples"] == 1 and out["p3"] == {"samples": 4, "rounds": 2}
+
+
+def test_secure_equals_plain(runtime) -> None:
+    out = run(runtime, fake_main(secure=True), params={"rounds": 2})
+    history = out["p0"]["history"]
+    assert np.allclose([h["loss"] for h in history], [9.0, 18.0], atol=1e-9)
+    assert [h["parties"] for h in history] == [4, 4]
+
+
+def test_dropped_party_is_left_out_and_reported(runtime) -> None:
+    out = run(runtime, fake_main(), params={"rounds": 3}, kill={"p2": 1})  # dies after its round-1 update
+    history = out["p0"]["history"]
+    assert [h["parties"] for h in history] == [4, 3, 3]
+    assert history[1]["dropped"] == ["p2"] and history[2]["dropped"] == []
+    # round 2 and 3 mean delta without p2: (1 + 4 + 16) / 7 = 3
+    assert [h["loss"] for h in history] == [9.0, 18.0, 27.0]
+    assert "error" in out["p2"] and out["p1"]["rounds"] == 3
+
+
+def test_min_parties_policy_fails_the_job(runtime) -> None:
+    out = run(runtime, fake_main(strategy=FedAvg(min_parties=4)), params={"rounds": 3}, kill={"p2": 1})
+    assert "PartyDropped" in out["p0"]["error"] and "min_parties=4" in out["p0"]["error"]
+
+
+def test_dp_clips_every_update_and_reports_epsilon(runtime) -> None:
+    clipped = run(runtime, fake_main(dp=DPConfig(noise_multiplier=0.0, clip_norm=0.5)), params={"rounds": 1})
+    # every delta (norm >= sqrt(3)) is clipped to 0.5 along [1, 1, 1]: the mean moves by 0.5 / sqrt(3) each
+    assert np.isclose(clipped["p0"]["history"][0]["loss"], 3 * 0.5 / np.sqrt(3))
+    noised = run(runtime, fake_main(dp=DPConfig(noise_multiplier=1.0, clip_norm=0.5)), params={"rounds": 3})
+    eps = [h["epsilon"] for h in noised["p0"]["history"]]
+    assert eps[0] < eps[1] < eps[2] and noised["p0"]["epsilon"] == eps[2]
+
+
+def test_dp_with_secure_aggregation_adds_noise_at_the_parties(runtime) -> None:
+    config = {"secure": True, "dp": DPConfig(noise_multiplier=0.0, clip_norm=0.5, placement="party")}
+    out = run(runtime, fake_main(**config), params={"rounds": 1})
+    assert np.isclose(out["p0"]["history"][0]["loss"], 3 * 0.5 / np.sqrt(3), atol=1e-9)
+
+
+def test_resume_continues_exactly(runtime, tmp_path) -> None:
+    adam = FedAdam(eta=0.1, tau=0.01)
+    run(runtime, fake_main(strategy=adam, checkpoint=str(tmp_path / "full")), params={"rounds": 3})
+    run(runtime, fake_main(strategy=adam, checkpoint=str(tmp_path / "part")), params={"rounds": 1})
+    resumed = run(
+        runtime,
+        fake_main(strategy=adam, checkpoint=str(tmp_path / "part"), resume=str(tmp_path / "part")),
+        params={"rounds": 3},
+    )
+    full, part = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "part")
+    assert full.round == part.round == 3
+    assert np.array_equal(full.params[0], part.params[0])
+    assert all(np.array_equal(full.state[k][0], part.state[k][0]) for k in ("m", "v"))
+    assert [h["round"] for h in resumed["p0"]["history"]] == [1, 2, 3]
+
+
+def test_malformed_update_is_rejected(runtime) -> None:
+    def main(ctx):
+        if ctx.party == "p1":
+            message = ctx.recv("p0", GLOBAL_TAG)
+            ctx.send("p0", f"fl/update/{message['round']}", {"delta": [np.zeros(5)], "samples": 1})
+            return {}
+        return fake_main(strategy=FedMedian())(ctx, rounds=1)
+
+    out = run(runtime, main, parties=3)
+    entry = out["p0"]["history"][0]
+    assert entry["parties"] == 2 and entry["dropped"] == ["p1"] and "wrong shape" in entry["rejected"]["p1"]
+    assert entry["loss"] == 3 * 2.0  # median of deltas 1 (p0) and 3 (p2)
+
+
+def test_secure_and_dp_need_a_weighted_strategy() -> None:
+    from fedcore.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="weighted"):
+        TrainConfig(rounds=1, strategy=FedMedian(), secure=True)
