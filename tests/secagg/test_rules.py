@@ -1,0 +1,169 @@
+"""Misuse: replays, wrong stage, wrong sender, wrong round, malformed messages, late parties."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from fedcore import wire
+from fedcore.crypto.secret import ACCESS
+from fedcore.errors import DecodeError, PartyDropped, ProtocolError
+from fedcore.secagg import Stage
+from fedcore.secagg.protocol import (
+    Abort,
+    Advertise,
+    ForwardedShares,
+    MaskedInput,
+    Outcome,
+    PeerKeys,
+    SealedShares,
+    Survivors,
+    UnmaskShares,
+)
+
+from .conftest import make_round, run_round
+
+
+def _advertise_all(rnd):
+    return {c: s.start() for c, s in rnd.clients.items()}
+
+
+def test_replayed_message_is_refused():
+    rnd = make_round(4, 3)
+    ads = _advertise_all(rnd)
+    rnd.agg.receive("c000", ads["c000"])
+    with pytest.raises(ProtocolError, match="twice"):
+        rnd.agg.receive("c000", ads["c000"])
+
+
+def test_message_from_wrong_stage_is_refused():
+    rnd = make_round(4, 3)
+    _advertise_all(rnd)
+    with pytest.raises(ProtocolError, match="stage ADVERTISE_KEYS"):
+        rnd.agg.receive("c000", MaskedInput("r1", np.zeros(3, np.uint32)))
+
+
+def test_message_from_unknown_sender_or_other_round_is_refused():
+    rnd = make_round(4, 3)
+    ads = _advertise_all(rnd)
+    with pytest.raises(ProtocolError, match="not in round"):
+        rnd.agg.receive("mallory", ads["c000"])
+    other = Advertise("r2", ads["c000"].enc_pk, ads["c000"].mask_pk, ads["c000"].setup_digest)
+    with pytest.raises(ProtocolError, match="round"):
+        rnd.agg.receive("c000", other)
+
+
+def test_advertisement_for_a_different_setup_is_refused():
+    rnd = make_round(4, 3)
+    ads = _advertise_all(rnd)
+    with pytest.raises(ProtocolError, match="different parameters"):
+        rnd.agg.receive("c000", Advertise("r1", ads["c000"].enc_pk, ads["c000"].mask_pk, bytes(32)))
+
+
+def test_client_refuses_out_of_turn_messages():
+    rnd = make_round(4, 3)
+    client = rnd.clients["c000"]
+    with pytest.raises(ProtocolError, match="not started"):
+        client.receive(PeerKeys("r1", {}))
+    client.start()
+    with pytest.raises(ProtocolError, match="expected PeerKeys"):
+        client.receive(Survivors("r1", ("c000",)))
+    with pytest.raises(ProtocolError, match="another round"):
+        client.receive(PeerKeys("other", {}))
+    with pytest.raises(PartyDropped) as caught:
+        client.receive(Abort("r1", 2, "test"))
+    assert caught.value.lost == 2 and client.stage is Stage.FAILED
+
+
+def test_client_refuses_keys_of_non_neighbours_and_too_few_peers():
+    rnd = make_round(4, 3)
+    ads = _advertise_all(rnd)
+    with pytest.raises(ProtocolError, match="threshold"):
+        rnd.clients["c000"].receive(PeerKeys("r1", {}))
+    with pytest.raises(ProtocolError, match="not our neighbours"):
+        rnd.clients["c001"].receive(PeerKeys("r1", {"zed": (ads["c000"].enc_pk, ads["c000"].mask_pk)}))
+
+
+def test_late_masked_input_of_a_declared_dropped_party_is_not_unmasked():
+    """The double-masking rule: c003 is declared dropped; its late y never gets its b removed."""
+    rnd = make_round(5, 8)
+    outbox = _advertise_all(rnd)
+    for _ in range(2):  # stages 1 and 2 for everyone
+        for c, m in outbox.items():
+            rnd.agg.receive(c, m)
+        outbox = {d: rnd.clients[d].receive(m) for d, m in rnd.agg.close_stage().items()}
+    late = outbox.pop("c003")
+    for c, m in outbox.items():
+        rnd.agg.receive(c, m)
+    down = rnd.agg.close_stage()
+    assert isinstance(down["c003"], Abort)
+    with pytest.raises(ProtocolError, match="not in round"):
+        rnd.agg.receive("c003", late)  # arrives after the deadline: refused
+    replies = {d: rnd.clients[d].receive(m) for d, m in down.items() if d != "c003"}
+    for reply in replies.values():
+        assert "c003" not in reply.seed_shares and "c003" in reply.key_shares
+    forged = UnmaskShares("r1", {"c003": bytes(33)}, {})
+    with pytest.raises(ProtocolError, match="seed shares"):
+        rnd.agg.receive("c000", forged)
+    for c, m in replies.items():
+        rnd.agg.receive(c, m)
+    rnd.agg.close_stage()
+    assert "c003" not in rnd.agg.included
+
+
+def test_client_answers_one_survivor_list_only():
+    rnd = run_round(make_round(4, 2), sends={})
+    with pytest.raises(ProtocolError):
+        rnd.clients["c000"].receive(Survivors("r1", ("c000", "c001", "c002")))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: Advertise("r1", b"short", bytes(32), bytes(32)),
+        lambda: Advertise("r1", bytes(32), bytes(32), bytes(32)),  # the two keys must differ
+        lambda: SealedShares("r1", {"a": "not bytes"}),
+        lambda: MaskedInput("r1", np.zeros(3, np.float64)),
+        lambda: MaskedInput("r1", np.zeros((2, 2), np.uint32)),
+        lambda: UnmaskShares("r1", {"a": bytes(33)}, {"a": bytes(33)}),
+        lambda: UnmaskShares("r1", {"a": bytes(32)}, {}),
+        lambda: Survivors("r1", ("a", "a")),
+        lambda: Abort("r1", -1, "x"),
+        lambda: Outcome("", (), None),
+    ],
+)
+def test_malformed_messages_are_refused_when_built(build):
+    with pytest.raises(ValueError):
+        build()
+
+
+def test_messages_round_trip_on_the_wire_and_garbage_is_refused():
+    msgs = [
+        SealedShares("r1", {"a": b"x"}), ForwardedShares("r1", {"b": b"y"}),
+        MaskedInput("r1", np.arange(4, dtype=np.uint32)), Survivors("r1", ("a", "b")),
+        UnmaskShares("r1", {"a": bytes(33)}, {"b": bytes(33)}), Outcome("r1", ("a",), None),
+        PeerKeys("r1", {"a": (bytes(range(32)), bytes(range(1, 33)))}), Abort("r1", 1, "why"),
+    ]
+    for msg in msgs:
+        back = wire.decode(wire.encode(msg))
+        assert type(back) is type(msg)
+        assert wire.encode(back) == wire.encode(msg)
+    bad = wire.encode(Survivors("r1", ("ab", "ac"))).replace(b"ac", b"ab")  # now repeats a name
+    with pytest.raises(DecodeError):
+        wire.decode(bad)
+
+
+def test_sessions_and_secrets_refuse_pickle_bool_and_repr_leaks():
+    rnd = run_round(make_round(3, 2))
+    client = rnd.clients["c000"]
+    with pytest.raises(TypeError):
+        pickle.dumps(client)
+    secret = client._mask.private
+    for attempt in (lambda: pickle.dumps(secret), lambda: bool(secret), lambda: bool(client._mask)):
+        with pytest.raises(TypeError):
+            attempt()
+    assert secret.reveal(ACCESS).hex() not in repr(secret) and "bytes" in repr(secret)
+    with pytest.raises(TypeError):
+        secret.reveal(object())
