@@ -23,7 +23,7 @@ from fedcore.wire import party_pb2 as pb
 
 log = logging.getLogger("fedcore.transport")
 
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 1 << 20  # measured: 1 MiB messages stream faster through grpcio than 4 MiB
 ERROR_KEY = "fedcore-error"
 PARTY_KEY = "fedcore-party"
 STEP_KEY = "fedcore-step"
