@@ -155,6 +155,7 @@ class AggregatorSession:
             short = [c for c in kept if sum(v in pool for v in self.setup.neighbours[c]) + 1 < t]
             if not short:
                 return kept
+            self.lost += len(short)
             for c in short:
                 out[c] = Abort(self.setup.round_id, self.lost, "left out: too few neighbours in the round")
                 pool.discard(c)
@@ -163,7 +164,8 @@ class AggregatorSession:
 
     def _close_advertise(self) -> dict[str, DownMessage]:
         kept, out = self._survivors("no key advertisement in time")
-        kept = self._prune(kept, out, set(kept))
+        if len(kept) >= self.setup.threshold:
+            kept = self._prune(kept, out, set(kept))
         if len(kept) < self.setup.threshold:
             return self._fail(f"only {len(kept)} clients advertised keys, need {self.setup.threshold}", out)
         self._keys = {c: (self._received[c].enc_pk, self._received[c].mask_pk) for c in kept}
@@ -174,7 +176,8 @@ class AggregatorSession:
 
     def _close_share(self) -> dict[str, DownMessage]:
         kept, out = self._survivors("no key shares in time")
-        kept = self._prune(kept, out, set(kept))
+        if len(kept) >= self.setup.threshold:
+            kept = self._prune(kept, out, set(kept))
         if len(kept) < self.setup.threshold:
             return self._fail(f"only {len(kept)} clients shared keys, need {self.setup.threshold}", out)
         self._u2 = set(kept)
