@@ -180,6 +180,51 @@ def mul_plain(c: int, k: int, n2: int) -> mpz:
     return gmpy2.powmod(gmpy2.invert(c, n2), -k, n2)
 
 
+def _window_bits(terms: int, exponent_bits: int) -> int:
+    """The bucket width c minimising ceil(bits / c) * (terms + 2^(c+1)) multiplications."""
+    return min(range(1, 13), key=lambda c: -(-exponent_bits // c) * (terms + (2 << c)))
+
+
+def multi_pow(bases: Sequence[mpz], exponents: Sequence[int], n2: mpz) -> mpz:
+    """prod_i bases_i^exponents_i mod n2 for non-negative exponents (Pippenger's bucket method).
+
+    About ceil(b/c) * (t + 2^(c+1)) + b multiplications for t terms of b bits, against
+    roughly 1.5 * b * t for one exponentiation per term.
+    """
+    top = max(exponents, default=0)
+    if top == 0:
+        return mpz(1)
+    bits = int(top).bit_length()
+    width = _window_bits(len(bases), bits)
+    mask = (1 << width) - 1
+    result = mpz(1)
+    for shift in range(-(-bits // width) * width - width, -1, -width):
+        for _ in range(width):
+            result = result * result % n2
+        buckets: list[mpz | None] = [None] * (mask + 1)
+        for base, exponent in zip(bases, exponents, strict=True):
+            digit = (exponent >> shift) & mask
+            if digit:
+                held = buckets[digit]
+                buckets[digit] = base if held is None else held * base % n2
+        running, window = mpz(1), mpz(1)
+        for digit in range(mask, 0, -1):
+            held = buckets[digit]
+            if held is not None:
+                running = running * held % n2
+            window = window * running % n2
+        result = result * window % n2
+    return result
+
+
+def signed_multi_pow(bases: Sequence[mpz], exponents: Sequence[int], n2: mpz) -> mpz:
+    """prod_i bases_i^exponents_i mod n2 for signed exponents (negatives use base^-1)."""
+    positive = [(b, e) for b, e in zip(bases, exponents, strict=True) if e > 0]
+    negative = [(gmpy2.invert(b, n2), -e) for b, e in zip(bases, exponents, strict=True) if e < 0]
+    terms = positive + negative
+    return multi_pow([b for b, _ in terms], [e for _, e in terms], n2)
+
+
 # --------------------------------------------------------------------------- pool tasks
 
 _ENCRYPTORS: OrderedDict[tuple[int, int], DJNEncryptor] = OrderedDict()

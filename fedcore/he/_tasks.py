@@ -81,19 +81,23 @@ def scale_chunk(n2: int, ciphertexts: list[mpz], exponent: int) -> list[mpz]:
 
 
 def dot_chunk(n2: int, ciphertexts: list[mpz], matrix: np.ndarray) -> list[mpz]:
-    """prod_i c_i^M[i, j] mod n^2 for every column j of an int64 matrix chunk."""
+    """prod_i c_i^M[i, j] mod n^2 for every column j of an int64 matrix chunk (bucket method)."""
     n2 = mpz(n2)
-    acc = [mpz(1)] * matrix.shape[1]
-    for c, row in zip(ciphertexts, matrix, strict=True):
-        inverse = None
-        for j, e in enumerate(row.tolist()):
+    inverses: dict[int, mpz] = {}
+    columns = []
+    for column in matrix.T.tolist():
+        bases, exponents = [], []
+        for i, (c, e) in enumerate(zip(ciphertexts, column, strict=True)):
             if e > 0:
-                acc[j] = acc[j] * gmpy2.powmod(c, e, n2) % n2
+                bases.append(c)
+                exponents.append(e)
             elif e < 0:
-                if inverse is None:
-                    inverse = gmpy2.invert(c, n2)
-                acc[j] = acc[j] * gmpy2.powmod(inverse, -e, n2) % n2
-    return acc
+                if i not in inverses:
+                    inverses[i] = gmpy2.invert(c, n2)
+                bases.append(inverses[i])
+                exponents.append(-e)
+        columns.append(paillier.multi_pow(bases, exponents, n2))
+    return columns
 
 
 def product_chunk(n2: int, ciphertexts: list[mpz]) -> mpz:

@@ -99,3 +99,17 @@ def test_unpack_refuses_out_of_bound_slots_and_garbage():
     assert packing.unpack([n // 2 - 1], n, 16, 31, 3, 100) is None  # bits beyond the slots
     assert packing.unpack_single([n - 3, 4], n, 4) == [-3, 4]
     assert packing.unpack_single([n // 2], n, 4) is None
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 2**64), st.integers(-(2**64), 2**64)), max_size=40))
+def test_signed_multi_pow_matches_pow(terms):
+    case = CASES[1]
+    n = int(case["n"])
+    n2 = gmpy2.mpz(n * n)
+    bases = [gmpy2.mpz(b) * 7919 % n2 for b, _ in terms]
+    exponents = [e for _, e in terms]
+    expected = 1
+    for b, e in zip(bases, exponents):
+        expected = expected * pow(int(b), e, n * n) % (n * n)
+    assert paillier.signed_multi_pow(bases, exponents, n2) == expected
