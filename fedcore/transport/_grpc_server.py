@@ -25,6 +25,7 @@ from fedcore.wire import party_pb2_grpc as pb_grpc
 
 ControlHandler = Callable[[str, str, bytes], bytes]
 MAX_PENDING_JOBS = 256
+PENDING_TTL_S = 600.0  # messages for a job not opened within this long are dropped
 _BIG = 1 << 20  # values at least this large are returned as a memoryview, not copied to bytes
 _EVENT_OVERHEAD = 256  # bytes charged per buffered event, so empty payloads still count
 _STATUS = {pb.Envelope.ABORT: "dropped", pb.Envelope.FINISH: "finished"}
@@ -36,6 +37,7 @@ class _Pending:
 
     events: list[tuple[pb.Envelope, bytes | memoryview]] = field(default_factory=list)
     seen: set[tuple[str, str, int]] = field(default_factory=set)
+    since: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -64,9 +66,9 @@ class Inboxes:
                 raise ProtocolError(f"job {job!r} is already open at {self.party}")
             box = Mailbox(self.party, self.mailbox_bytes)
             self._jobs[job] = _Job(box, frozenset(parties), time.monotonic())
-            pending = self._pending.pop(job, None)
+            pending = self._pending.get(job)
             events = pending.events if pending else []
-            self._pending_used -= sum(len(payload) + _EVENT_OVERHEAD for _, payload in events)
+            self._drop_pending(job)
         for env, payload in events:
             if env.src not in parties:
                 log.warning(
@@ -80,9 +82,16 @@ class Inboxes:
         return box
 
     def close(self, job: str) -> None:
+        """Forget a job, and anything buffered for it; later messages for it are refused."""
         with self._lock:
             self._jobs.pop(job, None)
             self._closed.append(job)
+            self._drop_pending(job)
+
+    def _drop_pending(self, job: str) -> None:
+        pending = self._pending.pop(job, None)
+        if pending is not None:
+            self._pending_used -= sum(len(payload) + _EVENT_OVERHEAD for _, payload in pending.events)
 
     def jobs(self) -> dict[str, _Job]:
         with self._lock:
@@ -118,6 +127,7 @@ class Inboxes:
     def _buffer(self, env: pb.Envelope, payload: bytes | memoryview) -> bool:
         if env.job in self._closed:
             raise ProtocolError(f"job {env.job} is already closed at {self.party}")
+        self._expire_pending()
         pending = self._pending.get(env.job)
         if pending is None:
             if len(self._pending) >= MAX_PENDING_JOBS:
@@ -138,6 +148,15 @@ class Inboxes:
         pending.seen.add(key)
         pending.events.append((env, payload))
         return True
+
+    def _expire_pending(self) -> None:
+        """Forget early messages of jobs that were never opened (refused by policy, say)."""
+        now = time.monotonic()
+        for job in [j for j, p in self._pending.items() if now - p.since > PENDING_TTL_S]:
+            log.warning(
+                "job=%s party=%s never opened: dropping the messages peers sent for it", job, self.party
+            )
+            self._drop_pending(job)
 
     def _apply(self, box: Mailbox, env: pb.Envelope, payload: bytes | memoryview) -> bool:
         if env.kind == pb.Envelope.DATA:

@@ -130,6 +130,18 @@ def test_send_to_a_party_known_gone_or_finished(make_nodes) -> None:
         ta.send("carol", "x", b"ignored")  # carol reads nothing more: dropped, as in the local transport
 
 
+def test_messages_for_unopened_jobs_are_bounded(make_nodes) -> None:
+    with make_nodes(list(PAIR), mailbox_bytes=10_000) as nodes:
+        ta = nodes["alice"].open_job("later", PAIR)
+        ta.send("bob", "x", bytes(6_000))
+        with pytest.raises(ProtocolError, match="no room for messages of job later"):
+            ta.send("bob", "x", bytes(6_000))
+        nodes["bob"].close_job("later")  # e.g. refused by policy: what waited is dropped
+        tb = nodes["bob"].open_job("next", PAIR)
+        nodes["alice"].open_job("next", PAIR).send("bob", "y", bytes(9_000))
+        assert len(tb.recv("alice", "y", 5.0)) == 9_000
+
+
 def test_closed_job_refuses_late_messages(make_nodes) -> None:
     with make_nodes(list(PAIR)) as nodes:
         ta = nodes["alice"].open_job("done", PAIR)
