@@ -1,0 +1,137 @@
+"""Messages of the vertical logistic regression protocol: small frozen dataclasses, validated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fedcore import wire
+
+
+def _check_batch(batch: Any, what: str) -> None:
+    if type(batch) is not int or batch < 0:
+        raise ValueError(f"{what}.batch must be a non-negative int")
+
+
+def _check_plain(values: Any, what: str) -> None:
+    if not isinstance(values, np.ndarray) or values.ndim != 1 or values.dtype != np.float64:
+        raise ValueError(f"{what}.values must be a 1-D float64 array")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{what}.values must be finite")
+
+
+def _check_encrypted(enc: Any, what: str) -> None:
+    from fedcore.he import EncryptedVector
+    from fedcore.vertical._phe_backend import PheVector
+
+    if not isinstance(enc, EncryptedVector | PheVector) or getattr(enc, "packed", False):
+        raise ValueError(f"{what}.enc must be an unpacked encrypted vector")
+
+
+@dataclass(frozen=True)
+class HostScore:
+    """Host -> guest: ``[[u_h]]_h``, the host's partial scores X_h w_h on the batch, under the host's key."""
+
+    TAG = "vlr/score"
+    batch: int
+    enc: Any
+
+    def __post_init__(self) -> None:
+        _check_batch(self.batch, "HostScore")
+        _check_encrypted(self.enc, "HostScore")
+
+
+@dataclass(frozen=True)
+class Residual:
+    """Guest -> first host, host -> next host: ``[[0.25 z_partial + 0.5 - y]]_g`` under the guest's key."""
+
+    TAG = "vlr/residual"
+    batch: int
+    enc: Any
+
+    def __post_init__(self) -> None:
+        _check_batch(self.batch, "Residual")
+        _check_encrypted(self.enc, "Residual")
+
+
+@dataclass(frozen=True)
+class FinalResidual:
+    """Last host -> other hosts: the complete ``[[d]]_g = [[0.25 z + 0.5 - y]]_g``."""
+
+    TAG = "vlr/final"
+    batch: int
+    enc: Any
+
+    def __post_init__(self) -> None:
+        _check_batch(self.batch, "FinalResidual")
+        _check_encrypted(self.enc, "FinalResidual")
+
+
+@dataclass(frozen=True)
+class HostGradient:
+    """Host -> guest: ``[[X_h^T d + r_h]]_g``, re-randomized; the guest sees only the masked sum."""
+
+    TAG = "vlr/gradient"
+    batch: int
+    enc: Any
+
+    def __post_init__(self) -> None:
+        _check_batch(self.batch, "HostGradient")
+        _check_encrypted(self.enc, "HostGradient")
+
+
+@dataclass(frozen=True)
+class MaskedTerm:
+    """Guest -> host: ``[[X_g^T u_h + r'_h]]_h``, re-randomized, for the host to decrypt."""
+
+    TAG = "vlr/term"
+    batch: int
+    enc: Any
+
+    def __post_init__(self) -> None:
+        _check_batch(self.batch, "MaskedTerm")
+        _check_encrypted(self.enc, "MaskedTerm")
+
+
+@dataclass(frozen=True)
+class TermReply:
+    """Host -> guest: the decrypted ``X_g^T u_h + r'_h``."""
+
+    TAG = "vlr/term_reply"
+    batch: int
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check_batch(self.batch, "TermReply")
+        _check_plain(self.values, "TermReply")
+
+
+@dataclass(frozen=True)
+class Unmasked:
+    """Guest -> host: the decrypted ``X_h^T d + r_h``."""
+
+    TAG = "vlr/unmasked"
+    batch: int
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        _check_batch(self.batch, "Unmasked")
+        _check_plain(self.values, "Unmasked")
+
+
+MESSAGES = (HostScore, Residual, FinalResidual, HostGradient, MaskedTerm, TermReply, Unmasked)
+
+
+def _register(cls: type, field: str) -> None:
+    wire.register(
+        cls,
+        f"fedcore.vertical.{cls.__name__}",
+        to_state=lambda m: (m.batch, getattr(m, field)),
+        from_state=lambda s: cls(*s),
+    )
+
+
+for _cls in MESSAGES:
+    _register(_cls, "values" if _cls in (TermReply, Unmasked) else "enc")

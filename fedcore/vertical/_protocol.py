@@ -1,0 +1,325 @@
+"""Vertical (hetero) logistic regression with Paillier, as sans-I/O state machines.
+
+Theory of operation
+-------------------
+Parties: the guest G holds labels y and features X_g (with a bias column); hosts H_1..H_k
+hold features X_h for the same aligned rows (aligned by PSI). The model is
+z = X_g w_g + sum_h X_h w_h, p = sigmoid(z). Following the Taylor-approximated hetero-LR of
+Hardy et al., "Private federated learning on vertically partitioned data via entity
+resolution and additively homomorphic encryption" (arXiv:1711.10677, sec. 4) as FATE runs it,
+the residual sigmoid(z) - y is replaced by d = 0.25 z + 0.5 - y, which is linear in the
+parties' partial scores and so computable under additive encryption. There is no arbiter:
+the guest holds a Paillier key pair (pk_g, sk_g) and every host holds its own (pk_h, sk_h).
+
+Per mini-batch b (the schedule is derived from the shared job seed, so every party knows
+which aligned rows are in b; only the values stay private):
+
+1. Each host: u_h = X_h[b] w_h; sends HostScore [[u_h]]_h to G.
+2. G: a = 0.25 X_g[b] w_g + 0.5 - y[b]; sends Residual [[a]]_g to H_1. Each H_i adds
+   0.25 u_i as a plain vector and passes [[.]]_g on; the last host now holds
+   [[d]]_g and sends it (FinalResidual) to the other hosts.
+3. Each host: HostGradient [[X_h[b]^T d + r_h]]_g (r_h a fresh uniform mask, the
+   ciphertexts re-randomized) to G. G decrypts and returns Unmasked X_h^T d + r_h; the host
+   removes r_h and steps: w_h -= lr * ((X_h^T d) / |b| + l2 w_h).
+4. G, for each host: MaskedTerm [[X_g[b]^T u_h + r'_h]]_h (from HostScore, masked,
+   re-randomized) to the host, which decrypts and returns TermReply. G removes r'_h and
+   steps with X_g^T d = X_g^T a + 0.25 sum_h X_g^T u_h.
+
+What each party learns (semi-honest; masks are uniform in +-2^30, statistically hiding
+values up to ~2^10 to about 2^-20):
+
+* Host h: its own gradients (X_h^T d / |b| per batch) and weights w_h. Nothing about y or
+  other parties' features: every value it sees is under sk_g, or masked by G.
+* Guest: its own gradients and weights and, per batch and host, X_g^T u_h (with one host
+  this equals what its own gradient already reveals). It never sees [[d]], u_h, X_h or w_h.
+  At prediction time (``score``) hosts send their partial scores u_h for the scored rows in
+  the clear -- the usual price of vertical inference.
+* Batch membership and sizes are public (the schedule comes from the job seed); every
+  party knows the number of aligned rows and each host's feature count.
+
+Gradients themselves can leak label information over many steps (a known limitation of
+every hetero-LR of this family); differential privacy on gradients is out of scope here.
+A silent party stalls the others (Timeout); there is no dropout rule: all must finish.
+The sessions do no I/O: ``start()`` and ``receive()`` return ``Send`` actions and
+``expect()`` names the (sender, tag) they wait for next. Randomness (masks) and the
+compute runtime are passed in.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fedcore.errors import ProtocolError
+from fedcore.vertical._messages import (
+    FinalResidual,
+    HostGradient,
+    HostScore,
+    MaskedTerm,
+    Residual,
+    TermReply,
+    Unmasked,
+)
+
+MASK_BOUND = 2.0**30
+
+
+class Stage(enum.Enum):
+    """Where a session is within the current batch."""
+
+    AWAIT_SCORES = "await_scores"
+    AWAIT_GRADIENTS = "await_gradients"
+    AWAIT_TERMS = "await_terms"
+    AWAIT_RESIDUAL = "await_residual"
+    AWAIT_FINAL = "await_final"
+    AWAIT_TERM = "await_term"
+    AWAIT_UNMASKED = "await_unmasked"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Send:
+    """Action: send ``message`` to ``dst`` under ``message.TAG``."""
+
+    dst: str
+    message: Any
+
+
+@dataclass(frozen=True)
+class Training:
+    """The public training plan every party shares."""
+
+    batches: tuple[np.ndarray, ...]
+    lr: float
+    l2: float = 0.0
+
+
+class _Session:
+    stage: Stage
+    batch: int
+
+    def __init__(
+        self, me: str, features: np.ndarray, plan: Training, keys: tuple[Any, Any], rng: Any, runtime: Any
+    ):
+        self.me = me
+        self.x = np.asarray(features, dtype=np.float64)
+        self.plan = plan
+        self.public_key, self._secret_key = keys
+        self._mask_rng = rng
+        self.runtime = runtime
+        self.weights = np.zeros(self.x.shape[1])
+        self.batch = 0
+
+    def _rows(self) -> np.ndarray:
+        return self.plan.batches[self.batch]
+
+    def _mask(self, size: int) -> np.ndarray:
+        return self._mask_rng.uniform(-MASK_BOUND, MASK_BOUND, size=size)
+
+    def _step(self, gradient_sum: np.ndarray) -> None:
+        rows = len(self._rows())
+        self.weights = self.weights - self.plan.lr * (gradient_sum / rows + self.plan.l2 * self.weights)
+
+    def _check(self, sender: str, message: Any, expected: Callable[[], tuple[str, type]]) -> None:
+        where = f"vertical LR at {self.me}, batch {self.batch}"
+        if self.stage is Stage.DONE:
+            raise ProtocolError(f"{where}: {sender} sent a {type(message).__name__} after training ended")
+        src, kind = expected()
+        if sender != src or not isinstance(message, kind):
+            raise ProtocolError(
+                f"{where}: expected {kind.__name__} from {src}, got {type(message).__name__} from {sender}"
+            )
+        if message.batch != self.batch:
+            raise ProtocolError(f"{where}: {sender} sent {kind.__name__} for batch {message.batch}")
+
+    def _expect_len(self, sender: str, what: str, got: int, want: int) -> None:
+        if got != want:
+            raise ProtocolError(
+                f"vertical LR at {self.me}, batch {self.batch}: {what} from {sender} has {got} values, "
+                f"expected {want}"
+            )
+
+
+_GUEST_WAITS: dict[Stage, type] = {
+    Stage.AWAIT_SCORES: HostScore, Stage.AWAIT_GRADIENTS: HostGradient, Stage.AWAIT_TERMS: TermReply,
+}
+
+
+class GuestSession(_Session):
+    """The guest: labels, its features (bias column included by the caller), the key sk_g.
+
+    Args:
+        me: guest name. hosts: host names in chain order. features: X_g. labels: y in {0, 1}.
+        plan: the shared training plan. keys: (pk_g, sk_g). mask_rng: a generator seeded
+        from os.urandom. runtime: local compute runtime.
+    """
+
+    def __init__(self, me: str, hosts: Sequence[str], features: np.ndarray, labels: np.ndarray,
+                 plan: Training, keys: tuple[Any, Any], mask_rng: Any, runtime: Any = None):
+        super().__init__(me, features, plan, keys, mask_rng, runtime)
+        self.hosts = tuple(hosts)
+        self.y = np.asarray(labels, dtype=np.float64)
+        self.stage = Stage.AWAIT_SCORES
+        self._host = 0
+        self._a = np.zeros(0)
+        self._term_masks: dict[str, np.ndarray] = {}
+        self._terms: dict[str, np.ndarray] = {}
+
+    def start(self) -> list[Send]:
+        """Begin batch ``self.batch``: the encrypted partial residual to the first host."""
+        rows = self._rows()
+        self._a = 0.25 * (self.x[rows] @ self.weights) + 0.5 - self.y[rows]
+        self._term_masks, self._terms, self._host = {}, {}, 0
+        self.stage = Stage.AWAIT_SCORES
+        enc = self.public_key.encrypt(self._a, packed=False, runtime=self.runtime)
+        return [Send(self.hosts[0], Residual(self.batch, enc))]
+
+    def expect(self) -> tuple[str, str] | None:
+        """The (sender, tag) this session waits for next; None when training is over."""
+        if self.stage is Stage.DONE:
+            return None
+        return self.hosts[self._host], _GUEST_WAITS[self.stage].TAG
+
+    def receive(self, sender: str, message: Any) -> list[Send]:
+        """Take the expected message; returns what to send next.
+
+        Raises:
+            ProtocolError: the wrong sender, kind, batch or size, or an undecryptable gradient.
+        """
+        self._check(sender, message, lambda: (self.hosts[self._host], _GUEST_WAITS[self.stage]))
+        handler = {Stage.AWAIT_SCORES: self._on_score, Stage.AWAIT_GRADIENTS: self._on_gradient,
+                   Stage.AWAIT_TERMS: self._on_term}[self.stage]
+        sends = handler(sender, message)
+        self._host += 1
+        if self._host == len(self.hosts):
+            self._host = 0
+            sends += self._next_stage()
+        return sends
+
+    def _on_score(self, sender: str, message: HostScore) -> list[Send]:
+        rows = self._rows()
+        self._expect_len(sender, "HostScore", len(message.enc), len(rows))
+        mask = self._mask(self.x.shape[1])
+        self._term_masks[sender] = mask
+        term = message.enc.dot(self.x[rows], runtime=self.runtime) + mask
+        return [Send(sender, MaskedTerm(self.batch, term.rerandomize(runtime=self.runtime)))]
+
+    def _on_gradient(self, sender: str, message: HostGradient) -> list[Send]:
+        try:
+            values = self._secret_key.decrypt(message.enc, runtime=self.runtime)
+        except ValueError as exc:
+            raise ProtocolError(f"vertical LR: HostGradient from {sender} does not decrypt: {exc}") from None
+        return [Send(sender, Unmasked(self.batch, np.asarray(values, dtype=np.float64)))]
+
+    def _on_term(self, sender: str, message: TermReply) -> list[Send]:
+        self._expect_len(sender, "TermReply", len(message.values), self.x.shape[1])
+        self._terms[sender] = message.values - self._term_masks.pop(sender)
+        return []
+
+    def _next_stage(self) -> list[Send]:
+        if self.stage is Stage.AWAIT_SCORES:
+            self.stage = Stage.AWAIT_GRADIENTS
+            return []
+        if self.stage is Stage.AWAIT_GRADIENTS:
+            self.stage = Stage.AWAIT_TERMS
+            return []
+        rows = self._rows()
+        self._step(self.x[rows].T @ self._a + 0.25 * sum(self._terms.values()))
+        self.batch += 1
+        if self.batch == len(self.plan.batches):
+            self.stage = Stage.DONE
+            return []
+        return self.start()
+
+
+class HostSession(_Session):
+    """A host: its features and its own key sk_h; never sees labels or the guest's features.
+
+    Args:
+        me: host name. guest: guest name. hosts: host names in chain order. features: X_h.
+        plan: the shared training plan. keys: (pk_h, sk_h). mask_rng: seeded from os.urandom.
+        runtime: local compute runtime.
+    """
+
+    def __init__(self, me: str, guest: str, hosts: Sequence[str], features: np.ndarray, plan: Training,
+                 keys: tuple[Any, Any], mask_rng: Any, runtime: Any = None):
+        super().__init__(me, features, plan, keys, mask_rng, runtime)
+        self.guest, self.hosts = guest, tuple(hosts)
+        self.index = self.hosts.index(me)
+        self.stage = Stage.AWAIT_RESIDUAL
+        self._u = np.zeros(0)
+        self._gradient_mask = np.zeros(0)
+
+    def start(self) -> list[Send]:
+        """Begin batch ``self.batch``: our encrypted partial scores to the guest."""
+        self._u = self.x[self._rows()] @ self.weights
+        self.stage = Stage.AWAIT_RESIDUAL
+        enc = self.public_key.encrypt(self._u, packed=False, runtime=self.runtime)
+        return [Send(self.guest, HostScore(self.batch, enc))]
+
+    def _waits(self) -> tuple[str, type]:
+        previous = self.guest if self.index == 0 else self.hosts[self.index - 1]
+        return {
+            Stage.AWAIT_RESIDUAL: (previous, Residual),
+            Stage.AWAIT_FINAL: (self.hosts[-1], FinalResidual),
+            Stage.AWAIT_TERM: (self.guest, MaskedTerm),
+            Stage.AWAIT_UNMASKED: (self.guest, Unmasked),
+        }[self.stage]
+
+    def expect(self) -> tuple[str, str] | None:
+        """The (sender, tag) this session waits for next; None when training is over."""
+        if self.stage is Stage.DONE:
+            return None
+        src, kind = self._waits()
+        return src, kind.TAG
+
+    def receive(self, sender: str, message: Any) -> list[Send]:
+        """Take the expected message; returns what to send next.
+
+        Raises:
+            ProtocolError: the wrong sender, kind, batch or size, or an undecryptable term.
+        """
+        self._check(sender, message, self._waits)
+        handler = {Stage.AWAIT_RESIDUAL: self._on_residual, Stage.AWAIT_FINAL: self._on_final,
+                   Stage.AWAIT_TERM: self._on_term, Stage.AWAIT_UNMASKED: self._on_unmasked}[self.stage]
+        return handler(sender, message)
+
+    def _on_residual(self, sender: str, message: Residual) -> list[Send]:
+        self._expect_len(sender, "Residual", len(message.enc), len(self._rows()))
+        enc = message.enc + 0.25 * self._u
+        if self.index + 1 < len(self.hosts):
+            self.stage = Stage.AWAIT_FINAL
+            return [Send(self.hosts[self.index + 1], Residual(self.batch, enc))]
+        finals = [Send(h, FinalResidual(self.batch, enc)) for h in self.hosts if h != self.me]
+        return finals + self._gradient(enc)
+
+    def _on_final(self, sender: str, message: FinalResidual) -> list[Send]:
+        self._expect_len(sender, "FinalResidual", len(message.enc), len(self._rows()))
+        return self._gradient(message.enc)
+
+    def _gradient(self, residual: Any) -> list[Send]:
+        self._gradient_mask = self._mask(self.x.shape[1])
+        masked = residual.dot(self.x[self._rows()], runtime=self.runtime) + self._gradient_mask
+        self.stage = Stage.AWAIT_TERM
+        return [Send(self.guest, HostGradient(self.batch, masked.rerandomize(runtime=self.runtime)))]
+
+    def _on_term(self, sender: str, message: MaskedTerm) -> list[Send]:
+        try:
+            values = self._secret_key.decrypt(message.enc, runtime=self.runtime)
+        except ValueError as exc:
+            raise ProtocolError(f"vertical LR: MaskedTerm from {sender} does not decrypt: {exc}") from None
+        self.stage = Stage.AWAIT_UNMASKED
+        return [Send(self.guest, TermReply(self.batch, np.asarray(values, dtype=np.float64)))]
+
+    def _on_unmasked(self, sender: str, message: Unmasked) -> list[Send]:
+        self._expect_len(sender, "Unmasked", len(message.values), self.x.shape[1])
+        self._step(message.values - self._gradient_mask)
+        self.batch += 1
+        if self.batch == len(self.plan.batches):
+            self.stage = Stage.DONE
+            return []
+        return self.start()

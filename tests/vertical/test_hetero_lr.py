@@ -1,0 +1,65 @@
+"""protocols/hetero_lr.py end to end (PSI + Paillier LR) against scikit-learn on the same split."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+
+from fedcore.context import party_rng
+from fedcore.runtime import make_runtime
+from fedcore.sim import simulate
+
+SCRIPT = Path(__file__).resolve().parents[2] / "protocols" / "hetero_lr.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("hetero_lr_for_tests", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sklearn_baseline(seed: int, parties: int) -> tuple[float, int]:
+    """Central LogisticRegression on the same aligned train rows, test rows and (all) features."""
+    script = load_script()
+    x, y = load_breast_cancer(return_X_y=True)
+    held = set(range(len(x)))
+    for i in range(parties):
+        held &= set(script.held_rows(party_rng(seed, f"p{i}"), len(x)).tolist())
+    rows = np.array(sorted(held))
+    is_test = np.isin(rows, script.test_rows(seed, len(x)))
+    train, test = rows[~is_test], rows[is_test]
+    mean, std = x[train].mean(axis=0), x[train].std(axis=0)
+    model = LogisticRegression(max_iter=5000).fit((x[train] - mean) / std, y[train])
+    return float(model.score((x[test] - mean) / std, y[test])), len(train)
+
+
+@pytest.fixture(scope="module")
+def runtime():
+    rt = make_runtime("processes", workers=2)
+    yield rt
+    rt.close()
+
+
+@pytest.mark.parametrize("parties", [2, 3])
+def test_accuracy_within_002_of_sklearn(runtime, parties) -> None:
+    result = simulate(SCRIPT, parties=parties, seed=0, runtime=runtime, timeout_s=120)
+    assert not result.errors(), result.errors()
+    baseline, train_rows = sklearn_baseline(0, parties)
+    guest = result.parties["p0"]
+    assert abs(guest["accuracy"] - baseline) <= 0.02, (guest["accuracy"], baseline)
+    assert guest["auc"] > 0.97
+    assert all(r["samples"] == train_rows for r in result.parties.values())
+    assert guest["aligned"] < 569  # the parties dropped rows, so PSI mattered
+    assert "accuracy" not in result.parties["p1"]
+
+
+def test_extra_parties_stay_idle_and_bad_hosts_are_refused(runtime) -> None:
+    result = simulate(SCRIPT, parties=3, params={"hosts": 1, "epochs": 1}, runtime=runtime)
+    assert result.parties["p2"] == {"samples": 0, "role": "idle"}
+    assert "accuracy" in result.parties["p0"]
+    bad = simulate(SCRIPT, parties=2, params={"hosts": 2}, runtime=runtime)
+    assert "hosts must be 1..1" in bad.parties["p0"]["error"]
