@@ -41,6 +41,7 @@ Task functions at the bottom are top-level so a process pool can run them on chu
 from __future__ import annotations
 
 import secrets
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -229,18 +230,20 @@ def signed_multi_pow(bases: Sequence[mpz], exponents: Sequence[int], n2: mpz) ->
 
 _ENCRYPTORS: OrderedDict[tuple[int, int], DJNEncryptor] = OrderedDict()
 _MAX_CACHED = 4
+_CACHE_LOCK = threading.Lock()
 
 
 def cached_encryptor(n: int, hs: int) -> DJNEncryptor:
     """This process's encryptor for (n, h_s), building its table on first use."""
     key = (int(n), int(hs))
-    encryptor = _ENCRYPTORS.get(key)
-    if encryptor is None:
-        encryptor = DJNEncryptor(n, hs)
-        _ENCRYPTORS[key] = encryptor
-        while len(_ENCRYPTORS) > _MAX_CACHED:
-            _ENCRYPTORS.popitem(last=False)
-    _ENCRYPTORS.move_to_end(key)
+    with _CACHE_LOCK:
+        encryptor = _ENCRYPTORS.get(key)
+        if encryptor is None:
+            encryptor = DJNEncryptor(n, hs)
+            _ENCRYPTORS[key] = encryptor
+            while len(_ENCRYPTORS) > _MAX_CACHED:
+                _ENCRYPTORS.popitem(last=False)
+        _ENCRYPTORS.move_to_end(key)
     return encryptor
 
 

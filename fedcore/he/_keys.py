@@ -96,7 +96,7 @@ class PublicKey:
         Raises:
             EncodingError: a value outside the encoding's range, NaN or infinite.
         """
-        from fedcore.he._vector import encrypt_array
+        from fedcore.he._crypt import encrypt_array
 
         return encrypt_array(self, array, packed=packed, runtime=runtime, encoding=encoding)
 
@@ -155,7 +155,8 @@ class PrivateKey:
             KeyMismatchError: ``enc`` is under another public key.
             DecryptionError: a ciphertext does not decode to an in-range value.
         """
-        from fedcore.he._vector import EncryptedVector, decrypt_vector
+        from fedcore.he._crypt import decrypt_vector
+        from fedcore.he._vector import EncryptedVector
 
         if not isinstance(enc, EncryptedVector):
             raise TypeError(f"decrypt takes an EncryptedVector, got {type(enc).__name__}")

@@ -48,6 +48,8 @@ def from_phe_numbers(
     Raises:
         KeyMismatchError: a number is under another key.
     """
+    if max_abs is not None and not (isinstance(max_abs, int | float) and 0 <= max_abs < math.inf):
+        raise ValueError(f"max_abs must be a finite non-negative number, got {max_abs!r}")
     if any(int(x.public_key.n) != public_key.n for x in numbers):
         raise KeyMismatchError("a phe number is under a different public key")
     exponent = min([0, *(x.exponent for x in numbers)])
