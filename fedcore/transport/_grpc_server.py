@@ -7,6 +7,7 @@ per-value limit before anything is buffered; its chunks land in one preallocated
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import OrderedDict, deque
@@ -24,6 +25,7 @@ from fedcore.wire import party_pb2 as pb
 from fedcore.wire import party_pb2_grpc as pb_grpc
 
 ControlHandler = Callable[[str, str, bytes], bytes]
+JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 MAX_PENDING_JOBS = 256
 PENDING_TTL_S = 600.0  # messages for a job not opened within this long are dropped
 _BIG = 1 << 20  # values at least this large are returned as a memoryview, not copied to bytes
@@ -41,7 +43,7 @@ class _Pending:
 
 
 @dataclass
-class _Job:
+class OpenJob:
     box: Mailbox
     parties: frozenset[str]
     opened_at: float
@@ -54,7 +56,7 @@ class Inboxes:
         self.party = party
         self.mailbox_bytes = mailbox_bytes
         self.pending_bytes = pending_bytes
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, OpenJob] = {}
         self._pending: OrderedDict[str, _Pending] = OrderedDict()
         self._pending_used = 0
         self._closed: deque[str] = deque(maxlen=4096)
@@ -65,7 +67,7 @@ class Inboxes:
             if job in self._jobs:
                 raise ProtocolError(f"job {job!r} is already open at {self.party}")
             box = Mailbox(self.party, self.mailbox_bytes)
-            self._jobs[job] = _Job(box, frozenset(parties), time.monotonic())
+            self._jobs[job] = OpenJob(box, frozenset(parties), time.monotonic())
             pending = self._pending.get(job)
             events = pending.events if pending else []
             self._drop_pending(job)
@@ -93,7 +95,7 @@ class Inboxes:
         if pending is not None:
             self._pending_used -= sum(len(payload) + _EVENT_OVERHEAD for _, payload in pending.events)
 
-    def jobs(self) -> dict[str, _Job]:
+    def jobs(self) -> dict[str, OpenJob]:
         with self._lock:
             return dict(self._jobs)
 
@@ -168,7 +170,7 @@ class Inboxes:
             self.party,
             env.src,
             _STATUS[env.kind],
-            f" at step {env.step!r}: {env.reason}" if env.kind == pb.Envelope.ABORT else "",
+            f" at step {env.step!r}: {env.reason!r}" if env.kind == pb.Envelope.ABORT else "",
         )
         return True
 
@@ -241,6 +243,9 @@ class PartyServicer(pb_grpc.PartyServicer):
             duplicate = not self.inboxes.accept(env, payload)
         except FedcoreError as exc:
             abort_with(context, exc)
+        except grpc.RpcError:  # the sender went away mid-stream; it retries or has given up
+            log.info("job=%s party=%s stream of %r from %s broke off", env.job, self.party, env.tag, src)
+            return pb.SendReply()
         if duplicate:
             log.info(
                 "job=%s party=%s dropped duplicate %s#%d from %s", env.job, self.party, env.tag, env.seq, src
@@ -261,8 +266,8 @@ class PartyServicer(pb_grpc.PartyServicer):
             )
         if env.dst != self.party:
             raise ProtocolError(f"{src} sent a message for {env.dst!r} to {self.party}")
-        if not env.job or len(env.job) > 256:
-            raise ProtocolError(f"{src} sent a message with a bad job id ({len(env.job)} characters)")
+        if not JOB_ID.match(env.job):
+            raise ProtocolError(f"{src} sent a message with a malformed job id {env.job[:140]!r}")
         if env.kind not in _STATUS and env.kind != pb.Envelope.DATA:
             raise ProtocolError(f"{src} sent an envelope of unknown kind {env.kind}")
 

@@ -22,7 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from fedcore.crypto import pki
 from fedcore.errors import ConfigError, FedcoreError, PartyDropped
 from fedcore.transport._grpc_client import Payload, PeerCheck, PeerLink, as_parts, check_peer
-from fedcore.transport._grpc_server import Inboxes, PartyServicer
+from fedcore.transport._grpc_server import JOB_ID, Inboxes, OpenJob, PartyServicer
 from fedcore.transport._grpc_wire import UNLIMITED, TlsFiles, TlsMaterial, deserialize_frame, log
 from fedcore.transport.base import Mailbox, Transport, check_party_names
 from fedcore.wire import party_pb2 as pb
@@ -169,6 +169,8 @@ class PeerNode:
     def open_job(self, job_id: str, parties: tuple[str, ...]) -> GrpcTransport:
         """Open a job's mailbox (delivering what peers sent early) and return its transport."""
         parties = check_party_names(list(parties))
+        if not isinstance(job_id, str) or not JOB_ID.match(job_id):
+            raise ConfigError(f"bad job id {job_id!r}: use 1-128 letters, digits, '_', '.', ':' or '-'")
         if self.party_id not in parties:
             raise ConfigError(f"{self.party_id} is not one of the job's parties {list(parties)}")
         missing = [p for p in parties if p != self.party_id and p not in self._peers]
@@ -227,7 +229,7 @@ class PeerNode:
                     pass
             self._drop_silent(jobs)
 
-    def _drop_silent(self, jobs: dict) -> None:  # type: ignore[type-arg]
+    def _drop_silent(self, jobs: dict[str, OpenJob]) -> None:
         now = time.monotonic()
         for job_id, job in jobs.items():
             for peer in job.parties:
