@@ -9,7 +9,9 @@ fit in 33 bytes.
 
 A ``Share`` is itself secret: its ``repr`` hides the value and it refuses ``bool`` and pickle.
 ``combine`` refuses too few shares and repeated x-coordinates, and a result at or above
-2^256 (which inconsistent shares give with overwhelming probability) raises ``ValueError``.
+2^256 (not a 32-byte secret) raises ``ValueError``. That check catches only some inconsistent
+shares: Shamir alone does not detect wrong shares, so callers verify what they recover (secagg
+checks a recovered private key against the public key advertised for it).
 """
 
 from __future__ import annotations
@@ -95,7 +97,8 @@ def combine(shares: Iterable[Share], threshold: int, label: str = "secret") -> S
     """The secret behind ``threshold`` (or more; the first ``threshold`` are used) shares.
 
     Raises:
-        ValueError: fewer than ``threshold`` shares, repeated x-coordinates, or inconsistent shares.
+        ValueError: fewer than ``threshold`` shares, repeated x-coordinates, or a result that is
+            not a 32-byte secret (some inconsistent shares).
     """
     chosen = list(shares)[:threshold] if threshold >= 1 else []
     if threshold < 1 or len(chosen) < threshold:
