@@ -174,7 +174,10 @@ def _range_message(frac_bits: int, value_bits: int) -> str:
 def scalar_to_fixed(value: object, frac_bits: int, value_bits: int) -> int:
     """Encode one plain scalar (Python or numpy int/float) like ``to_fixed``."""
     if isinstance(value, bool | np.bool_ | int | np.integer):
-        return int(to_fixed(np.array([int(value)], dtype=object).astype(np.int64), frac_bits, value_bits)[0])
+        limit = (1 << (value_bits - 1)) - 1
+        if abs(int(value)) > limit >> frac_bits:
+            raise EncodingError(_range_message(frac_bits, value_bits))
+        return int(value) << frac_bits
     if isinstance(value, float | np.floating):
         return int(to_fixed(np.array([value], dtype=np.float64), frac_bits, value_bits)[0])
     raise TypeError(f"a plain scalar must be an int or a float, got {type(value).__name__}")
