@@ -81,13 +81,14 @@ class CRTDecryptor:
     Args:
         p: a prime factor of n.
         q: the other prime factor.
+        check: test both for primality (skip only for primes already checked).
     """
 
     __slots__ = ("hp", "hq", "n", "n2", "p", "p2", "p_inv_q", "q", "q2")
 
-    def __init__(self, p: int, q: int):
+    def __init__(self, p: int, q: int, *, check: bool = True):
         p, q = mpz(min(p, q)), mpz(max(p, q))
-        if p == q or not gmpy2.is_prime(p) or not gmpy2.is_prime(q):
+        if p == q or (check and not (gmpy2.is_prime(p) and gmpy2.is_prime(q))):
             raise ValueError("Paillier private key needs two distinct primes")
         self.p, self.q = p, q
         self.n = p * q
@@ -261,8 +262,8 @@ def rerandomize_many(n: int, hs: int, ciphertexts: Sequence[int]) -> list[mpz]:
 
 
 def decrypt_many(p: int, q: int, ciphertexts: Sequence[int]) -> list[mpz]:
-    """Plaintexts in [0, n) of each ciphertext, by CRT."""
-    decryptor = CRTDecryptor(p, q)
+    """Plaintexts in [0, n) of each ciphertext, by CRT (p and q already validated by the caller)."""
+    decryptor = CRTDecryptor(p, q, check=False)
     return [decryptor.decrypt(c) for c in ciphertexts]
 
 
