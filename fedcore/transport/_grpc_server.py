@@ -290,6 +290,7 @@ class PartyServicer(pb_grpc.PartyServicer):
                 raise ProtocolError(f"{src} sent more bytes than the {total} it declared for {env.tag!r}")
             view[pos:end] = chunk
             pos = end
+            self.seen(src)  # a long transfer is a sign of life too
         if pos != total:
             raise ProtocolError(f"{src} sent {pos} of the {total} bytes it declared for {env.tag!r}")
         return view if total >= _BIG else view.tobytes()
