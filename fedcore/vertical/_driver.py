@@ -6,6 +6,7 @@ import importlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,7 @@ def train(
     l2: float = 0.0,
     key_bits: int = 1024,
     scheme: str = "fedcore",
+    keys: tuple[Any, Any] | None = None,
     timeout: float | None = None,
 ) -> VerticalModel:
     """Train hetero logistic regression on aligned rows (see ``fedcore.vertical``).
@@ -75,6 +77,8 @@ def train(
         key_bits: Paillier modulus size of every party's key (1024: fast, ~80-bit security;
             2048 for real data).
         scheme: "fedcore" (fedcore.he fast paths) or "phe" (per-element baseline).
+        keys: this party's own (public, private) key pair of ``scheme``, to reuse one; by
+            default a fresh pair of ``key_bits`` bits.
         timeout: per-receive deadline (default: the job's).
 
     Raises:
@@ -89,7 +93,8 @@ def train(
     plan = make_plan(len(x), epochs=epochs, batch_size=batch_size, seed=ctx.seed, lr=lr, l2=l2)
     if scheme not in SCHEMES:
         raise ConfigError(f"unknown HE scheme {scheme!r}: use one of {sorted(SCHEMES)}")
-    keys = importlib.import_module(SCHEMES[scheme]).generate_keypair(key_bits)
+    scheme_module = importlib.import_module(SCHEMES[scheme])
+    keys = keys or scheme_module.generate_keypair(key_bits)
     mask_rng = np.random.default_rng(int.from_bytes(os.urandom(32), "big"))
     session: GuestSession | HostSession
     if ctx.party == guest:
