@@ -123,3 +123,12 @@ def test_psi_align_script(runtime) -> None:
     assert all(o["ids_count"] == 300 and len(o["intersection"]) == 37 for o in outs), result.errors()
     assert outs[0]["intersection"] == outs[1]["intersection"] == outs[2]["intersection"]
     assert all(i.startswith("c-") for i in outs[0]["intersection"])
+
+
+def test_a_party_that_dies_fails_the_others_cleanly(runtime) -> None:
+    def main(ctx):
+        return {"result": intersect(ctx, [f"x{i}" for i in range(500)], batch_items=50)}
+
+    result = simulate(main, names=["a", "b"], runtime=runtime, kill={"b": 2}, timeout_s=30)
+    assert "killed" in result.parties["b"]["error"]
+    assert "PartyDropped" in result.parties["a"]["error"]

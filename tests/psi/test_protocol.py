@@ -1,6 +1,8 @@
 """The two-party PSI state machine, driven in memory with no runtime, sockets or sleeps."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fedcore.crypto.ecdh_psi import BlindingKey
 from fedcore.errors import ProtocolError
@@ -130,3 +132,18 @@ def test_unexpected_message_kinds_and_malformed_messages() -> None:
 def test_result_before_done_is_refused() -> None:
     with pytest.raises(ProtocolError, match="stage blinding"):
         fresh().matches()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.one_of(st.text(max_size=4), st.integers(-5, 30)), max_size=15),
+    st.lists(st.one_of(st.text(max_size=4), st.integers(-5, 30)), max_size=15),
+    st.booleans(),
+)
+def test_property_pair_result_is_the_set_intersection(xs, ys, b_learns) -> None:
+    ex = list(dict.fromkeys(encode_id(x) for x in xs))
+    ey = list(dict.fromkeys(encode_id(y) for y in ys))
+    a, b = run_pair(ex, ey, b_learns=b_learns)
+    assert matched(a, ex) == set(ex) & set(ey)
+    if b_learns:
+        assert matched(b, ey) == set(ex) & set(ey)
