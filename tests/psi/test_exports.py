@@ -1,7 +1,6 @@
-"""The public surface of fedcore.psi and fedcore.vertical is pinned."""
+"""The public surface of fedcore.psi is pinned."""
 
 import fedcore.psi
-import fedcore.vertical
 
 
 def test_psi_exports() -> None:
@@ -10,9 +9,3 @@ def test_psi_exports() -> None:
         "decode_id", "encode_id", "intersect",
     ])
 
-
-def test_vertical_exports() -> None:
-    assert sorted(fedcore.vertical.__all__) == sorted([
-        "SCHEMES", "GuestSession", "HostSession", "Send", "Stage", "Training", "VerticalModel",
-        "make_plan", "score", "train",
-    ])
