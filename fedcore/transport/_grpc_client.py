@@ -121,8 +121,8 @@ class PeerLink:
                     env.seq,
                     self.peer,
                     delay_s,
-                    err.code().name,
-                )  # type: ignore[attr-defined]
+                    err.code().name if isinstance(err, grpc.Call) else type(err).__name__,
+                )
             if self.closed.wait(delay_s):
                 raise PartyDropped(f"{self.me} stopped while sending {what} to {self.peer}", party=self.peer)
             delay_s = min(delay_s * 2, 1.0)
