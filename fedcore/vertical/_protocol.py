@@ -17,7 +17,8 @@ which aligned rows are in b; only the values stay private):
 1. Each host: u_h = X_h[b] w_h; sends HostScore [[u_h]]_h to G.
 2. G: a = 0.25 X_g[b] w_g + 0.5 - y[b]; sends Residual [[a]]_g to H_1. Each H_i adds
    0.25 u_i as a plain vector and passes [[.]]_g on; the last host now holds
-   [[d]]_g and sends it (FinalResidual) to the other hosts.
+   [[d]]_g and sends it (FinalResidual) to the other hosts. Every host re-randomizes what it
+   passes on, so an earlier host cannot divide out a later host's 0.25 u_h.
 3. Each host: HostGradient [[X_h[b]^T d + r_h]]_g (r_h a fresh uniform mask, the
    ciphertexts re-randomized) to G. G decrypts and returns Unmasked X_h^T d + r_h; the host
    removes r_h and steps: w_h -= lr * ((X_h^T d) / |b| + l2 w_h).
@@ -290,7 +291,9 @@ class HostSession(_Session):
 
     def _on_residual(self, sender: str, message: Residual) -> list[Send]:
         self._expect_len(sender, "Residual", len(message.enc), len(self._rows()))
-        enc = message.enc + 0.25 * self._u
+        # Re-randomize: adding a plain vector is deterministic, so a host that saw [[s]] could
+        # otherwise read our 0.25 u off [[s + 0.25 u]] by division.
+        enc = (message.enc + 0.25 * self._u).rerandomize(runtime=self.runtime)
         if self.index + 1 < len(self.hosts):
             self.stage = Stage.AWAIT_FINAL
             return [Send(self.hosts[self.index + 1], Residual(self.batch, enc))]

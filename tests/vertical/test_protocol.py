@@ -134,3 +134,19 @@ def test_nothing_is_accepted_after_training() -> None:
     assert parties["g"].expect() is None
     with pytest.raises(ProtocolError, match="after training ended"):
         parties["g"].receive("h1", TermReply(1, np.zeros(4)))
+
+
+def test_hosts_rerandomize_what_they_pass_on() -> None:
+    blocks, y = data(rows=8, cols=(2, 2, 2))
+    plan = make_plan(len(y), epochs=1, batch_size=8, seed=0, lr=0.1)
+    parties = sessions(blocks, y, plan)
+    residual = parties["g"].start()[0].message
+    host = parties["h1"]
+    host.weights = np.array([0.5, -1.0])
+    host.start()
+    forwarded = host.receive("g", residual)[0].message
+    deterministic = residual.enc + 0.25 * (blocks[1][plan.batches[0]] @ host.weights)
+    assert isinstance(forwarded, Residual)
+    assert set(forwarded.enc.ciphertexts).isdisjoint(deterministic.ciphertexts)
+    guest_secret = parties["g"]._secret_key
+    np.testing.assert_allclose(guest_secret.decrypt(forwarded.enc), guest_secret.decrypt(deterministic))
