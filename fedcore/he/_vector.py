@@ -136,12 +136,6 @@ class EncryptedVector:
             )
         return bound
 
-    def _map(self, fn: Any, *per_chunk: Any, align: int = 1) -> list[Any]:
-        workers = getattr(self.runtime, "workers", 1)
-        bounds = _tasks.chunk_bounds(len(self._cts), workers, align)
-        args = [(*per_chunk, self._cts[a:b]) for a, b in bounds]
-        return [c for part in _tasks.run_chunks(self.runtime, fn, args) for c in part]
-
     def _scaled(self, exponent: int) -> list[Any]:
         if exponent == 1:
             return list(self._cts)
