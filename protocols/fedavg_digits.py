@@ -24,6 +24,7 @@ from fedcore.errors import ConfigError
 
 _LOCK = threading.Lock()
 HIDDEN = 32
+SERVER_LR = {"fedadam": 0.03, "fedyogi": 0.03, "fedadagrad": 0.1}
 
 
 @functools.cache
@@ -87,7 +88,8 @@ def _strategy(
 
     options: dict[str, Any] = {"min_parties": int(min_parties)}
     if name in ("fedadam", "fedyogi", "fedadagrad"):
-        options["eta"] = 0.01 if server_lr is None else float(server_lr)
+        # server learning rates tuned on this job (20 rounds, 10 parties); Reddi et al. tune eta per task
+        options["eta"] = SERVER_LR[name] if server_lr is None else float(server_lr)
     elif name in ("fedavg", "fedprox") and server_lr is not None:
         options["server_lr"] = float(server_lr)
     if name == "fedprox":
