@@ -248,10 +248,27 @@ def cached_encryptor(n: int, hs: int) -> DJNEncryptor:
     return encryptor
 
 
-def encrypt_many(n: int, hs: int, plaintexts: Sequence[int]) -> list[mpz]:
-    """Fresh ciphertexts of each (signed) plaintext, one fresh randomizer each."""
+def encrypt_many(n: int, hs: int, plaintexts: Sequence[int], randomizers: Sequence[int] = ()) -> list[mpz]:
+    """Ciphertexts of each (signed) plaintext, each with its own never-used randomizer.
+
+    The first ``len(randomizers)`` plaintexts use the given precomputed r^n values (each
+    once; the caller must never pass one twice); the rest draw fresh ones here.
+    """
+    n, count = mpz(n), len(randomizers)
+    n2 = n * n
+    head = [
+        (1 + (mpz(m) % n) * n) * mpz(r) % n2 for m, r in zip(plaintexts[:count], randomizers, strict=True)
+    ]
+    if len(plaintexts) == count:
+        return head
     encryptor = cached_encryptor(n, hs)
-    return [encryptor.encrypt(m) for m in plaintexts]
+    return head + [encryptor.encrypt(m) for m in plaintexts[count:]]
+
+
+def randomizers_many(n: int, hs: int, count: int) -> list[mpz]:
+    """``count`` fresh r^n values for later encryptions (each to be used once)."""
+    encryptor = cached_encryptor(n, hs)
+    return [encryptor.randomizer() for _ in range(count)]
 
 
 def rerandomize_many(n: int, hs: int, ciphertexts: Sequence[int]) -> list[mpz]:

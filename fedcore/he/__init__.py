@@ -11,7 +11,9 @@ and unpacked ciphertexts are interchangeable with ``phe.EncryptedNumber``
 - Fixed point with stated precision (``fedcore.he.PACKED``: 2^-20 steps, |x| < 2048;
   ``UNPACKED``: 2^-32 steps, |x| < 2^31; integers exact) -- see ``_encoding``.
 - DJN short-exponent randomness from a fixed-base table (fresh for every ciphertext),
-  CRT decryption, and work split over a ``fedcore.runtime`` Runtime (``runtime=``).
+  optionally made ahead in the background (``PublicKey.precompute(count, runtime=)``;
+  each precomputed r^n is removed from the pool as it is used), CRT decryption, and work
+  split over a ``fedcore.runtime`` Runtime (``runtime=``).
 - Errors instead of wrong numbers: ``KeyMismatchError``, ``HeadroomError``,
   ``EncodingError``, ``DecryptionError``, ``PackedOperationError`` (see ``_errors``).
 - Wire: ``PublicKey``, ``EncryptedVector`` and (only when asked for)

@@ -30,7 +30,12 @@ def encrypt_array(
     workers = getattr(runtime, "workers", 1)
     bounds = _tasks.chunk_bounds(len(encoded), workers, align=layout.slots)
     hs = key.djn_base()
-    args = [(key.n, hs, encoded[a:b], layout.slot_bits, layout.slots, packed) for a, b in bounds]
+    pool = key.take_randomizers(layout.ciphertexts_for(len(encoded)))
+    args = []
+    for a, b in bounds:
+        start, stop = a // layout.slots, layout.ciphertexts_for(b)
+        chunk = (key.n, hs, encoded[a:b], layout.slot_bits, layout.slots, packed, pool[start:stop])
+        args.append(chunk)
     cts = [c for part in _tasks.run_chunks(runtime, _tasks.encrypt_chunk, args) for c in part]
     return EncryptedVector(
         key,

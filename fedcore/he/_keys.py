@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import gmpy2
@@ -50,7 +51,7 @@ class PublicKey:
         n: the modulus.
     """
 
-    __slots__ = ("_hs", "_lock", "bits", "n", "n2")
+    __slots__ = ("_hs", "_lock", "_pool", "bits", "n", "n2")
 
     def __init__(self, n: int):
         self.n = check_modulus(n)
@@ -58,6 +59,7 @@ class PublicKey:
         self.bits = self.n.bit_length()
         self._hs: int | None = None
         self._lock = threading.Lock()
+        self._pool: list[Any] = []
 
     @property
     def fingerprint(self) -> str:
@@ -75,6 +77,50 @@ class PublicKey:
             if self._hs is None:
                 self._hs = int(paillier.make_hs(self.n))
             return self._hs
+
+    def precompute(self, count: int, *, runtime: Any = None) -> list[Future[Any]]:
+        """Make ``count`` randomizers r^n ahead, in the background on ``runtime``.
+
+        Later encryptions under this key object take them from the pool (each exactly once,
+        removed as taken) before drawing fresh ones, so waiting time (for a peer, for the
+        network) can pay for the expensive part of encryption.
+
+        Returns:
+            the futures of the background tasks (already done without a runtime).
+        """
+        if type(count) is not int or count < 0:
+            raise ValueError(f"count must be a non-negative int, got {count!r}")
+        from fedcore.he import _tasks
+
+        workers = getattr(runtime, "workers", 1)
+        futures = []
+        for a, b in _tasks.chunk_bounds(count, workers):
+            if runtime is None:
+                future: Future[Any] = Future()
+                future.set_result(_tasks.randomizers_chunk(self.n, self.djn_base(), b - a))
+            else:
+                future = runtime.submit(_tasks.randomizers_chunk, self.n, self.djn_base(), b - a)
+            future.add_done_callback(self._absorb)
+            futures.append(future)
+        return futures
+
+    def _absorb(self, future: Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            with self._lock:
+                self._pool.extend(future.result())
+
+    @property
+    def precomputed(self) -> int:
+        """How many precomputed randomizers are ready."""
+        with self._lock:
+            return len(self._pool)
+
+    def take_randomizers(self, count: int) -> list[Any]:
+        """Remove and return up to ``count`` precomputed randomizers (never handed out twice)."""
+        with self._lock:
+            taken = self._pool[:count]
+            del self._pool[:count]
+        return taken
 
     def encrypt(
         self,

@@ -39,10 +39,19 @@ def run_chunks(runtime: Any, fn: Callable[..., Any], args_per_chunk: Sequence[tu
     return [f.result() for f in futures]
 
 
-def encrypt_chunk(n: int, hs: int, values: np.ndarray, slot_bits: int, slots: int, packed: bool) -> list[mpz]:
-    """Pack (when ``packed``) and encrypt one chunk of int64 fixed-point values."""
+def encrypt_chunk(
+    n: int, hs: int, values: np.ndarray, slot_bits: int, slots: int, packed: bool, randomizers: list[mpz]
+) -> list[mpz]:
+    """Pack (when ``packed``) and encrypt one chunk of int64 fixed-point values.
+
+    ``randomizers`` are precomputed r^n values taken from the key's pool (used once each).
+    """
     plaintexts = pack(values, slot_bits, slots) if packed else [int(v) for v in values]
-    return paillier.encrypt_many(n, hs, plaintexts)
+    return paillier.encrypt_many(n, hs, plaintexts, randomizers)
+
+
+def randomizers_chunk(n: int, hs: int, count: int) -> list[mpz]:
+    return paillier.randomizers_many(n, hs, count)
 
 
 def encrypt_ints_chunk(n: int, hs: int, plaintexts: list[int]) -> list[mpz]:

@@ -111,3 +111,30 @@ def test_process_runtime_splits_work_and_agrees(keys):
         assert np.allclose(sk.decrypt(dotted, runtime=runtime), [x[:200] @ weights, -(x[:200] @ weights)])
         product = unpacked * weights
         assert np.max(np.abs(sk.decrypt(product) - x[:200] * weights)) < 1e-8
+
+
+def test_precomputed_randomizers_are_used_once_each(keys):
+    pk, sk = keys
+    from fedcore.he import PublicKey
+
+    key = PublicKey(pk.n)  # a fresh key object with an empty pool
+    with make_runtime("threads", workers=2) as runtime:
+        futures = key.precompute(30, runtime=runtime)
+        for future in futures:
+            future.result()
+    assert key.precomputed == 30
+    pool = list(key._pool)
+    x = np.linspace(-3, 3, 20)
+    enc = key.encrypt(x, packed=False)
+    assert key.precomputed == 10
+    n, n2 = pk.n, pk.n2
+    expected = [(1 + (m % n) * n) * r % n2 for m, r in zip(np.rint(x * 2.0**32).astype(int).tolist(), pool)]
+    assert list(enc.ciphertexts) == [int(c) for c in expected]
+    packed = key.encrypt(np.arange(100.0))  # 5 ciphertexts: 5 from the pool, the rest fresh
+    assert key.precomputed == 5
+    more = key.encrypt(np.arange(100.0))  # pool partly drained inside the call
+    assert key.precomputed == 0
+    assert set(packed.ciphertexts).isdisjoint(more.ciphertexts)
+    assert np.max(np.abs(sk.decrypt(enc) - x)) <= UNPACKED_ERR
+    assert np.array_equal(sk.decrypt(more), np.arange(100.0))
+    assert key.precompute(3)[0].done() and key.precomputed == 3
