@@ -1,0 +1,24 @@
+"""`fedcore bench paillier` runs end to end on tiny sizes and reports every row (no speed asserts)."""
+
+import argparse
+
+from fedcore.bench import paillier
+
+
+def test_bench_reports_rows_and_a_correct_sum():
+    parser = argparse.ArgumentParser()
+    paillier.add_arguments(parser)
+    args = parser.parse_args(
+        ["--dim", "300", "--bits", "512", "--workers", "2", "--phe-sample", "3", "--unpacked-sample", "20"]
+    )
+    result = paillier.run(args)
+    operations = [row["operation"] for row in result["rows"]]
+    assert operations[:4] == [
+        "encrypt (packed)",
+        "add (packed)",
+        "decrypt (packed, CRT)",
+        "end-to-end 3-party encrypt-sum-decrypt",
+    ]
+    assert all("scaled" in row["phe basis"] for row in result["rows"])
+    assert all(row["speedup"] > 0 for row in result["rows"])
+    assert result["max_abs_error_of_sum"] <= 3 * 2.0**-21
