@@ -78,6 +78,26 @@ def _row(operation: str, ours: float, theirs: float, basis: str, workers: int) -
     }
 
 
+def _rows(
+    args: argparse.Namespace, ours: dict[str, Any], phe: dict[str, float], unpacked: float, workers: int
+) -> list[dict[str, Any]]:
+    phe_e2e = 1.0 / (args.parties / phe["encrypt"] + (args.parties - 1) / phe["add"] + 1 / phe["decrypt"])
+    basis = f"1 process, sample of {args.phe_sample} values, scaled"
+    return [
+        _row("encrypt (packed)", ours["encrypt"], phe["encrypt"], basis, workers),
+        _row("add (packed)", ours["add"], phe["add"], basis, workers),
+        _row("decrypt (packed, CRT)", ours["decrypt"], phe["decrypt"], basis, workers),
+        _row(
+            f"end-to-end {args.parties}-party encrypt-sum-decrypt",
+            ours["end_to_end"],
+            phe_e2e,
+            basis,
+            workers,
+        ),
+        _row("encrypt (unpacked, DJN)", unpacked, phe["encrypt"], basis, workers),
+    ]
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
@@ -96,21 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         _, t_unpacked = _timed(lambda: public_key.encrypt(sample, packed=False, runtime=runtime))
         workers = runtime.workers
     phe = _phe_rates(public_key, private_key, args.phe_sample)
-    phe_e2e = 1.0 / (args.parties / phe["encrypt"] + (args.parties - 1) / phe["add"] + 1 / phe["decrypt"])
-    basis = f"1 process, sample of {args.phe_sample} values, scaled"
-    rows = [
-        _row("encrypt (packed)", ours["encrypt"], phe["encrypt"], basis, workers),
-        _row("add (packed)", ours["add"], phe["add"], basis, workers),
-        _row("decrypt (packed, CRT)", ours["decrypt"], phe["decrypt"], basis, workers),
-        _row(
-            f"end-to-end {args.parties}-party encrypt-sum-decrypt",
-            ours["end_to_end"],
-            phe_e2e,
-            basis,
-            workers,
-        ),
-        _row("encrypt (unpacked, DJN)", args.unpacked_sample / t_unpacked, phe["encrypt"], basis, workers),
-    ]
+    rows = _rows(args, ours, phe, args.unpacked_sample / t_unpacked, workers)
     return {
         "dim": args.dim,
         "key_bits": args.bits,
