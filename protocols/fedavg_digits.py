@@ -101,6 +101,49 @@ def _strategy(
     return make_strategy(name, **options)
 
 
+class Trainer:
+    """This party's model and data: ``fit`` for the round loop, ``score`` on the test split."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        train: tuple[np.ndarray, np.ndarray],
+        test: tuple[np.ndarray, np.ndarray],
+        local_epochs: int,
+        lr: float,
+        batch_size: int,
+    ):
+        self.seed = ctx.seed * 1_000_003 + ctx.parties.index(ctx.party) * 1009
+        self.train, self.test = train, test
+        self.options = {"epochs": int(local_epochs), "lr": float(lr), "batch_size": int(batch_size)}
+        self.model = build_model()
+        self.rounds = 0
+
+    def fit(self, params: list[np.ndarray], config: dict[str, Any]) -> tuple[list[np.ndarray], int]:
+        from fedcore.fl.torch import get_params, set_params, train_local
+
+        self.rounds += 1
+        set_params(self.model, params)
+        mu = float(config.get("mu", 0.0))
+        result = train_local(self.model, *self.train, mu=mu, seed=self.seed + self.rounds, **self.options)
+        return get_params(self.model), result.samples
+
+    def score(self, params: list[np.ndarray]) -> dict[str, float]:
+        from fedcore.fl.torch import evaluate, set_params
+
+        set_params(self.model, params)
+        metrics = evaluate(self.model, *self.test)
+        return {"accuracy": metrics["accuracy"], "loss": metrics["loss"]}
+
+
+def _dp(dp: Any, clip: float, secure: bool) -> Any:
+    from fedcore.fl.dp import DPConfig
+
+    if dp in (None, "", 0, "none", "off"):
+        return None
+    return DPConfig(float(dp), float(clip), placement="party" if secure else "server")
+
+
 def main(
     ctx: Context,
     rounds: int = 5,
@@ -121,58 +164,34 @@ def main(
     checkpoint: str | None = None,
     resume: str | None = None,
     plot: str | None = None,
+    data: str | None = None,
 ) -> dict:
+    """Train; ``data`` names a local data source (.npz with x and y, or .csv with a y column) to
+    train on instead of this party's share of the digits."""
     import torch
 
-    from fedcore.fl import dp as dpm
     from fedcore.fl.rounds import TrainConfig, train
-    from fedcore.fl.torch import evaluate, get_params, set_params, train_local
 
     torch.set_num_threads(1)
-    secure = _flag(secure)
     x, y, test, shares = dataset(ctx.seed, len(ctx.parties), str(partition), float(alpha))
-    index = ctx.parties.index(ctx.party)
-    mine = shares[index]
-    model = build_model()
-    seen = {"round": 0}
+    mine = shares[ctx.parties.index(ctx.party)]
+    own = (x[mine], y[mine])
+    if data:
+        from fedcore.data import xy_from_table
 
-    def fit(params: list[np.ndarray], config: dict[str, Any]) -> tuple[list[np.ndarray], int]:
-        seen["round"] += 1
-        set_params(model, params)
-        seed = ctx.seed * 1_000_003 + index * 1009 + seen["round"]
-        result = train_local(
-            model,
-            x[mine],
-            y[mine],
-            epochs=int(local_epochs),
-            lr=float(lr),
-            batch_size=int(batch_size),
-            mu=float(config.get("mu", 0.0)),
-            seed=seed,
-        )
-        return get_params(model), result.samples
-
-    def score(params: list[np.ndarray]) -> dict[str, float]:
-        set_params(model, params)
-        metrics = evaluate(model, x[test], y[test])
-        return {"accuracy": metrics["accuracy"], "loss": metrics["loss"]}
-
-    noise = None if dp in (None, "", 0, "none", "off") else float(dp)
-    dp_config = None
-    if noise is not None:
-        dp_config = dpm.DPConfig(noise, float(clip), placement="party" if secure else "server")
+        own = xy_from_table(ctx.data(data))
+    trainer = Trainer(ctx, own, (x[test], y[test]), local_epochs, lr, batch_size)
     floor = len(ctx.parties) if min_parties == "all" else min_parties
     config = TrainConfig(
         rounds=int(rounds),
         strategy=_strategy(str(strategy), floor, server_lr, mu, trim, krum_f),
-        secure=secure,
-        dp=dp_config,
+        secure=_flag(secure),
+        dp=_dp(dp, clip, _flag(secure)),
         checkpoint=checkpoint,
         resume=resume,
-        weight_cap=max(1, max(len(s) for s in shares)),
     )
-    result = train(ctx, initial_params(ctx.seed), fit, score, config)
-    result["samples"] = len(mine)
+    result = train(ctx, initial_params(ctx.seed), trainer.fit, trainer.score, config)
+    result["samples"] = len(own[1])
     if plot and "history" in result:
         from fedcore.fl.checkpoint import plot_history
 

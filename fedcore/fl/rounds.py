@@ -58,7 +58,8 @@ class TrainConfig:
         dp: client-level DP settings, or None.
         coordinator: the coordinating party (default: the first party).
         round_timeout: seconds to wait for updates or the next round (default: ctx's).
-        weight_cap: secure mode: sample counts above this count as this (weights are public-scale).
+        weight_cap: secure mode: a public bound on sample counts, the same at every party; a party
+            sends weight ``min(n, weight_cap) / weight_cap`` (so at most 1).
         secure_clip: secure mode: every delta coordinate is clamped to [-secure_clip, secure_clip].
         checkpoint: directory to save a checkpoint into after each round.
         resume: a checkpoint file or directory to continue from.
@@ -70,7 +71,7 @@ class TrainConfig:
     dp: dpm.DPConfig | None = None
     coordinator: str | None = None
     round_timeout: float | None = None
-    weight_cap: int = 10_000
+    weight_cap: int = 1_000_000
     secure_clip: float = 4.0
     checkpoint: str | None = None
     resume: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fedcore import simulate
@@ -40,3 +41,18 @@ def test_fedavg_digits_secure_dirichlet_dp(runtime) -> None:
     history = out["p0"]["history"]
     assert len(history) == 2 and 0 < history[0]["epsilon"] < history[1]["epsilon"]
     assert out["p0"]["epsilon"] == history[1]["epsilon"]
+
+
+def test_parties_can_train_on_their_own_data_files(runtime, tmp_path) -> None:
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    np.savez(tmp_path / "p1.npz", x=digits.data[:300] / 16.0, y=digits.target[:300])
+    data = {
+        "p0": {"digits": {"x": digits.data[300:500] / 16.0, "y": digits.target[300:500]}},
+        "p1": {"digits": str(tmp_path / "p1.npz")},
+    }
+    params = {"rounds": 1, "data": "digits"}
+    out = simulate(SCRIPT, parties=2, params=params, runtime=runtime, data=data, timeout_s=60).parties
+    assert out["p0"]["samples"] == 200 and out["p1"]["samples"] == 300
+    assert out["p0"]["accuracy"] > 0.5
