@@ -70,6 +70,7 @@ class ClientSession:
         self._own_shares: tuple[shamir.Share, shamir.Share] | None = None
         self._forwarded: dict[str, bytes] = {}
         self._self_seed: Secret | None = None
+        self._enc_keys: dict[str, Secret] = {}  # per neighbour, from stage 2 to stage 4
         self.mask_bytes = 0
 
     def start(self) -> Advertise:
@@ -130,7 +131,8 @@ class ClientSession:
             if holder == self.me:
                 self._own_shares = (ks, ss)
                 continue
-            key = kx.agree(self._enc.private, self._peers[holder][0], info=ENC_INFO, salt=setup.salt())
+            key = kx.agree(self._enc, self._peers[holder][0], info=ENC_INFO, salt=setup.salt())
+            self._enc_keys[holder] = key
             sealed[holder] = aead.encrypt(key, ks.to_bytes() + ss.to_bytes(), self._binding(self.me, holder))
         self.stage = Stage.SHARE_KEYS
         return SealedShares(setup.round_id, sealed)
@@ -149,10 +151,11 @@ class ClientSession:
         self._forwarded = dict(msg.sealed)
         expander = Expander(self.setup.dim, self.setup.encoding.ring_bits)
         masked = self._words.copy()
+        salt = self.setup.salt()
         assert self._self_seed is not None  # set in stage 2, which must come first
         expander.add(masked, self._self_seed)
         for peer in self._forwarded:
-            seed = kx.agree(self._mask.private, self._peers[peer][1], info=MASK_INFO, salt=self.setup.salt())
+            seed = kx.agree(self._mask, self._peers[peer][1], info=MASK_INFO, salt=salt)
             if self.setup.sign(self.me, peer) > 0:
                 expander.add(masked, seed)
             else:
@@ -192,9 +195,8 @@ class ClientSession:
         if owner == self.me:
             assert self._own_shares is not None
             return self._own_shares[0].to_bytes(), self._own_shares[1].to_bytes()
-        key = kx.agree(self._enc.private, self._peers[owner][0], info=ENC_INFO, salt=self.setup.salt())
         try:
-            plain = aead.decrypt(key, self._forwarded[owner], self._binding(owner, self.me))
+            plain = aead.decrypt(self._enc_keys[owner], self._forwarded[owner], self._binding(owner, self.me))
         except aead.DecryptionFailed:
             return None  # a forged or corrupted share: reveal nothing for it
         if len(plain) != 2 * shamir.SHARE_BYTES:

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -131,15 +132,15 @@ class RoundSetup:
         """+1 if u adds the u-v pairwise mask, -1 if it subtracts it."""
         return 1 if self._index[u] < self._index[v] else -1
 
-    @property
+    @functools.cached_property
     def _index(self) -> dict[str, int]:
-        cached = self.__dict__.get("_index_cache")
-        if cached is None:
-            cached = {c: i for i, c in enumerate(self.clients)}
-            object.__setattr__(self, "_index_cache", cached)
-        return cached
+        return {c: i for i, c in enumerate(self.clients)}
 
     def digest(self) -> bytes:
+        return self._digest
+
+    @functools.cached_property
+    def _digest(self) -> bytes:
         """SHA-256 of the public parameters: parties with different setups refuse each other."""
         text = repr((self.job, self.round_id, self.aggregator, self.clients, self.threshold,
                      self.dim, self.encoding.as_tuple(), self.reveal,
@@ -147,6 +148,10 @@ class RoundSetup:
         return hashlib.sha256(text.encode()).digest()
 
     def salt(self) -> bytes:
+        return self._salt
+
+    @functools.cached_property
+    def _salt(self) -> bytes:
         return hashlib.sha256(f"fedcore-secagg-v1|{self.job}|{self.round_id}".encode()).digest()
 
 

@@ -103,3 +103,27 @@ def test_protocol_script_contract(runtime):
     assert "p4" not in agg["included"] and len(agg["included"]) == 7
     expected = np.sum([result.parties[p]["input"] for p in agg["included"]], axis=0)
     np.testing.assert_allclose(agg["sum"], expected, atol=1e-9)
+
+
+def test_late_party_is_left_out_and_told(runtime):
+    plan = FaultPlan(delay={("p3", "p0"): 1.5})
+
+    def main(ctx):
+        res = secure_sum(ctx, ctx.rng.normal(size=4), aggregator="p0", value_range=8.0, timeout=0.3)
+        return {"total": res.total, "included": list(res.included)}
+
+    result = simulate(main, parties=6, faults=plan, runtime=runtime, timeout_s=20)
+    assert "left out" in result.parties["p3"]["error"]
+    assert result.parties["p0"]["included"] == ["p0", "p1", "p2", "p4", "p5"]
+
+
+def test_parties_with_different_parameters_are_left_out(runtime):
+    def main(ctx):
+        vr = 4.0 if ctx.party == "p2" else 8.0
+        res = secure_sum(ctx, ctx.rng.normal(size=4), aggregator="p0", value_range=vr, timeout=5)
+        return {"total": res.total, "included": list(res.included)}
+
+    result = simulate(main, parties=5, runtime=runtime, timeout_s=20)
+    assert "left out" in result.parties["p2"]["error"]
+    expected = np.sum(list(_inputs(["p0", "p1", "p3", "p4"], 4).values()), axis=0)
+    np.testing.assert_allclose(result.parties["p0"]["total"], expected, atol=1e-9)

@@ -167,3 +167,27 @@ def test_sessions_and_secrets_refuse_pickle_bool_and_repr_leaks():
     assert secret.reveal(ACCESS).hex() not in repr(secret) and "bytes" in repr(secret)
     with pytest.raises(TypeError):
         secret.reveal(object())
+
+
+def test_threshold_must_be_a_strict_majority_and_graph_choice_is_public():
+    from fedcore.errors import ConfigError
+
+    from .conftest import make_round as mk
+
+    with pytest.raises(ConfigError, match="strict majority"):
+        mk(6, 2, threshold=3)  # 6 holders: 3 is not > 3
+    with pytest.raises(ConfigError, match="strict majority"):
+        mk(6, 2, threshold=7)
+    assert mk(6, 2, threshold=6).setup.threshold == 6
+    small, large = mk(30, 1), mk(120, 1)
+    assert all(len(n) == 29 for n in small.setup.neighbours.values())  # auto: complete
+    assert all(len(n) < 119 for n in large.setup.neighbours.values())  # auto: sparse
+
+
+def test_public_surface_is_pinned():
+    import fedcore.secagg
+
+    assert sorted(fedcore.secagg.__all__) == [
+        "AggregatorSession", "ClientSession", "RoundSetup", "RoundStats", "SecureSumResult", "Stage",
+        "make_setup", "secure_sum",
+    ]
