@@ -16,7 +16,9 @@ it also trains on its own data. Round ``t``:
    range first).
 4. Parties that did not answer are recorded as ``dropped`` for that round and are not asked
    again; the strategy's failure policy (``min_parties``) decides whether the round may go
-   on (``PartyDropped`` otherwise). The coordinator evaluates, checkpoints and goes on.
+   on (``PartyDropped`` otherwise); with secure aggregation a round also fails when more
+   parties drop than the secure sum's Shamir threshold tolerates. The coordinator
+   evaluates, checkpoints and goes on.
 
 After the last round the coordinator sends ``{"stop": True}`` to the active parties.
 A silent or dropped party can only remove its own update; a party sending malformed
@@ -220,7 +222,8 @@ class Coordinator:
             self.history.append(self.round(rnd))
             self.ctx.progress(step=f"round {rnd}", done=rnd, total=self.config.rounds)
         self.ctx.broadcast(GLOBAL_TAG, {"stop": True}, to=[p for p in self.active if p != self.ctx.party])
-        result: dict[str, Any] = {"history": self.history, "samples": self.samples}
+        lost = {p: h["round"] for h in self.history for p in h.get("dropped", [])}
+        result: dict[str, Any] = {"history": self.history, "samples": self.samples, "lost": lost}
         final = self.history[-1] if self.history else self._metrics()
         result.update({k: final[k] for k in ("accuracy", "loss") if k in final})
         if self.ledger is not None:

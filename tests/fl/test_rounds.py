@@ -66,6 +66,7 @@ def test_dropped_party_is_left_out_and_reported(runtime) -> None:
     # round 2 and 3 mean delta without p2: (1 + 4 + 16) / 7 = 3
     assert [h["loss"] for h in history] == [9.0, 18.0, 27.0]
     assert "error" in out["p2"] and out["p1"]["rounds"] == 3
+    assert out["p0"]["lost"] == {"p2": 2}
 
 
 def test_min_parties_policy_fails_the_job(runtime) -> None:
