@@ -9,7 +9,11 @@ Paillier (Eurocrypt 1999) with g = n + 1, as ``phe`` uses, so keys and ciphertex
 interchangeable with ``phe``:
 
 - Key generation: p, q random primes of ``bits/2`` bits each, top two bits set so that
-  n = p*q has exactly ``bits`` bits; p != q. (Same-size primes give gcd(n, phi(n)) = 1.)
+  n = p*q has exactly ``bits`` bits; p != q (same-size primes give gcd(n, phi(n)) = 1).
+  The modulus is *admissible* as DJN's randomness assumes: p = q = 3 mod 4 and
+  gcd(p-1, q-1) = 2, so the Jacobi-symbol-1 subgroup of Z_n^* is cyclic and h = -x^2
+  generates most of it. (Keys imported from ``phe`` may not be admissible; encryption is
+  still correct, and DJN's security argument then holds for the subgroup h generates.)
 - Encryption of m in Z_n: c = (1 + m*n) * r^n mod n^2, for a fresh r^n.
 - Decryption by CRT (Paillier 1999, section 7; ``phe``'s ``raw_decrypt``):
   m_p = L_p(c^(p-1) mod p^2) * h_p mod p with L_p(x) = (x - 1) / p and
@@ -18,8 +22,8 @@ interchangeable with ``phe``:
 
 Randomness (the speed-up, Damgard, Jurik and Nielsen, "A generalization of Paillier's
 public-key system with applications to electronic voting", Int. J. Inf. Secur. 9(6):371-385,
-2010, the short-exponent variant of its efficiency section; SecretFlow HEU's DJ scheme,
-heu/library/algorithms/dj/README.md, uses the same parameters):
+2010, the short-exponent variant of its efficiency section; SecretFlow HEU's Paillier
+uses the same construction and exponent length, heu/library/algorithms/paillier_zahlen/):
 
 - Once per (process, public key) the *encryptor* draws x uniform in Z_n^*, sets
   h = -x^2 mod n and h_s = h^n mod n^2. h_s is not secret and is never sent: it is only
@@ -53,16 +57,18 @@ MIN_KEY_BITS = 32  # raw tier only; fedcore.he enforces its own, much higher, fl
 
 
 def _random_prime(bits: int) -> mpz:
-    """A random probable prime of exactly ``bits`` bits with its top two bits set."""
+    """A random probable prime p = 3 mod 4 of exactly ``bits`` bits, top two bits set."""
     while True:
         start = mpz(secrets.randbits(bits)) | (mpz(3) << (bits - 2)) | 1
         prime = gmpy2.next_prime(start)
-        if prime.bit_length() == bits and gmpy2.is_prime(prime, 50):
+        if prime % 4 == 3 and prime.bit_length() == bits and gmpy2.is_prime(prime, 50):
             return prime
 
 
 def generate_primes(bits: int) -> tuple[mpz, mpz]:
-    """Two distinct primes p < q whose product has exactly ``bits`` bits.
+    """Two distinct primes p < q whose product has exactly ``bits`` bits and is admissible.
+
+    Admissible as DJN require: p = q = 3 mod 4 and gcd(p - 1, q - 1) = 2.
 
     Raises:
         ValueError: ``bits`` is odd or too small.
@@ -71,7 +77,7 @@ def generate_primes(bits: int) -> tuple[mpz, mpz]:
         raise ValueError(f"Paillier key size must be an even number of bits >= {MIN_KEY_BITS}, got {bits}")
     while True:
         p, q = _random_prime(bits // 2), _random_prime(bits // 2)
-        if p != q and (p * q).bit_length() == bits:
+        if p != q and (p * q).bit_length() == bits and gmpy2.gcd(p - 1, q - 1) == 2:
             return (p, q) if p < q else (q, p)
 
 

@@ -54,6 +54,7 @@ def test_djn_ciphertexts_are_fresh_and_phe_decrypts_them():
 def test_generate_primes_sizes_and_refusals():
     p, q = paillier.generate_primes(256)
     assert p != q and (p * q).bit_length() == 256 and gmpy2.is_prime(p) and gmpy2.is_prime(q)
+    assert p % 4 == 3 and q % 4 == 3 and gmpy2.gcd(p - 1, q - 1) == 2  # admissible (DJN)
     with pytest.raises(ValueError):
         paillier.generate_primes(255)
     with pytest.raises(ValueError):
