@@ -15,7 +15,7 @@ interchangeable with ``phe``:
   generates most of it. (Keys imported from ``phe`` may not be admissible; encryption is
   still correct, and DJN's security argument then holds for the subgroup h generates.)
 - Encryption of m in Z_n: c = (1 + m*n) * r^n mod n^2, for a fresh r^n.
-- Decryption by CRT (Paillier 1999, section 7; ``phe``'s ``raw_decrypt``):
+- Decryption by CRT (Paillier 1999, efficiency section; as ``phe``'s ``raw_decrypt``):
   m_p = L_p(c^(p-1) mod p^2) * h_p mod p with L_p(x) = (x - 1) / p and
   h_p = L_p(g^(p-1) mod p^2)^-1 mod p; the same mod q; then CRT. Two half-size
   exponentiations instead of one full-size one: about 4x faster than c^lambda mod n^2.
@@ -29,7 +29,7 @@ uses the same construction and exponent length, heu/library/algorithms/paillier_
   h = -x^2 mod n and h_s = h^n mod n^2. h_s is not secret and is never sent: it is only
   a base for the encryptor's own randomness, so a peer cannot influence it.
 - Each ciphertext draws a fresh a uniform in [0, 2^ceil(k/2)) (k = bit length of n: a
-  1024-bit exponent for 2048-bit keys, as the paper prescribes) from ``secrets`` and uses
+  1024-bit exponent for 2048-bit keys: the length DJN's variant and HEU use) from ``secrets``; it uses
   r^n = h_s^a mod n^2. h_s^a is an n-th power (of h^a), so decryption is unchanged.
   Semantic security rests on DCR plus the paper's assumption that h_s^a with a of k/2 bits
   is indistinguishable from a uniform n-th residue. No randomness is ever reused and the
