@@ -52,11 +52,36 @@ def _mains(args: argparse.Namespace, barrier: threading.Barrier) -> tuple[Any, A
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from fedcore.crypto import prg
-    from fedcore.runtime import make_runtime
-    from fedcore.secagg.protocol import sparse_degree
-    from fedcore.sim import simulate
 
     kill = {f"p{i}": 3 for i in range(1, 1 + args.drop)}
+    secure, plain = _simulate(args, kill)
+    agg = secure.parties["p0"]["stats"]
+    clients = [r["stats"] for p, r in secure.parties.items() if p != "p0" and p not in kill]
+    client_masks = sum(c.mask_bytes for c in clients)
+    mask_total = agg.mask_bytes + client_masks + client_masks // len(clients) * len(kill)  # + the killed
+    lower = prg.keystream_seconds(mask_total, args.dim * (4 if args.dtype == "float32" else 8))
+    p0 = plain.parties["p0"]
+    return {
+        "parties": args.parties, "dim": args.dim, "dtype": args.dtype, "graph_degree": _degree(args),
+        "dropped_after_masked_input": args.drop, "included": len(secure.parties["p0"]["included"]),
+        "round_s": agg.wall_s, "keystream_lower_bound_s": lower,
+        "ratio_round_vs_keystream": agg.wall_s / lower,
+        "plain_round_s": p0["wall"], "plain_numpy_sum_s": p0["local_sum"],
+        "mask_bytes_total": mask_total,
+        "client_bytes_sent_mean": sum(c.bytes_sent for c in clients) / len(clients),
+        "client_cpu_s_mean": sum(c.compute_s for c in clients) / len(clients),
+        "client_cpu_s_max": max(c.compute_s for c in clients),
+        "aggregator_cpu_s": agg.compute_s, "aggregator_bytes_sent": agg.bytes_sent,
+        "plain_bytes_sent_per_client": args.dim * (4 if args.dtype == "float32" else 8),
+        "simulation_s": secure.seconds,
+        "rows": _rows(agg, lower, p0, clients),
+    }
+
+
+def _simulate(args: argparse.Namespace, kill: dict[str, int]) -> tuple[Any, Any]:
+    from fedcore.runtime import make_runtime
+    from fedcore.sim import simulate
+
     runtime = make_runtime("inline")
     try:
         secure_main, _ = _mains(args, threading.Barrier(args.parties))
@@ -66,41 +91,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         plain = simulate(plain_main, parties=args.parties, runtime=runtime, timeout_s=900, seed=args.seed)
     finally:
         runtime.close()
-    errors = secure.errors()
-    unexpected = {p: e for p, e in errors.items() if p not in kill}
+    unexpected = [e for p, e in secure.errors().items() if p not in kill]
     if unexpected:
-        raise RuntimeError(f"secure round failed: {next(iter(unexpected.values()))}")
-    agg = secure.parties["p0"]["stats"]
-    clients = [r["stats"] for p, r in secure.parties.items() if p != "p0" and p not in kill]
-    mask_total = agg.mask_bytes + sum(c.mask_bytes for c in clients)
-    mask_total += sum(c.mask_bytes for c in clients) // max(1, len(clients)) * len(kill)  # the killed ones
-    word_bytes = 4 if args.dtype == "float32" else 8
-    lower = prg.keystream_seconds(mask_total, args.dim * word_bytes)
-    p0 = plain.parties["p0"]
-    n_clients = args.parties - 1
-    degree = n_clients - 1 if args.graph == "complete" or (
-        args.graph == "auto" and n_clients <= 3 * sparse_degree(n_clients)) else sparse_degree(n_clients)
-    rows = [
-        {"measure": "secure round (aggregator wall)", "seconds": agg.wall_s,
-         "vs keystream bound": agg.wall_s / lower},
-        {"measure": "keystream lower bound (AES-256-CTR, 1 core)", "seconds": lower,
-         "vs keystream bound": 1.0},
-        {"measure": "plain sum round (wall)", "seconds": p0["wall"],
-         "vs keystream bound": p0["wall"] / lower},
+        raise RuntimeError(f"secure round failed: {unexpected[0]}")
+    return secure, plain
+
+
+def _degree(args: argparse.Namespace) -> int:
+    from fedcore.secagg.protocol import sparse_degree
+
+    n = args.parties - 1
+    k = sparse_degree(n)
+    complete = args.graph == "complete" or (args.graph == "auto" and n <= 3 * k) or k >= n - 1
+    return n - 1 if complete else k
+
+
+def _rows(agg: Any, lower: float, p0: dict[str, float], clients: list[Any]) -> list[dict[str, Any]]:
+    return [
+        {"measure": "secure round (wall)", "seconds": agg.wall_s, "vs keystream": agg.wall_s / lower},
+        {"measure": "keystream lower bound (AES-256-CTR, 1 core)", "seconds": lower, "vs keystream": 1.0},
+        {"measure": "plain sum round (wall)", "seconds": p0["wall"], "vs keystream": p0["wall"] / lower},
         {"measure": "plain sum, numpy add only", "seconds": p0["local_sum"]},
-        {"measure": "client compute, mean", "seconds": sum(c.compute_s for c in clients) / len(clients)},
-        {"measure": "client compute, max", "seconds": max(c.compute_s for c in clients)},
-        {"measure": "aggregator compute", "seconds": agg.compute_s},
+        {"measure": "client CPU, mean", "seconds": sum(c.compute_s for c in clients) / len(clients)},
+        {"measure": "client CPU, max", "seconds": max(c.compute_s for c in clients)},
+        {"measure": "aggregator CPU", "seconds": agg.compute_s},
     ]
-    return {
-        "parties": args.parties, "dim": args.dim, "dtype": args.dtype, "graph_degree": degree,
-        "dropped_after_masked_input": args.drop, "included": len(secure.parties["p0"]["included"]),
-        "round_s": agg.wall_s, "keystream_lower_bound_s": lower,
-        "ratio_round_vs_keystream": agg.wall_s / lower,
-        "plain_round_s": p0["wall"], "plain_numpy_sum_s": p0["local_sum"],
-        "mask_bytes_total": mask_total,
-        "client_bytes_sent_mean": sum(c.bytes_sent for c in clients) / len(clients),
-        "client_compute_s_mean": sum(c.compute_s for c in clients) / len(clients),
-        "aggregator_compute_s": agg.compute_s, "aggregator_bytes_sent": agg.bytes_sent,
-        "simulation_s": secure.seconds, "rows": rows,
-    }

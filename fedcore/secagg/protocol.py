@@ -4,15 +4,21 @@ Theory of operation
 ===================
 
 This is the protocol of Bonawitz et al., "Practical Secure Aggregation for Privacy-Preserving
-Machine Learning" (CCS 2017, section 4 and figure 4, semi-honest variant), with the sparse
-communication graph of Bell et al., "Secure Single-Server Aggregation with (Poly)Logarithmic
-Overhead" (CCS 2020, "SecAgg+", section 3). One party is the *aggregator* (the paper's server);
-the others are *clients*. The aggregator learns the sum of the surviving clients' vectors (and
-adds its own vector in the clear); it never holds an unmasked client vector.
+Machine Learning" (CCS 2017, section 4: rounds 0 AdvertiseKeys, 1 ShareKeys, 2 MaskedInputCollection
+and 4 Unmasking; round 3, the signed consistency check of the actively secure variant, is not
+implemented), with the sparse communication graph of Bell et al., "Secure Single-Server
+Aggregation with (Poly)Logarithmic Overhead" (CCS 2020, "SecAgg+"): each client shares keys and
+masks only with k = O(log n) neighbours instead of all n - 1.
+
+One party is the *aggregator* (the paper's server); the others are *clients*. The aggregator
+learns the sum of the surviving clients' vectors (and adds its own vector in the clear); it
+never holds an unmasked client vector.
 
 Setup (public, computed identically by every party, ``RoundSetup``): the ordered client list,
-the neighbour graph G (complete, or a random k-regular Harary graph with k = 2*ceil(2*log2 n),
-relabelled by a permutation drawn from a seed hashed from job, round and party list), the
+the neighbour graph G (complete, or a random k-regular graph: the Harary graph H(k, n) under a
+public random relabelling drawn from a seed hashed from job, round, job seed and party list, as
+Flower's SecAgg+ also builds it; k = 2*ceil(2*log2 n) is our conservative choice of the O(log n)
+degree, not a bound computed from Bell et al.'s formulas for given dropout/corruption rates), the
 Shamir threshold t (default ceil(2h/3) for h = k + 1 share holders per client, always > h/2)
 and the fixed-point ring encoding (``fedcore.crypto.fixedpoint``). H(u) = N(u) + {u} holds u's
 shares; holder v uses x-coordinate index(v) + 1. Pairwise sign: u adds PRG(s_uv) if u comes
@@ -80,7 +86,7 @@ from fedcore.errors import ConfigError
 
 
 class Stage(enum.Enum):
-    """The protocol's stages, in order (Bonawitz et al. 2017, figure 4, rounds 0-3)."""
+    """The protocol's stages, in order (Bonawitz et al. 2017 rounds 0, 1, 2, 4), then the two ends."""
 
     ADVERTISE_KEYS = 1
     SHARE_KEYS = 2
@@ -194,7 +200,7 @@ def _graph_seed(job: str, round_id: str, seed: int, parties: tuple[str, ...]) ->
 
 
 def _harary(clients: tuple[str, ...], k: int, seed: int) -> dict[str, tuple[str, ...]]:
-    """Random k-regular graph: the Harary graph H(k, n) on a public random permutation (Bell et al. §3)."""
+    """Random k-regular graph: the Harary graph H(k, n) (k even) on a public random relabelling."""
     n = len(clients)
     order = np.random.default_rng(seed).permutation(n)
     position = {int(node): slot for slot, node in enumerate(order)}
