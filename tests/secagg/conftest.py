@@ -91,3 +91,28 @@ def plain_sum(rnd: Round, parties: Any) -> np.ndarray:
 def total(rnd: Round) -> np.ndarray:
     assert rnd.agg.total is not None
     return fixedpoint.decode(rnd.agg.total, rnd.setup.encoding)
+
+
+def transcript(seed: int = 1) -> list[list[Any]]:
+    """A seeded 4-client round with one dropout, as [direction, party, type, sha256 or sizes] rows.
+
+    Everything but the AEAD ciphertexts is deterministic (keys, seeds and Shamir coefficients
+    come from the seeded generator); ciphertexts carry fresh random nonces, so for them only
+    the sizes are pinned.
+    """
+    import hashlib
+
+    from fedcore import wire
+    from fedcore.secagg.protocol import ForwardedShares, SealedShares
+
+    rnd = run_round(make_round(4, 6, seed=seed), sends={"c002": 2})
+    rows: list[list[Any]] = []
+    for direction, log in (("up", rnd.upstream), ("down", rnd.downstream)):
+        for party, msg in log:
+            if isinstance(msg, (SealedShares, ForwardedShares)):
+                pinned: Any = sorted((k, len(v)) for k, v in msg.sealed.items())
+            else:
+                pinned = hashlib.sha256(wire.encode(msg)).hexdigest()
+            rows.append([direction, party, type(msg).__name__, pinned])
+    rows.append(["total", AGG, "sum", total(rnd).tolist()])
+    return rows
