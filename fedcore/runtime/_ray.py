@@ -15,6 +15,7 @@ the same module name before running a task, so the script need not exist on ever
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import logging
 import sys
 import threading
@@ -45,6 +46,29 @@ class RemoteTraceback(Exception):
         return self.tb
 
 
+def acquire(address: str | None, num_cpus: int | None) -> bool:
+    """Connect to Ray (see ``connect_ray``); True when the caller now co-owns the connection.
+
+    Co-owners call ``release`` when done: the last one shuts Ray down in this process.
+    A caller inside a Ray worker, or after someone else's ``ray.init``, owns nothing.
+    """
+    global _OWNERS
+    with _LOCK:
+        if connect_ray(address, num_cpus) or _OWNERS > 0:
+            _OWNERS += 1
+            return True
+        return False
+
+
+def release() -> None:
+    """Drop one co-ownership taken by ``acquire``; the last one shuts Ray down."""
+    global _OWNERS
+    with _LOCK:
+        _OWNERS -= 1
+        if _OWNERS == 0 and ray.is_initialized():
+            ray.shutdown()
+
+
 def connect_ray(address: str | None, num_cpus: int | None) -> bool:
     """Connect this process to Ray unless it already is; True when this call connected.
 
@@ -62,8 +86,9 @@ def connect_ray(address: str | None, num_cpus: int | None) -> bool:
         "configure_logging": False,
     }
     if address is None:
-        _prefer_loopback()
         options["num_cpus"] = num_cpus
+    if address is None or _is_loopback(address):
+        _prefer_loopback()
     try:
         ray.init(address=address, **options)
     except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -74,8 +99,23 @@ def connect_ray(address: str | None, num_cpus: int | None) -> bool:
     return True
 
 
+def _is_loopback(address: str) -> bool:
+    """Whether a Ray address (``host:port``, ``ray://host:port``) names this machine's loopback."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _prefer_loopback() -> None:
-    """Make a locally started Ray bind 127.0.0.1 rather than the machine's public address."""
+    """Make Ray use 127.0.0.1 as this node's address, not the machine's public one.
+
+    A Ray started here then binds loopback only, and a driver attaching to a loopback cluster
+    looks for its local node at 127.0.0.1 (otherwise it waits for a node that never appears).
+    """
     try:
         from ray._private import ray_constants
     except ImportError:  # a Ray without this switch: it keeps its own default
@@ -83,7 +123,7 @@ def _prefer_loopback() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-def _load_scripts(scripts: dict[str, tuple[str, str]]) -> None:
+def load_scripts(scripts: dict[str, tuple[str, str]]) -> None:
     """Import each registered script from its source, under the module name the caller used."""
     for module_name, (path, source) in scripts.items():
         if module_name in sys.modules:
@@ -112,7 +152,7 @@ def _portable(exc: BaseException) -> BaseException:
 @ray.remote
 def _run_task(scripts: dict[str, tuple[str, str]], blob: bytes) -> tuple[Any, ...]:
     """Runs on a Ray worker: load the scripts, then the task; errors come back as values."""
-    _load_scripts(scripts)
+    load_scripts(scripts)
     fn, args, kwargs = cloudpickle.loads(blob)
     try:
         return (True, fn(*args, **kwargs))
@@ -164,14 +204,9 @@ class RayRuntime(Runtime):
         self._connect()
 
     def _connect(self) -> None:
-        global _OWNERS
-        with _LOCK:
-            if self._owner:
-                return
-            connected_here = connect_ray(self.address, self.workers)
-            if connected_here or _OWNERS > 0:
-                _OWNERS += 1
-                self._owner = True
+        with self._lock:
+            if not self._owner:
+                self._owner = acquire(self.address, self.workers)
 
     def register_script(self, module_name: str, path: str) -> None:
         source = Path(path).read_text(encoding="utf-8")
@@ -210,19 +245,14 @@ class RayRuntime(Runtime):
 
     def close(self) -> None:
         """Cancel unfinished tasks; shut Ray down if this runtime was its last user here."""
-        global _OWNERS
         with self._lock:
             pending, self._pending = list(self._pending), set()
             self._scripts_ref = None
+            owner, self._owner = self._owner, False
         for ref in pending:
             ray.cancel(ref)
-        with _LOCK:
-            if not self._owner:
-                return
-            self._owner = False
-            _OWNERS -= 1
-            if _OWNERS == 0 and ray.is_initialized():
-                ray.shutdown()
+        if owner:
+            release()
 
 
 register_backend("ray", RayRuntime)
