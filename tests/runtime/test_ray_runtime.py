@@ -103,14 +103,25 @@ def test_simulate_with_ray_runtime_runs_script_tasks(runtime, script):
     }
 
 
-def test_plain_sum_on_ray_runtime_equals_processes(runtime):
-    script = PROTOCOLS / "plain_sum.py"
-    on_ray = simulate(script, parties=3, params={"dim": 5}, seed=7, runtime=runtime)
-    with make_runtime("threads", workers=1) as other:
-        reference = simulate(script, parties=3, params={"dim": 5}, seed=7, runtime=other)
+PROTOCOL_PARAMS = {
+    "plain_sum.py": {"dim": 5},
+    "secure_sum.py": {"dim": 5},
+    # one value per ciphertext so that encryption is split into several runtime tasks
+    "he_sum.py": {"dim": 64, "key_bits": 1024, "packed": False},
+}
+PROTOCOL_SCRIPTS = [name for name in PROTOCOL_PARAMS if (PROTOCOLS / name).exists()]
+
+
+@pytest.mark.parametrize("name", PROTOCOL_SCRIPTS)
+def test_protocol_on_ray_runtime_equals_pool_runtime(runtime, name):
+    script, params = PROTOCOLS / name, PROTOCOL_PARAMS[name]
+    on_ray = simulate(script, parties=3, params=params, seed=7, runtime=runtime)
+    with make_runtime("threads", workers=2) as other:
+        reference = simulate(script, parties=3, params=params, seed=7, runtime=other)
+    assert on_ray.errors() == {}
     inputs = [on_ray.parties[p]["input"] for p in ("p0", "p1", "p2")]
-    np.testing.assert_allclose(on_ray.parties["p0"]["sum"], np.sum(inputs, axis=0))
-    np.testing.assert_allclose(on_ray.parties["p0"]["sum"], reference.parties["p0"]["sum"])
+    np.testing.assert_allclose(on_ray.parties["p0"]["sum"], np.sum(inputs, axis=0), atol=1e-4)
+    np.testing.assert_allclose(on_ray.parties["p0"]["sum"], reference.parties["p0"]["sum"], atol=1e-9)
 
 
 def test_bad_address_is_config_error():
