@@ -127,3 +127,14 @@ def test_parties_with_different_parameters_are_left_out(runtime):
     assert "left out" in result.parties["p2"]["error"]
     expected = np.sum(list(_inputs(["p0", "p1", "p3", "p4"], 4).values()), axis=0)
     np.testing.assert_allclose(result.parties["p0"]["total"], expected, atol=1e-9)
+
+
+def test_over_grpc_with_kills(runtime):
+    """The same round over the mutual-TLS gRPC transport on loopback."""
+    result = simulate(SCRIPT, parties=8, params={"dim": 5}, kill={"p3": 2, "p5": 3}, runtime=runtime,
+                      timeout_s=20, transport="grpc")
+    agg = result.parties["p0"]
+    assert set(result.errors()) == {"p3", "p5"}
+    assert agg["included"] == ["p0", "p1", "p2", "p4", "p5", "p6", "p7"]
+    expected = np.sum([party_rng(0, p).normal(size=5) for p in agg["included"]], axis=0)
+    np.testing.assert_allclose(agg["sum"], expected, atol=1e-9)
