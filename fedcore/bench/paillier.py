@@ -25,15 +25,49 @@ def _timed(fn: Any) -> tuple[Any, float]:
     return value, time.perf_counter() - start
 
 
+def _tree_cpu_seconds() -> float | None:
+    """CPU seconds (user + system) of this process and all its live descendants (Linux /proc)."""
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        stats = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                stats[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    except (OSError, ValueError, IndexError):
+        return None
+    tree, frontier = {os.getpid()}, [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, (ppid, _) in stats.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier.extend(children)
+    return sum(stats[pid][1] for pid in tree if pid in stats) / tick
+
+
 def _phe_rates(public_key: Any, private_key: Any, sample: int) -> dict[str, float]:
     import numpy as np
 
     ppk, psk = public_key.to_phe(), private_key.to_phe()
     values = np.random.default_rng(1).normal(size=sample).tolist()
-    numbers, t_enc = _timed(lambda: [ppk.encrypt(v) for v in values])
-    _, t_add = _timed(lambda: [a + b for a, b in zip(numbers, numbers, strict=True)])
-    _, t_dec = _timed(lambda: [psk.decrypt(x) for x in numbers])
-    return {"encrypt": sample / t_enc, "add": sample / t_add, "decrypt": sample / t_dec}
+    wall, cpu = {}, {}
+
+    def measure(name: str, fn: Any) -> Any:
+        cpu_start = time.process_time()
+        result, wall[name] = _timed(fn)
+        cpu[name] = time.process_time() - cpu_start
+        return result
+
+    numbers = measure("encrypt", lambda: [ppk.encrypt(v) for v in values])
+    measure("add", lambda: [a + b for a, b in zip(numbers, numbers, strict=True)])
+    measure("decrypt", lambda: [psk.decrypt(x) for x in numbers])
+    rates = {name: sample / seconds for name, seconds in wall.items()}
+    rates.update({f"{name}_cpu_per_value": seconds / sample for name, seconds in cpu.items()})
+    return rates
 
 
 def _fedcore_run(args: argparse.Namespace, runtime: Any, public_key: Any, private_key: Any) -> dict[str, Any]:
@@ -41,6 +75,7 @@ def _fedcore_run(args: argparse.Namespace, runtime: Any, public_key: Any, privat
 
     rng = np.random.default_rng(0)
     vectors = [rng.normal(size=args.dim) for _ in range(args.parties)]
+    cpu_start = _tree_cpu_seconds()
     start = time.perf_counter()
     encrypted, timings = [], []
     for vector in vectors:
@@ -54,6 +89,8 @@ def _fedcore_run(args: argparse.Namespace, runtime: Any, public_key: Any, privat
         t_add += seconds
     decrypted, t_dec = _timed(lambda: private_key.decrypt(total, runtime=runtime))
     t_e2e = time.perf_counter() - start
+    cpu_end = _tree_cpu_seconds()
+    cpu = None if cpu_start is None or cpu_end is None else cpu_end - cpu_start
     error = float(np.max(np.abs(decrypted - np.sum(vectors, axis=0)))) if args.dim else 0.0
     return {
         "encrypt": args.dim / timings[0],
@@ -61,6 +98,7 @@ def _fedcore_run(args: argparse.Namespace, runtime: Any, public_key: Any, privat
         "decrypt": args.dim / t_dec,
         "end_to_end": args.dim / t_e2e,
         "e2e_seconds": t_e2e,
+        "e2e_cpu_seconds": cpu,
         "ciphertexts_per_vector": len(encrypted[0].ciphertexts),
         "slots": encrypted[0].layout.slots,
         "max_abs_error": error,
@@ -98,6 +136,22 @@ def _rows(
     ]
 
 
+def _per_cpu_second(args: argparse.Namespace, ours: dict[str, Any], phe: dict[str, float]) -> dict[str, Any]:
+    """End-to-end values per CPU-second (all our processes) vs phe's: robust to a loaded machine."""
+    cpu = ours["e2e_cpu_seconds"]
+    phe_cpu_per_value = (
+        args.parties * phe["encrypt_cpu_per_value"]
+        + (args.parties - 1) * phe["add_cpu_per_value"]
+        + phe["decrypt_cpu_per_value"]
+    )
+    return {
+        "fedcore_e2e_cpu_seconds_all_processes": cpu,
+        "fedcore_e2e_values_per_cpu_second": args.dim / cpu if cpu else None,
+        "phe_e2e_values_per_cpu_second (sampled, scaled)": 1 / phe_cpu_per_value,
+        "speedup_per_cpu_second": args.dim / cpu / (1 / phe_cpu_per_value) if cpu else None,
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
@@ -117,6 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         workers = runtime.workers
     phe = _phe_rates(public_key, private_key, args.phe_sample)
     rows = _rows(args, ours, phe, args.unpacked_sample / t_unpacked, workers)
+    per_cpu = _per_cpu_second(args, ours, phe)
     return {
         "dim": args.dim,
         "key_bits": args.bits,
@@ -129,5 +184,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "end_to_end_seconds": ours["e2e_seconds"],
         "max_abs_error_of_sum": ours["max_abs_error"],
         "load_average_1m_before_after": [load_before, os.getloadavg()[0]],
+        "cpu_time_basis (robust to a loaded machine)": per_cpu,
         "rows": rows,
     }

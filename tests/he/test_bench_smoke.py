@@ -22,3 +22,5 @@ def test_bench_reports_rows_and_a_correct_sum():
     assert all("scaled" in row["phe basis"] for row in result["rows"])
     assert all(row["speedup"] > 0 for row in result["rows"])
     assert result["max_abs_error_of_sum"] <= 3 * 2.0**-21
+    per_cpu = result["cpu_time_basis (robust to a loaded machine)"]
+    assert per_cpu["phe_e2e_values_per_cpu_second (sampled, scaled)"] > 0
