@@ -11,19 +11,18 @@ from fedcore.crypto.prg import Expander
 from fedcore.crypto.secret import Secret
 from fedcore.errors import ProtocolError
 from fedcore.secagg.client import MASK_INFO, DownMessage, UpMessage
-from fedcore.secagg.protocol import (
+from fedcore.secagg.messages import (
     Abort,
     Advertise,
     ForwardedShares,
     MaskedInput,
     Outcome,
     PeerKeys,
-    RoundSetup,
     SealedShares,
-    Stage,
     Survivors,
     UnmaskShares,
 )
+from fedcore.secagg.protocol import RoundSetup, Stage
 
 
 class AggregatorSession:

@@ -12,19 +12,18 @@ from fedcore.crypto.aead import Binding
 from fedcore.crypto.prg import Expander
 from fedcore.crypto.secret import Secret
 from fedcore.errors import PartyDropped, ProtocolError
-from fedcore.secagg.protocol import (
+from fedcore.secagg.messages import (
     Abort,
     Advertise,
     ForwardedShares,
     MaskedInput,
     Outcome,
     PeerKeys,
-    RoundSetup,
     SealedShares,
-    Stage,
     Survivors,
     UnmaskShares,
 )
+from fedcore.secagg.protocol import RoundSetup, Stage
 
 RandomBytes = Callable[[int], bytes]
 ENC_INFO = b"fedcore-secagg-v1 share encryption"

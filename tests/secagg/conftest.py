@@ -103,7 +103,7 @@ def transcript(seed: int = 1) -> list[list[Any]]:
     import hashlib
 
     from fedcore import wire
-    from fedcore.secagg.protocol import ForwardedShares, SealedShares
+    from fedcore.secagg.messages import ForwardedShares, SealedShares
 
     rnd = run_round(make_round(4, 6, seed=seed), sends={"c002": 2})
     rows: list[list[Any]] = []

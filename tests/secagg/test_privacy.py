@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fedcore.crypto import fixedpoint
-from fedcore.secagg.protocol import MaskedInput
+from fedcore.secagg.messages import MaskedInput
 
 from .conftest import make_round, run_round
 

@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fedcore.secagg import Stage
-from fedcore.secagg.protocol import Outcome, UnmaskShares, default_threshold, sparse_degree
+from fedcore.secagg.messages import Outcome, UnmaskShares
+from fedcore.secagg.protocol import default_threshold, sparse_degree
 
 from .conftest import AGG, make_round, plain_sum, run_round, total
 

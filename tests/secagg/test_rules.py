@@ -11,7 +11,7 @@ from fedcore import wire
 from fedcore.crypto.secret import ACCESS
 from fedcore.errors import DecodeError, PartyDropped, ProtocolError
 from fedcore.secagg import Stage
-from fedcore.secagg.protocol import (
+from fedcore.secagg.messages import (
     Abort,
     Advertise,
     ForwardedShares,
