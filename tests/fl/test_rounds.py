@@ -124,3 +124,23 @@ def test_secure_and_dp_need_a_weighted_strategy() -> None:
 
     with pytest.raises(ConfigError, match="weighted"):
         TrainConfig(rounds=1, strategy=FedMedian(), secure=True)
+
+
+def test_robust_strategies_ignore_one_byzantine_party(runtime) -> None:
+    from fedcore.fl import Krum, TrimmedMean
+
+    def main(ctx, strategy):
+        def fit(params, cfg):
+            return [p + (1e6 if ctx.party == "p4" else 1.0) for p in params], 10
+
+        return train(ctx, [np.zeros(2)], fit, lambda p: {"loss": float(p[0].sum())}, TrainConfig(1, strategy))
+
+    for strategy, expected in [
+        (FedMedian(), 2.0),
+        (Krum(f=1), 2.0),
+        (TrimmedMean(beta=0.2), 2.0),
+        (FedAvg(), None),
+    ]:
+        out = simulate(main, parties=5, params={"strategy": strategy}, runtime=runtime, timeout_s=20).parties
+        loss = out["p0"]["history"][0]["loss"]
+        assert loss == expected if expected is not None else loss > 1e5
