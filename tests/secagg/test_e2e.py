@@ -106,10 +106,10 @@ def test_protocol_script_contract(runtime):
 
 
 def test_late_party_is_left_out_and_told(runtime):
-    plan = FaultPlan(delay={("p3", "p0"): 1.5})
+    plan = FaultPlan(delay={("p3", "p0"): 6.0})  # p3 is far later than the 2 s stage deadline
 
     def main(ctx):
-        res = secure_sum(ctx, ctx.rng.normal(size=4), aggregator="p0", value_range=8.0, timeout=0.3)
+        res = secure_sum(ctx, ctx.rng.normal(size=4), aggregator="p0", value_range=8.0, timeout=2.0)
         return {"total": res.total, "included": list(res.included)}
 
     result = simulate(main, parties=6, faults=plan, runtime=runtime, timeout_s=20)
