@@ -166,10 +166,23 @@ def make_setup(
 ) -> RoundSetup:
     """Build the round's public setup from the public arguments.
 
+    The result depends only on the arguments, so it is cached: in a simulation the parties of
+    one process share one (immutable) setup instead of each building the graph again.
+
     Raises:
         ConfigError: unknown graph or reveal, aggregator not a party, a threshold that is not
             a strict majority of the share holders.
     """
+    return _make_setup(
+        job, round_id, seed, aggregator, tuple(parties), dim, encoding, threshold, graph, reveal
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _make_setup(
+    job: str, round_id: str, seed: int, aggregator: str, parties: tuple[str, ...], dim: int,
+    encoding: RingEncoding, threshold: int | None, graph: str, reveal: str,
+) -> RoundSetup:
     if graph not in GRAPHS or reveal not in REVEALS:
         raise ConfigError(f"graph is one of {GRAPHS} and reveal one of {REVEALS}; got {graph!r}, {reveal!r}")
     if aggregator not in parties or len(set(parties)) != len(parties):
