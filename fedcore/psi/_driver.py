@@ -1,9 +1,9 @@
 """``intersect``: drives ECDH-PSI sessions over a ``Context`` and its runtime.
 
-Two parties run one ``PairSession`` each way. With three or more, the first party of
-``reveal_to`` (in job order) is the leader: it runs a session with every other party in
-which only it learns, intersects the per-pair results, and sends the final intersection to
-the other parties of ``reveal_to``. See ``fedcore.psi`` for what each party learns.
+Two parties run one ``PairSession`` each. With three or more, every party runs a
+``RingSession`` whose leader is the first party of ``reveal_to`` (in job order); the leader
+then sends the intersection to the other parties of ``reveal_to``. See ``fedcore.psi`` for
+what each party learns.
 """
 
 from __future__ import annotations
@@ -21,9 +21,10 @@ import numpy as np
 from fedcore import wire
 from fedcore.context import Context
 from fedcore.crypto.ecdh_psi import BlindingKey, blind_batch, hash_and_blind_batch
-from fedcore.errors import ConfigError, ProtocolError
+from fedcore.errors import ConfigError, ProtocolError, Timeout
 from fedcore.psi._ids import decode_id, unique_encoded
 from fedcore.psi._protocol import Blinded, PairSession, Reblinded, Send, Stage
+from fedcore.psi._ring import Common, Hop, RingSend, RingSession, RingStage, Tags
 
 BATCH_ITEMS = 8192
 TAG_BLINDED, TAG_REBLINDED, TAG_REVEALED = "psi/blinded", "psi/reblinded", "psi/revealed"
@@ -45,6 +46,11 @@ wire.register(Blinded, "fedcore.psi.Blinded",
               from_state=lambda s: Blinded(*s))
 wire.register(Reblinded, "fedcore.psi.Reblinded",
               to_state=lambda m: (m.index, m.values), from_state=lambda s: Reblinded(*s))
+wire.register(Hop, "fedcore.psi.Hop", to_state=lambda m: (m.origin, m.index, m.total_items, m.values),
+              from_state=lambda s: Hop(*s))
+wire.register(Tags, "fedcore.psi.Tags", to_state=lambda m: (m.origin, m.index, m.total_items, m.values),
+              from_state=lambda s: Tags(*s))
+wire.register(Common, "fedcore.psi.Common", to_state=lambda m: m.values, from_state=Common)
 wire.register(Revealed, "fedcore.psi.Revealed",
               to_state=lambda m: list(m.ids), from_state=lambda s: Revealed(tuple(s)))
 
@@ -55,13 +61,10 @@ class _Plan:
     reveal_to: tuple[str, ...]
     leader: str
 
-    def peers(self, me: str) -> tuple[str, ...]:
-        if len(self.parties) == 2 or me == self.leader:
-            return tuple(p for p in self.parties if p != me)
-        return (self.leader,)
-
-    def learns_from(self, me: str, peer: str) -> bool:
-        return me in self.reveal_to if len(self.parties) == 2 else me == self.leader
+    @property
+    def ring(self) -> tuple[str, ...]:
+        """Leader first, then the others in job order (three or more parties)."""
+        return (self.leader, *(p for p in self.parties if p != self.leader))
 
 
 def intersect(
@@ -90,9 +93,10 @@ def intersect(
     if not isinstance(batch_items, int) or batch_items < 1:
         raise ConfigError(f"batch_items must be a positive int, got {batch_items!r}")
     encoded, first = unique_encoded(ids)
-    common = _run_sessions(ctx, plan, encoded, timeout, batch_items)
-    if len(plan.parties) > 2:
-        common = _reveal(ctx, plan, common, first, timeout)
+    if len(plan.parties) == 2:
+        common = _run_pair(ctx, plan, encoded, timeout, batch_items)
+    else:
+        common = _reveal(ctx, plan, _run_ring(ctx, plan, encoded, timeout, batch_items), first, timeout)
     if ctx.party not in plan.reveal_to or common is None:
         return None
     ordered = sorted(common)
@@ -141,38 +145,79 @@ class _Window:
             self.pop()
 
 
-def _run_sessions(
+def _secret_order(count: int) -> np.ndarray:
+    return np.random.default_rng(int.from_bytes(os.urandom(32), "big")).permutation(count)
+
+
+def _hash_and_send(
+    window: _Window, scalar: bytes, shuffled: list[bytes], batch_items: int, deliver: Callable[[bytes], None]
+) -> None:
+    for start in range(0, max(1, len(shuffled)), batch_items):
+        window.submit(deliver, hash_and_blind_batch, scalar, shuffled[start : start + batch_items])
+
+
+def _run_pair(
     ctx: Context, plan: _Plan, encoded: list[bytes], timeout: float | None, batch_items: int
 ) -> set[bytes] | None:
-    key = BlindingKey.generate()
-    scalar = key.scalar_for_local_worker()
-    order = np.random.default_rng(int.from_bytes(os.urandom(16), "big")).permutation(len(encoded))
-    shuffled = [encoded[i] for i in order]
-    peers = plan.peers(ctx.party)
-    sessions = {
-        peer: PairSession(ctx.party, peer, i_learn=plan.learns_from(ctx.party, peer),
-                          peer_learns=plan.learns_from(peer, ctx.party), own_items=len(encoded))
-        for peer in peers
-    }
+    scalar = BlindingKey.generate().scalar_for_local_worker()
+    shuffled = [encoded[i] for i in _secret_order(len(encoded))]
+    peer = next(p for p in plan.parties if p != ctx.party)
+    session = PairSession(ctx.party, peer, i_learn=ctx.party in plan.reveal_to,
+                          peer_learns=peer in plan.reveal_to, own_items=len(encoded))
     window = _Window(ctx)
     ctx.progress(step="psi/blind")
-    for start in range(0, max(1, len(shuffled)), batch_items):
-        window.submit(lambda values: _send_all(ctx, [s.blinded(values) for s in sessions.values()]),
-                      hash_and_blind_batch, scalar, shuffled[start : start + batch_items])
+    _hash_and_send(window, scalar, shuffled, batch_items, lambda v: _send_all(ctx, [session.blinded(v)]))
     window.drain()
     ctx.progress(step="psi/reblind")
-    for session in sessions.values():
-        _reblind_peer(ctx, session, window, scalar, timeout)
+    _reblind_peer(ctx, session, window, scalar, timeout)
     window.drain()
+    if not session.i_learn:
+        return None
     ctx.progress(step="psi/match")
-    matched: set[int] | None = None
-    for peer, session in sessions.items():
-        if session.i_learn:
-            while not _returned_all(session):
-                session.receive(peer, ctx.recv(peer, TAG_REBLINDED, timeout))
-            found = set(session.matches())
-            matched = found if matched is None else matched & found
-    return None if matched is None else {shuffled[k] for k in matched}
+    while not _returned_all(session):
+        session.receive(peer, ctx.recv(peer, TAG_REBLINDED, timeout))
+    return {shuffled[k] for k in session.matches()}
+
+
+def _run_ring(
+    ctx: Context, plan: _Plan, encoded: list[bytes], timeout: float | None, batch_items: int
+) -> set[bytes] | None:
+    scalar = BlindingKey.generate().scalar_for_local_worker()
+    shuffled = [encoded[i] for i in _secret_order(len(encoded))]
+    session = RingSession(ctx.party, plan.ring, len(encoded), shuffle=_secret_order, batch_items=batch_items)
+    window = _Window(ctx)
+
+    def deliver(values: bytes, *, origin: str, index: int) -> None:
+        _send_ring(ctx, session.blinded(origin, index, values) + session.advance())
+
+    ctx.progress(step="psi/ring")
+    _hash_and_send(window, scalar, shuffled, batch_items, lambda v: _send_ring(ctx, [session.own_blinded(v)]))
+    while (waiting := session.expect()) is not None:
+        message = _poll(ctx, *waiting)
+        if message is None:  # nothing there yet: flush our own work first, or the ring could stall
+            window.drain()
+            message = ctx.recv(*waiting, timeout)
+        for work in session.receive(waiting[0], message):
+            callback = functools.partial(deliver, origin=work.origin, index=work.index)
+            window.submit(callback, _blind_peer_batch, scalar, work.values)
+        _send_ring(ctx, session.advance())
+    window.drain()
+    _send_ring(ctx, session.advance())
+    if session.stage is not RingStage.DONE:
+        raise ProtocolError(f"PSI at {ctx.party}: the ring ended at stage {session.stage.value}")
+    return {shuffled[k] for k in session.matches()} if ctx.party == plan.leader else None
+
+
+def _poll(ctx: Context, src: str, tag: str) -> Any:
+    try:
+        return ctx.recv(src, tag, timeout=0)
+    except Timeout:
+        return None
+
+
+def _send_ring(ctx: Context, sends: list[RingSend]) -> None:
+    for send in sends:
+        ctx.send(send.dst, send.message.TAG, send.message)
 
 
 def _returned_all(session: PairSession) -> bool:

@@ -5,7 +5,7 @@ import fedcore.psi
 
 def test_psi_exports() -> None:
     assert sorted(fedcore.psi.__all__) == sorted([
-        "BATCH_ITEMS", "Blinded", "PairSession", "Reblind", "Reblinded", "Send", "Stage",
-        "decode_id", "encode_id", "intersect",
+        "BATCH_ITEMS", "Blinded", "Common", "Hop", "PairSession", "Reblind", "Reblinded", "RingSession",
+        "RingStage", "Send", "Stage", "Tags", "decode_id", "encode_id", "intersect",
     ])
 
