@@ -16,8 +16,7 @@ sends the intersection to the other parties of ``reveal_to``. What each party le
   (never which items: every tag reaches it shuffled by other parties).
 
 No party learns which items lie in a pairwise (rather than the full) intersection. This
-holds without collusion; two colluding
-parties can learn more.
+holds without collusion; two colluding parties can learn more.
 
 Identifiers are ``str`` or ``int`` (canonically encoded, so "1" and 1 differ); anything else is
 refused with ``TypeError``. Duplicates are removed before the protocol (the sizes revealed are
