@@ -3,13 +3,14 @@
 Theory of operation. One party is the coordinator (by default the first of ``ctx.parties``);
 it also trains on its own data. Round ``t``:
 
-1. The coordinator sends ``{"round": t, "params": x_t, "config": ..., "parties": active}``
-   under tag ``fl/global`` to every other active party.
+1. The coordinator sends ``RoundStart(t, x_t, active parties, strategy.client_config(t))``
+   under tag ``fl/global`` to every other active party (messages: ``fedcore.fl.messages``).
 2. Every active party (the coordinator too) trains locally from ``x_t`` (``fit``) and forms
    its delta ``Δ_i = x_i - x_t`` and sample count ``n_i``. With DP it clips ``Δ_i`` to L2 norm
    ``C`` and uses weight 1 (and, with ``placement="party"``, adds its share of the noise).
-3. Plain: each party sends ``{"delta", "samples"}`` under ``fl/update/t``; the coordinator
-   gathers them with ``allow_missing=True`` and the strategy aggregates. Secure: each party
+3. Plain: each party sends ``ClientUpdate(t, Δ_i, n_i)`` under ``fl/update/t``; the coordinator
+   collects them until one deadline, leaving out parties that dropped, were late or sent
+   something malformed, and the strategy aggregates. Secure: each party
    gives ``[w_i Δ_i, w_i]`` to ``fedcore.secagg.secure_sum`` and the coordinator learns only
    ``Σ w_i Δ_i`` and ``Σ w_i``, whose ratio is the weighted mean the strategy's ``apply`` takes
    (``w_i = min(n_i, weight_cap) / weight_cap``; each coordinate is clamped to the fixed-point
@@ -20,7 +21,7 @@ it also trains on its own data. Round ``t``:
    parties drop than the secure sum's Shamir threshold tolerates. The coordinator
    evaluates, checkpoints and goes on.
 
-After the last round the coordinator sends ``{"stop": True}`` to the active parties.
+After the last round the coordinator sends ``Stop()`` to the active parties.
 A silent or dropped party can only remove its own update; a party sending malformed
 updates is dropped with the reason recorded (robust strategies bound what well-formed but
 hostile updates can do; weighted ones do not).
@@ -37,10 +38,11 @@ from typing import Any
 import numpy as np
 
 from fedcore.context import Context
-from fedcore.errors import ConfigError, ProtocolError
+from fedcore.errors import ConfigError, DecodeError, PartyDropped, ProtocolError, Timeout
 from fedcore.fl import dp as dpm
 from fedcore.fl.arrays import Params, check_like, flatten, subtract, unflatten
 from fedcore.fl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fedcore.fl.messages import ClientUpdate, RoundStart, Stop
 from fedcore.fl.strategies import Strategy, Update
 
 Fit = Callable[[Params, dict[str, Any]], tuple[Params, int]]
@@ -103,18 +105,17 @@ def train(ctx: Context, params: Params, fit: Fit, evaluate: Evaluate | None, con
 # ---------------------------------------------------------------------------- both roles
 
 
-def local_update(
-    ctx: Context, fit: Fit, params: Params, message: dict[str, Any], config: TrainConfig
-) -> tuple[Params, int, int]:
+def local_update(ctx: Context, fit: Fit, message: RoundStart, config: TrainConfig) -> tuple[Params, int, int]:
     """Train from the round's parameters; return (delta to send, weight, samples trained on)."""
-    new, samples = fit(params, dict(message.get("config") or {}))
+    params = list(message.params)
+    new, samples = fit(params, dict(message.config))
     delta = subtract(new, params)
     weight = samples
     if config.dp is not None:
         delta, _ = dpm.clip(delta, config.dp.clip_norm)
         weight = 1
         if config.dp.placement == "party":
-            std = dpm.party_noise_std(config.dp, len(message["parties"]))
+            std = dpm.party_noise_std(config.dp, len(message.parties))
             delta = [d + n for d, n in zip(delta, dpm.gaussian_noise(delta, std, ctx.rng), strict=True)]
     return delta, weight, samples
 
@@ -159,27 +160,20 @@ def run_party(ctx: Context, fit: Fit, config: TrainConfig, coordinator: str) -> 
     rounds = samples = 0
     while True:
         message = ctx.recv(coordinator, GLOBAL_TAG, timeout=config.round_timeout)
-        if not isinstance(message, dict) or message.get("stop"):
+        if isinstance(message, Stop):
             break
-        rnd, params = _check_global(message, coordinator)
+        if not isinstance(message, RoundStart):
+            raise ProtocolError(f"{coordinator} sent {type(message).__name__} under {GLOBAL_TAG}")
+        rnd = message.round
         ctx.progress(step=f"round {rnd}", done=rnd - 1, total=config.rounds)
-        delta, weight, samples = local_update(ctx, fit, params, message, config)
+        delta, weight, samples = local_update(ctx, fit, message, config)
         if config.secure:
-            secure_contribute(ctx, rnd, delta, weight, message["parties"], coordinator, config)
+            secure_contribute(ctx, rnd, delta, weight, message.parties, coordinator, config)
         else:
-            payload = {"delta": [d.astype(np.float32) for d in delta], "samples": weight}
-            ctx.send(coordinator, f"fl/update/{rnd}", payload)
+            update = ClientUpdate(rnd, tuple(d.astype(np.float32) for d in delta), weight)
+            ctx.send(coordinator, f"fl/update/{rnd}", update)
         rounds += 1
     return {"samples": samples, "rounds": rounds}
-
-
-def _check_global(message: dict[str, Any], coordinator: str) -> tuple[int, Params]:
-    rnd, params, parties = message.get("round"), message.get("params"), message.get("parties")
-    if type(rnd) is not int or not isinstance(params, list) or not isinstance(parties, (list, tuple)):
-        raise ProtocolError(f"{coordinator} sent a malformed {GLOBAL_TAG} message")
-    if not all(isinstance(p, np.ndarray) for p in params):
-        raise ProtocolError(f"{coordinator} sent parameters that are not arrays")
-    return rnd, params
 
 
 # ---------------------------------------------------------------------------- coordinator
@@ -221,7 +215,7 @@ class Coordinator:
             self.ctx.progress(step=f"round {rnd}", done=rnd - 1, total=self.config.rounds)
             self.history.append(self.round(rnd))
             self.ctx.progress(step=f"round {rnd}", done=rnd, total=self.config.rounds)
-        self.ctx.broadcast(GLOBAL_TAG, {"stop": True}, to=[p for p in self.active if p != self.ctx.party])
+        self.ctx.broadcast(GLOBAL_TAG, Stop(), to=[p for p in self.active if p != self.ctx.party])
         lost = {p: h["round"] for h in self.history for p in h.get("dropped", [])}
         result: dict[str, Any] = {"history": self.history, "samples": self.samples, "lost": lost}
         final = self.history[-1] if self.history else self._metrics()
@@ -234,14 +228,9 @@ class Coordinator:
         """One round: broadcast, train, collect, aggregate, evaluate, checkpoint."""
         began = time.perf_counter()
         expected = list(self.active)
-        message = {
-            "round": rnd,
-            "params": self.params,
-            "config": self.strategy.client_config(rnd),
-            "parties": expected,
-        }
+        message = RoundStart(rnd, tuple(self.params), tuple(expected), self.strategy.client_config(rnd))
         self.ctx.broadcast(GLOBAL_TAG, message, to=[p for p in expected if p != self.ctx.party])
-        delta, weight, self.samples = local_update(self.ctx, self.fit, self.params, message, self.config)
+        delta, weight, self.samples = local_update(self.ctx, self.fit, message, self.config)
         if self.config.secure:
             included, rejected = self._secure_round(rnd, delta, weight, expected)
         else:
@@ -265,17 +254,8 @@ class Coordinator:
     def _plain_round(
         self, rnd: int, delta: Params, weight: int, expected: list[str]
     ) -> tuple[list[str], dict]:
-        others = [p for p in expected if p != self.ctx.party]
-        raw = self.ctx.gather(
-            f"fl/update/{rnd}", self.config.round_timeout, parties=others, allow_missing=True
-        )
-        updates = [Update(self.ctx.party, delta, weight)]
-        rejected: dict[str, str] = {}
-        for party, value in raw.items():
-            try:
-                updates.append(_check_update(party, value, self.params))
-            except ProtocolError as exc:
-                rejected[party] = str(exc)
+        received, rejected = self._collect(rnd, [p for p in expected if p != self.ctx.party])
+        updates = [Update(self.ctx.party, delta, weight), *received]
         included = [u.party for u in updates]
         self.strategy.check_quorum(rnd, included, expected)
         if self.config.dp is not None:
@@ -285,6 +265,24 @@ class Coordinator:
             agg = self.strategy.aggregate(rnd, self.params, updates, self.state)
         self.params, self.state = agg.params, agg.state
         return included, rejected
+
+    def _collect(self, rnd: int, sources: list[str]) -> tuple[list[Update], dict[str, str]]:
+        """Round ``rnd``'s updates from ``sources`` within one deadline, like ``ctx.gather(...,
+        allow_missing=True)``, but a party whose message does not decode or fit the model is
+        left out (with the reason) instead of failing the job."""
+        timeout = self.ctx.timeout_s if self.config.round_timeout is None else self.config.round_timeout
+        deadline = time.monotonic() + timeout
+        updates: list[Update] = []
+        rejected: dict[str, str] = {}
+        for src in sources:
+            try:
+                value = self.ctx.recv(src, f"fl/update/{rnd}", timeout=max(0.0, deadline - time.monotonic()))
+                updates.append(_check_update(src, value, rnd, self.params))
+            except (PartyDropped, Timeout):
+                continue
+            except (DecodeError, ProtocolError) as exc:
+                rejected[src] = str(exc)
+        return updates, rejected
 
     def _noised_mean(self, updates: Sequence[Update]) -> Params:
         """Central DP: (sum of clipped deltas + N(0, (sigma C)^2)) / k, clipping again here."""
@@ -323,7 +321,7 @@ class Coordinator:
         save_checkpoint(self.config.checkpoint, Checkpoint(rnd, self.params, self.state, meta))
 
 
-def _check_update(party: str, value: Any, params: Params) -> Update:
-    if not isinstance(value, dict) or type(value.get("samples")) is not int or value["samples"] < 0:
-        raise ProtocolError(f"{party} sent a malformed update")
-    return Update(party, check_like(value.get("delta"), params, who=party), value["samples"])
+def _check_update(party: str, value: Any, rnd: int, params: Params) -> Update:
+    if not isinstance(value, ClientUpdate) or value.round != rnd:
+        raise ProtocolError(f"{party} sent {type(value).__name__} instead of its round {rnd} update")
+    return Update(party, check_like(value.delta, params, who=party), value.samples)

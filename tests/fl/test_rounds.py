@@ -9,6 +9,7 @@ from fedcore import simulate
 from fedcore.fl import FedAdam, FedAvg, FedMedian
 from fedcore.fl.checkpoint import load_checkpoint
 from fedcore.fl.dp import DPConfig
+from fedcore.fl.messages import ClientUpdate
 from fedcore.fl.rounds import GLOBAL_TAG, TrainConfig, train
 from fedcore.runtime import make_runtime
 
@@ -105,18 +106,45 @@ def test_resume_continues_exactly(runtime, tmp_path) -> None:
     assert [h["round"] for h in resumed["p0"]["history"]] == [1, 2, 3]
 
 
-def test_malformed_update_is_rejected(runtime) -> None:
+def test_malformed_updates_are_rejected_not_fatal(runtime) -> None:
     def main(ctx):
-        if ctx.party == "p1":
+        if ctx.party in ("p1", "p3"):
             message = ctx.recv("p0", GLOBAL_TAG)
-            ctx.send("p0", f"fl/update/{message['round']}", {"delta": [np.zeros(5)], "samples": 1})
+            if ctx.party == "p1":
+                ctx.send("p0", f"fl/update/{message.round}", ClientUpdate(message.round, (np.zeros(5),), 1))
+            else:
+                ctx.transport.send("p0", f"fl/update/{message.round}", b"\xc1 not a fedcore encoding")
             return {}
         return fake_main(strategy=FedMedian())(ctx, rounds=1)
 
-    out = run(runtime, main, parties=3)
+    out = run(runtime, main, parties=4)
     entry = out["p0"]["history"][0]
-    assert entry["parties"] == 2 and entry["dropped"] == ["p1"] and "wrong shape" in entry["rejected"]["p1"]
+    assert entry["parties"] == 2 and entry["dropped"] == ["p1", "p3"]
+    assert "wrong shape" in entry["rejected"]["p1"] and "p3" in entry["rejected"]
     assert entry["loss"] == 3 * 2.0  # median of deltas 1 (p0) and 3 (p2)
+
+
+def test_messages_validate_what_they_decode() -> None:
+    from fedcore import wire
+    from fedcore.errors import DecodeError
+    from fedcore.fl.messages import RoundStart, Stop
+
+    start = RoundStart(2, (np.ones(3),), ("p0", "p1"), {"mu": 0.1})
+    back = wire.decode(wire.encode(start))
+    assert back.round == 2 and back.parties == ("p0", "p1") and np.array_equal(back.params[0], np.ones(3))
+    assert wire.decode(wire.encode(Stop())) == Stop()
+    # the constructors are the decoders' validation (the codec turns their errors into DecodeError)
+    for bad in (
+        lambda: RoundStart(0, (np.ones(1),), ("p0",)),
+        lambda: RoundStart(1, [[1.0]], ("p0",)),
+        lambda: RoundStart(1, (), ("p0",), {"f": object()}),
+        lambda: ClientUpdate(1, (np.array(["a"]),), 1),
+        lambda: ClientUpdate(1, (), -1),
+    ):
+        with pytest.raises(ValueError):
+            bad()
+    with pytest.raises(DecodeError):
+        wire.decode(b"\xc1 not a fedcore encoding")
 
 
 def test_secure_and_dp_need_a_weighted_strategy() -> None:
