@@ -74,8 +74,12 @@ def secure_sum(
     shape. Defaults: the Shamir threshold is ceil(2h/3) of each client's h share holders (always
     a strict majority); the graph is complete for small rounds and a random k-regular graph,
     k = 2*ceil(2*log2 n), when n > 3k clients (``fedcore.secagg.protocol``); the ring is 32 bits for
-    4-byte inputs and 64 bits otherwise. Float inputs need ``value_range`` (the largest |x| any
-    party may hold); values beyond it are refused (``overflow="refuse"``) or clipped ("clip").
+    4-byte inputs and 64 bits otherwise (so every party must pass the same dtype width, or the
+    same ``bits``: parties whose parameters differ are left out). Float inputs need
+    ``value_range`` (the largest |x| any party may hold); values beyond it are refused
+    (``overflow="refuse"``, before any message) or clipped ("clip"), never wrapped. Floats are
+    encoded with resolution 2^-F, F = bits - 2 - ceil(log2 N) - ceil(log2 value_range) for N
+    parties, so the total is within N * 2^-(F+1) of the exact sum (``fedcore.crypto.fixedpoint``).
 
     Args:
         ctx: this party's context.
