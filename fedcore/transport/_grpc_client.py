@@ -14,6 +14,7 @@ import grpc
 from fedcore.crypto import pki
 from fedcore.errors import AuthError, ConfigError, FedcoreError, PartyDropped
 from fedcore.transport._grpc_wire import (
+    BULK,
     CHUNK_BYTES,
     UNLIMITED,
     TlsMaterial,
@@ -70,6 +71,7 @@ class PeerLink:
             ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 1000),
             *UNLIMITED,
+            *BULK,
         ]
         self.channel = grpc.secure_channel(address, tls.channel_credentials(), options=options)
         self._send = self.channel.stream_unary(

@@ -30,6 +30,11 @@ STEP_KEY = "fedcore-step"
 
 # No message-size wall anywhere: values are chunked, and the per-value limit is our own.
 UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+# Larger socket reads for bulk streams (measured a little faster on loopback than the defaults).
+BULK = [
+    ("grpc.experimental.tcp_min_read_chunk_size", 1 << 20),
+    ("grpc.experimental.tcp_max_read_chunk_size", 16 << 20),
+]
 
 
 @dataclass(frozen=True)

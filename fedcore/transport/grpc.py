@@ -23,7 +23,7 @@ from fedcore.crypto import pki
 from fedcore.errors import ConfigError, FedcoreError, PartyDropped
 from fedcore.transport._grpc_client import Payload, PeerCheck, PeerLink, as_parts, check_peer
 from fedcore.transport._grpc_server import JOB_ID, Inboxes, OpenJob, PartyServicer
-from fedcore.transport._grpc_wire import UNLIMITED, TlsFiles, TlsMaterial, deserialize_frame, log
+from fedcore.transport._grpc_wire import BULK, UNLIMITED, TlsFiles, TlsMaterial, deserialize_frame, log
 from fedcore.transport.base import Mailbox, Transport, check_party_names
 from fedcore.wire import party_pb2 as pb
 
@@ -88,7 +88,7 @@ class PeerNode:
         """Bind and serve; returns the bound port."""
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"fc-{self.party_id}"),
-            options=UNLIMITED,
+            options=[*UNLIMITED, *BULK],
         )
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, self._handlers()),))
         health_servicer = health.HealthServicer()
