@@ -122,7 +122,7 @@ class ControlServer:
                 request = read_frame(conn)
                 if request is None:
                     return
-                conn.settimeout(None)
+                conn.settimeout(120.0)  # a reader that stops reading must not block us forever
                 self.handler(request, reply)
             except FedcoreError as exc:
                 with contextlib.suppress(OSError):

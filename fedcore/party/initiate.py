@@ -171,7 +171,7 @@ def _poll_peer(runner: JobRunner, job: Job, peer: str, deadline: float,
                put: Callable[[str, dict[str, Any]], None]) -> None:
     """Long-poll ``peer`` for progress and its result; report it lost after peer_timeout_s of silence."""
     limits = runner.config.limits
-    seen, last_ok, last_error = 0, time.monotonic(), ""
+    seen, last_ok, last_error, step = 0, time.monotonic(), "", None
     while time.monotonic() < deadline:
         body = wire.encode({"job_id": job.job_id, "seen": seen, "wait_s": WAIT_POLL_S})
         try:
@@ -180,7 +180,8 @@ def _poll_peer(runner: JobRunner, job: Job, peer: str, deadline: float,
         except FedcoreError as exc:
             last_error = f"{type(exc).__name__}: {exc}"
             if time.monotonic() - last_ok > limits.peer_timeout_s:
-                put(peer, {"error": f"PartyDropped: lost contact with {peer} for "
+                at = f" at step {step!r}" if step else ""
+                put(peer, {"error": f"PartyDropped: lost contact with {peer}{at} for "
                                     f"{limits.peer_timeout_s:g} s ({last_error})"})
                 return
             time.sleep(limits.heartbeat_s)  # retry pacing while the peer may be blipping
@@ -189,6 +190,7 @@ def _poll_peer(runner: JobRunner, job: Job, peer: str, deadline: float,
         for event in reply.get("events", []):
             runner.jobs.add_event(job.job_id, event, own=False)
         seen = int(reply.get("total", seen))
+        step = reply.get("step") or step
         state = reply.get("state")
         if state == JobState.SUCCEEDED.value:
             put(peer, {"result": reply.get("result")})

@@ -155,15 +155,22 @@ def party_toml(spec: FederationSpec, party: PartySpec, protocols: Path) -> str:
     peers = "\n".join(
         f"{p.party_id} = {_quote(f'{p.host}:{p.peer_port}')}" for p in spec.parties if p is not party
     )
-    initiators = ", ".join(_quote(p.party_id) for p in spec.parties)
-    return f"""# {party.party_id} of federation {spec.federation}; written by fedcore provision.
+    return _TEMPLATE.format(
+        id=party.party_id, federation=spec.federation, id_q=_quote(party.party_id),
+        federation_q=_quote(spec.federation), listen=_quote(f"{party.listen_host}:{party.peer_port}"),
+        control=_quote(f"127.0.0.1:{party.control_port}"), peers=peers, scripts=_quote(str(protocols)),
+        initiators=", ".join(_quote(p.party_id) for p in spec.parties),
+    )
+
+
+_TEMPLATE = """# {id} of federation {federation}; written by fedcore provision.
 # Paths are relative to this file's folder.
 
 [party]
-id = {_quote(party.party_id)}
-federation = {_quote(spec.federation)}
-listen = {_quote(f"{party.listen_host}:{party.peer_port}")}
-control = {_quote(f"127.0.0.1:{party.control_port}")}
+id = {id_q}
+federation = {federation_q}
+listen = {listen}
+control = {control}
 
 [tls]
 ca = "ca.pem"
@@ -178,7 +185,7 @@ backend = "processes"
 # workers = 2
 
 [policy]
-scripts = [{_quote(str(protocols))}]
+scripts = [{scripts}]
 initiators = [{initiators}]
 
 [limits]

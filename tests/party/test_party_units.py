@@ -137,3 +137,12 @@ def test_control_rejects_oversized_and_non_map_frames() -> None:
         a.sendall(b"\x00\x00\x00\x01\x05")  # msgpack 5: not a map
         with pytest.raises(DecodeError, match="not a map"):
             control.read_frame(b)
+
+
+def test_exported_names() -> None:
+    import fedcore.party
+
+    assert fedcore.party.__all__ == [
+        "Job", "JobState", "PartyConfig", "PartyDaemon", "Policy", "load_config", "load_federation",
+        "provision", "verify_tls",
+    ]
