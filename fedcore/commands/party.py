@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from typing import Any
 
@@ -53,6 +54,7 @@ def _check_peers(config: Any) -> list[dict[str, Any]]:
     def no_control(src: str, kind: str, body: bytes) -> bytes:
         raise RuntimeError("party check serves no requests")
 
+    logging.getLogger("fedcore.transport").setLevel(logging.WARNING)  # keep the report readable
     node = make_node(config, no_control, listen="127.0.0.1:0")  # dials only; never bound
     try:
         return [peer_check_dict(node.check_peer(peer, timeout_s=5.0)) for peer in config.peers]
