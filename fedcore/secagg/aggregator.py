@@ -226,21 +226,17 @@ class AggregatorSession:
                       key_shares: dict[str, list[shamir.Share]]) -> None:
         setup = self.setup
         t = setup.threshold
-        expander = Expander(setup.dim, setup.encoding.ring_bits)
+        masks: list[tuple[Secret, int]] = []
         for v, shares in key_shares.items():  # dangling pairwise masks of dropped clients
             private = shamir.combine(shares, t, "recovered mask key")
             if kx.public_key(private) != self._keys[v][1]:
                 raise ValueError("recovered mask key does not match the advertised public key")
             for u in setup.neighbours[v]:
-                if u in self._u3:
-                    self._undo_pairwise(expander, private, u, v)
+                if u in self._u3:  # u applied sign(u, v) * PRG(s_uv): apply the opposite
+                    seed = kx.agree(private, self._keys[u][1], info=MASK_INFO, salt=setup.salt())
+                    masks.append((seed, -setup.sign(u, v)))
         for shares in seed_shares.values():
-            expander.subtract(self._acc, shamir.combine(shares, t, "recovered self-mask seed"))
+            masks.append((shamir.combine(shares, t, "recovered self-mask seed"), -1))
+        expander = Expander(setup.dim, setup.encoding.ring_bits)
+        expander.apply(self._acc, masks)
         self.mask_bytes = expander.bytes_expanded
-
-    def _undo_pairwise(self, expander: Expander, private_v: Secret, u: str, v: str) -> None:
-        seed = kx.agree(private_v, self._keys[u][1], info=MASK_INFO, salt=self.setup.salt())
-        if self.setup.sign(u, v) > 0:  # u added this mask, so take it away
-            expander.subtract(self._acc, seed)
-        else:
-            expander.add(self._acc, seed)

@@ -40,7 +40,8 @@ class ClientSession:
     Args:
         setup: the round's public setup.
         me: this client's name.
-        words: this client's input, already encoded in the ring (``fixedpoint.encode``).
+        words: this client's input, already encoded in the ring (``fixedpoint.encode``); the
+            session masks this array in place and then drops it.
         random_bytes: the randomness source (keys, self-mask seed, Shamir coefficients).
     """
 
@@ -149,18 +150,16 @@ class ClientSession:
                                 f"threshold {self.setup.threshold}")
         self._forwarded = dict(msg.sealed)
         expander = Expander(self.setup.dim, self.setup.encoding.ring_bits)
-        masked = self._words.copy()
+        masked = self._words  # masked in place: the clear input is gone once this returns
         salt = self.setup.salt()
         assert self._self_seed is not None  # set in stage 2, which must come first
-        expander.add(masked, self._self_seed)
+        masks = [(self._self_seed, 1)]
         for peer in self._forwarded:
             seed = kx.agree(self._mask, self._peers[peer][1], info=MASK_INFO, salt=salt)
-            if self.setup.sign(self.me, peer) > 0:
-                expander.add(masked, seed)
-            else:
-                expander.subtract(masked, seed)
+            masks.append((seed, self.setup.sign(self.me, peer)))
+        expander.apply(masked, masks)
         self.mask_bytes = expander.bytes_expanded
-        self._words = np.empty(0, dtype=masked.dtype)  # drop the clear input as soon as it is masked
+        self._words = np.empty(0, dtype=masked.dtype)
         self.stage = Stage.MASKED_INPUT
         return MaskedInput(self.setup.round_id, masked)
 

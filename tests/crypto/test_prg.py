@@ -51,3 +51,20 @@ def test_misuse_is_refused():
     with pytest.raises(ValueError):
         prg.Expander(4, 32).add(np.zeros(4, np.uint64), Secret.generate())
     assert prg.keystream_seconds(1 << 16, 1 << 12) >= 0.0
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+def test_streamed_apply_equals_whole_vector_masks(bits):
+    count = 3 * (prg.CHUNK_BYTES // (bits // 8)) + 17  # several chunks and a ragged tail
+    masks = [(Secret.generate(), sign) for sign in (1, -1, 1, 1, -1)]
+    expected = np.arange(count, dtype=prg.word_dtype(bits))
+    got = expected.copy()
+    one = prg.Expander(count, bits)
+    for seed, sign in masks:
+        (one.add if sign > 0 else one.subtract)(expected, seed)
+    streamed = prg.Expander(count, bits)
+    streamed.apply(got, masks)
+    np.testing.assert_array_equal(got, expected)
+    assert streamed.bytes_expanded == one.bytes_expanded
+    with pytest.raises(ValueError, match="sign"):
+        streamed.apply(got, [(Secret.generate(), 2)])
