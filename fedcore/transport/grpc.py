@@ -281,7 +281,7 @@ class GrpcTransport(Transport):
             total_bytes=size,
             kind=pb.Envelope.DATA,
         )
-        timeout_s = 4 * self.node.peer_timeout_s + size / 20e6
+        timeout_s = 4 * self.node.peer_timeout_s + size / 5e6  # a hung peer; a dead one fails sooner
         self.node._link(dst).send(env, parts, self.node.peer_timeout_s, timeout_s)
 
     def _still_there(self, dst: str, tag: str) -> bool:
