@@ -14,6 +14,7 @@ the parties in each round and those lost. Every party returns ``{"samples": n}``
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from typing import Any
 
@@ -23,6 +24,9 @@ from fedcore import Context
 from fedcore.errors import ConfigError
 
 _LOCK = threading.Lock()
+# In simulation every party is a thread of one process: let only as many train at once as there
+# are cores, so a thousand parties queue quietly instead of fighting over the GIL.
+_TRAIN_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
 HIDDEN = 32
 SERVER_LR = {"fedadam": 0.03, "fedyogi": 0.03, "fedadagrad": 0.1}
 
@@ -123,10 +127,11 @@ class Trainer:
         from fedcore.fl.torch import get_params, set_params, train_local
 
         self.rounds += 1
-        set_params(self.model, params)
         mu = float(config.get("mu", 0.0))
-        result = train_local(self.model, *self.train, mu=mu, seed=self.seed + self.rounds, **self.options)
-        return get_params(self.model), result.samples
+        with _TRAIN_SLOTS:
+            set_params(self.model, params)
+            result = train_local(self.model, *self.train, mu=mu, seed=self.seed + self.rounds, **self.options)
+            return get_params(self.model), result.samples
 
     def score(self, params: list[np.ndarray]) -> dict[str, float]:
         from fedcore.fl.torch import evaluate, set_params
