@@ -81,10 +81,14 @@ class ControlServer:
         handler: called as ``handler(request, reply)``; must send a final frame.
     """
 
-    def __init__(self, endpoint: Endpoint, handler: Handler):
+    def __init__(self, endpoint: Endpoint, handler: Handler, *, config_file: str | None = None):
         self.endpoint = endpoint
         self.handler = handler
-        self._sock = _listen(endpoint)
+        try:
+            self._sock = _listen(endpoint)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).removeprefix("key 'party.control': "), file=config_file,
+                              key="party.control") from None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, name="control-accept", daemon=True)
 
@@ -96,7 +100,8 @@ class ControlServer:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
-        self._thread.join(timeout=5)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=5)
         if self.endpoint.unix_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.endpoint.unix_path.unlink()

@@ -63,8 +63,15 @@ class PartyDaemon:
         return self.runner.handle_peer(src, kind, body)
 
     def start(self) -> None:
-        port = self.node.start()
-        self.control = control.ControlServer(self.config.control, self._control_handler)
+        """Bind the control endpoint, then serve peers, then accept operator requests."""
+        self.control = control.ControlServer(
+            self.config.control, self._control_handler, config_file=str(self.config.path)
+        )
+        try:
+            port = self.node.start()
+        except BaseException:
+            self.control.stop()
+            raise
         self.control.start()
         log.info(
             "party %s: serving peers on %s (port %s), control on %s; certificate expires in %s days",
