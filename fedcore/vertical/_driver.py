@@ -90,23 +90,27 @@ def train(
         raise ConfigError(f"features must be a 2-D array, got shape {x.shape}")
     if (ctx.party == guest) != (labels is not None):
         raise ConfigError("the guest passes labels and the hosts do not")
-    plan = make_plan(len(x), epochs=epochs, batch_size=batch_size, seed=ctx.seed, lr=lr, l2=l2)
     if scheme not in SCHEMES:
         raise ConfigError(f"unknown HE scheme {scheme!r}: use one of {sorted(SCHEMES)}")
-    scheme_module = importlib.import_module(SCHEMES[scheme])
-    keys = keys or scheme_module.generate_keypair(key_bits)
-    mask_rng = np.random.default_rng(int.from_bytes(os.urandom(32), "big"))
-    session: GuestSession | HostSession
-    if ctx.party == guest:
-        y = np.asarray(labels, dtype=np.float64)
-        if y.shape != (len(x),) or not np.all((y == 0) | (y == 1)):
-            raise ConfigError(f"labels must be {len(x)} values in {{0, 1}}")
-        session = GuestSession(ctx.party, hosts, x, y, plan, keys, mask_rng, ctx.runtime)
-    else:
-        session = HostSession(ctx.party, guest, hosts, x, plan, keys, mask_rng, ctx.runtime)
+    plan = make_plan(len(x), epochs=epochs, batch_size=batch_size, seed=ctx.seed, lr=lr, l2=l2)
+    keys = keys or importlib.import_module(SCHEMES[scheme]).generate_keypair(key_bits)
+    session = _make_session(ctx, guest, hosts, x, labels, plan, keys)
     if plan.batches:
         _drive(ctx, session, timeout)
     return VerticalModel("guest" if ctx.party == guest else "host", session.weights, len(plan.batches))
+
+
+def _make_session(
+    ctx: Context, guest: str, hosts: tuple[str, ...], x: np.ndarray, labels: np.ndarray | None,
+    plan: Training, keys: tuple[Any, Any],
+) -> GuestSession | HostSession:
+    mask_rng = np.random.default_rng(int.from_bytes(os.urandom(32), "big"))
+    if ctx.party != guest:
+        return HostSession(ctx.party, guest, hosts, x, plan, keys, mask_rng, ctx.runtime)
+    y = np.asarray(labels, dtype=np.float64)
+    if y.shape != (len(x),) or not np.all((y == 0) | (y == 1)):
+        raise ConfigError(f"labels must be {len(x)} values in {{0, 1}}")
+    return GuestSession(ctx.party, hosts, x, y, plan, keys, mask_rng, ctx.runtime)
 
 
 def _drive(ctx: Context, session: GuestSession | HostSession, timeout: float | None) -> None:
