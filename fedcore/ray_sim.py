@@ -133,8 +133,8 @@ def simulate_on_ray(
     kill: Mapping[str, int] | None = None,
     address: str | None = None,
     runtime: str = "ray",
-    heartbeat_s: float = 0.5,
-    peer_timeout_s: float = 5.0,
+    heartbeat_s: float = 1.0,
+    peer_timeout_s: float = 10.0,
 ) -> SimResult:
     """Run ``main(ctx, **params)`` of ``script`` once per party, each party a Ray actor.
 

@@ -21,7 +21,8 @@ from fedcore.sim import simulate
 PROTOCOLS = Path(__file__).resolve().parents[1] / "protocols"
 NAMES = ["alice", "bob", "carol"]
 # The protocols both engines must agree on; each runs once it has been written.
-SCRIPTS = [name for name in ("plain_sum.py", "secure_sum.py", "he_sum.py") if (PROTOCOLS / name).exists()]
+PARAMS = {"plain_sum.py": {"dim": 6}, "secure_sum.py": {"dim": 6}, "he_sum.py": {"dim": 6, "key_bits": 1024}}
+SCRIPTS = [name for name in PARAMS if (PROTOCOLS / name).exists()]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -49,10 +50,11 @@ def _close(a, b) -> None:
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_ray_engine_matches_local_engine(script):
     path = PROTOCOLS / script
-    on_ray = simulate_on_ray(path, names=NAMES, params={"dim": 6}, seed=11, timeout_s=60, runtime="threads",
+    params = PARAMS[script]
+    on_ray = simulate_on_ray(path, names=NAMES, params=params, seed=11, timeout_s=60, runtime="threads",
                              peer_timeout_s=20)
     with make_runtime("threads", workers=2) as runtime:
-        local = simulate(path, names=NAMES, params={"dim": 6}, seed=11, runtime=runtime)
+        local = simulate(path, names=NAMES, params=params, seed=11, runtime=runtime)
     assert on_ray.errors() == {}
     _close(on_ray.parties, local.parties)
     inputs = [on_ray.parties[name]["input"] for name in NAMES]
@@ -60,7 +62,10 @@ def test_ray_engine_matches_local_engine(script):
 
 
 def test_plain_sum_on_ray_is_the_sum_of_inputs():
-    result = simulate_on_ray(PROTOCOLS / "plain_sum.py", names=NAMES, params={"dim": 5}, seed=2)
+    # default party runtime: the ray backend inside each actor, attached to the same cluster
+    result = simulate_on_ray(
+        PROTOCOLS / "plain_sum.py", names=NAMES, params={"dim": 5}, seed=2, peer_timeout_s=20
+    )
     inputs = [result.parties[name]["input"] for name in NAMES]
     np.testing.assert_allclose(result.parties["alice"]["sum"], np.sum(inputs, axis=0))
 
