@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 from fedcore.crypto import pki
 from fedcore.testing import FaultPlan
+from fedcore.transport._grpc_wire import log
 from fedcore.transport.base import Transport
 from fedcore.transport.grpc import GrpcTransport, PeerNode, TlsMaterial
 from fedcore.transport.local import PartyKilled
@@ -77,6 +78,10 @@ def _nodes(names: tuple[str, ...]) -> dict[str, PeerNode]:
 def grpc_network(names: tuple[str, ...], plan: FaultPlan | None = None) -> Iterator[dict[str, Transport]]:
     """Start one mTLS gRPC node per party on loopback and yield {name: Transport} for one job."""
     names = tuple(names)
+    if plan is not None and (plan.drop or plan.duplicate or plan.reorder or plan.delay):
+        log.warning(
+            "simulate --transport grpc: link faults (drop, duplicate, reorder, delay) are not applied"
+        )
     nodes = _nodes(names)
     started: list[PeerNode] = []
     try:
