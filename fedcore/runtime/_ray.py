@@ -14,13 +14,14 @@ the same module name before running a task, so the script need not exist on ever
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import ipaddress
 import logging
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -85,18 +86,28 @@ def connect_ray(address: str | None, num_cpus: int | None) -> bool:
         "log_to_driver": False,
         "configure_logging": False,
     }
-    if address is None:
-        options["num_cpus"] = num_cpus
-    if address is None or _is_loopback(address):
-        _prefer_loopback()
     try:
-        ray.init(address=address, **options)
+        with _loopback_node(address is None or _is_loopback(address)):
+            _init(address, num_cpus, options)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = address or "this machine"
         raise ConfigError(
             f"cannot start or reach the Ray cluster at {where}: {exc}", key="runtime.address"
         ) from None
     return True
+
+
+def _init(address: str | None, num_cpus: int | None, options: dict[str, Any]) -> None:
+    """``ray.init``: a new local instance gets ``num_cpus``; an existing one is joined as it is."""
+    if address is not None:
+        ray.init(address=address, **options)
+        return
+    try:
+        ray.init(address=None, num_cpus=num_cpus, **options)
+    except ValueError as exc:
+        if "existing cluster" not in str(exc):
+            raise
+        ray.init(address=None, **options)  # RAY_ADDRESS or a `ray start` on this machine
 
 
 def _is_loopback(address: str) -> bool:
@@ -110,17 +121,26 @@ def _is_loopback(address: str) -> bool:
         return False
 
 
-def _prefer_loopback() -> None:
-    """Make Ray use 127.0.0.1 as this node's address, not the machine's public one.
+@contextlib.contextmanager
+def _loopback_node(enabled: bool) -> Iterator[None]:
+    """While Ray starts or attaches, make it take 127.0.0.1 as this node's address.
 
-    A Ray started here then binds loopback only, and a driver attaching to a loopback cluster
-    looks for its local node at 127.0.0.1 (otherwise it waits for a node that never appears).
+    A Ray started here then binds loopback only (not the machine's public address), and a
+    driver attaching to a loopback cluster looks for its local node at 127.0.0.1 (otherwise it
+    waits for a node that never appears). Ray reads the switch only while connecting.
     """
     try:
         from ray._private import ray_constants
-    except ImportError:  # a Ray without this switch: it keeps its own default
+    except ImportError:  # a Ray without this switch keeps its own default
+        yield
         return
-    ray_constants.ENABLE_RAY_CLUSTER = False
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    if enabled:
+        ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
 
 
 def load_scripts(scripts: dict[str, tuple[str, str]]) -> None:
