@@ -127,3 +127,19 @@ def test_protocol_on_ray_runtime_equals_pool_runtime(runtime, name):
 def test_bad_address_is_config_error():
     with pytest.raises(ConfigError):
         make_runtime("ray", workers=1, address="")
+
+
+def test_bench_runtime_encrypts_correctly_on_each_backend(runtime):
+    import argparse
+
+    from fedcore.bench import runtime as bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--dim", "500", "--bits", "1024", "--repeats", "1", "--backends=threads,ray"])
+    result = bench.run(args)
+    rows = {row["backend"]: row for row in result["rows"]}
+    assert set(rows) == {"threads", "ray"}
+    for row in rows.values():
+        assert row["ciphertexts"] > 1
+        assert row["max_abs_error"] < 1e-5
