@@ -91,7 +91,7 @@ class Context:
 
     def send(self, dst: str, tag: str, value: Any) -> None:
         """Send ``value`` to ``dst`` under ``tag``; does not wait for the receiver."""
-        self.transport.send(dst, tag, wire.encode(value))
+        self.transport.send(dst, tag, wire.encode_parts(value))  # arrays go out without a join
 
     def recv(self, src: str, tag: str, timeout: float | None = None) -> Any:
         """Wait for the next value from ``src`` under ``tag``.
@@ -109,10 +109,11 @@ class Context:
 
     def broadcast(self, tag: str, value: Any, *, to: Iterable[str] | None = None) -> None:
         """Send one value to every other party (or to ``to``), encoding it once."""
-        payload = wire.encode(value)
-        for dst in self.others if to is None else to:
-            if dst != self.party:
-                self.transport.send(dst, tag, payload)
+        targets = [dst for dst in (self.others if to is None else to) if dst != self.party]
+        # one destination streams the parts; several share one joined copy
+        payload = wire.encode_parts(value) if len(targets) == 1 else wire.encode(value)
+        for dst in targets:
+            self.transport.send(dst, tag, payload)
 
     def gather(
         self,
@@ -124,8 +125,9 @@ class Context:
     ) -> dict[str, Any]:
         """Receive one value under ``tag`` from every other party (or from ``parties``).
 
-        All waits share one deadline. With ``allow_missing`` the parties that dropped out or
-        did not answer in time are left out of the result instead of raising.
+        All waits share one deadline. With ``allow_missing`` the parties that dropped out, did
+        not answer in time, or sent bytes that do not decode are left out of the result
+        instead of raising (a round that tolerates dropouts treats garbage as a dropout).
         """
         sources = [p for p in (self.others if parties is None else parties) if p != self.party]
         deadline = time.monotonic() + self._timeout(timeout)
@@ -134,7 +136,7 @@ class Context:
             remaining = max(0.0, deadline - time.monotonic())
             try:
                 values[src] = self.recv(src, tag, timeout=remaining)
-            except (PartyDropped, Timeout):
+            except (PartyDropped, Timeout, DecodeError):
                 if not allow_missing:
                     raise
         return values

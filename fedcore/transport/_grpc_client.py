@@ -6,7 +6,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
@@ -23,6 +23,7 @@ from fedcore.transport._grpc_wire import (
     log,
     serialize_frame,
 )
+from fedcore.transport.base import Payload
 from fedcore.wire import party_pb2 as pb
 
 SEND = "/fedcore.v1.Party/Send"
@@ -147,7 +148,6 @@ class PeerLink:
             raise error_from_rpc(err, self.peer, self.address, "ping") from None
 
 
-Payload = bytes | memoryview | Sequence[bytes | memoryview]
 
 
 def as_parts(payload: Payload) -> list[memoryview]:

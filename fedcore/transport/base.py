@@ -21,9 +21,24 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fedcore.errors import ConfigError, PartyDropped, ProtocolError, Timeout
+
+Buffer = bytes | bytearray | memoryview
+Payload = Buffer | Sequence[Buffer]
+"""What ``send`` takes: bytes, or a list of buffers such as ``wire.encode_parts`` returns."""
+
+
+def join_payload(payload: Payload) -> bytes:
+    """A payload as one bytes object (no copy when it already is one)."""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, bytearray | memoryview):
+        return bytes(payload)
+    return b"".join(payload)
+
 
 PARTY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
@@ -51,8 +66,12 @@ class Transport(abc.ABC):
     parties: tuple[str, ...]
 
     @abc.abstractmethod
-    def send(self, dst: str, tag: str, payload: bytes) -> None:
-        """Queue ``payload`` for ``dst`` under ``tag``; returns without waiting for ``recv``."""
+    def send(self, dst: str, tag: str, payload: Payload) -> None:
+        """Queue ``payload`` for ``dst`` under ``tag``; returns without waiting for ``recv``.
+
+        ``payload`` may be a list of buffers (``wire.encode_parts``), which a streaming
+        transport sends without joining; they must not change until ``send`` returns.
+        """
 
     @abc.abstractmethod
     def recv(self, src: str, tag: str, timeout_s: float) -> bytes:

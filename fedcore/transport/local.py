@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from fedcore.errors import ConfigError
-from fedcore.transport.base import Mailbox, PeerBoard, Transport, check_party_names
+from fedcore.transport.base import Mailbox, Payload, PeerBoard, Transport, check_party_names, join_payload
 
 
 class PartyKilled(BaseException):
@@ -103,8 +103,8 @@ class LocalTransport(Transport):
         self.parties = network.parties
         self._box = network.mailbox(party)
 
-    def send(self, dst: str, tag: str, payload: bytes) -> None:
-        self.network.post(self.party, dst, tag, bytes(payload))
+    def send(self, dst: str, tag: str, payload: Payload) -> None:
+        self.network.post(self.party, dst, tag, join_payload(payload))
 
     def recv(self, src: str, tag: str, timeout_s: float) -> bytes:
         if src not in self.parties:
