@@ -207,13 +207,13 @@ def test_kustomization_builds_secret_and_configmap_from_the_kit(k8s, kit):
     assert set(secret_files) == set(party_toml(kit, party)["tls"].values())
 
 
-def test_statefulset_mounts_every_file_party_toml_names(k8s, kit):
+def test_deployment_mounts_every_file_party_toml_names(k8s, kit):
     kustomization = k8s["Kustomization"]
     names = {
         kustomization["secretGenerator"][0]["name"]: ("secret", kustomization["secretGenerator"][0]),
         kustomization["configMapGenerator"][0]["name"]: ("configMap", kustomization["configMapGenerator"][0]),
     }
-    pod = k8s["StatefulSet"]["spec"]["template"]["spec"]
+    pod = k8s["Deployment"]["spec"]["template"]["spec"]
     container, = pod["containers"]
     volume_mounts = {m["name"]: m for m in container["volumeMounts"]}
     kit_mount = next(m for m in volume_mounts.values() if m["mountPath"] == "/etc/fedcore")
@@ -235,20 +235,22 @@ def test_statefulset_mounts_every_file_party_toml_names(k8s, kit):
         command = container[probe]["exec"]["command"]
         assert command[0] == "fedcore-healthcheck" and IN_CONTAINER_CONFIG in command
     assert pod["securityContext"]["runAsNonRoot"] is True
+    assert k8s["Deployment"]["spec"]["replicas"] == 1
+    assert k8s["Deployment"]["spec"]["strategy"]["type"] == "Recreate"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 def test_k8s_ports_match_the_kit(k8s, kit, federation):
-    pod = k8s["StatefulSet"]["spec"]["template"]["spec"]
+    pod = k8s["Deployment"]["spec"]["template"]["spec"]
     container, = pod["containers"]
     peer, = [p for p in container["ports"] if p["name"] == "peer"]
-    party = k8s["StatefulSet"]["metadata"]["name"].removeprefix("fedcore-")
+    party = k8s["Deployment"]["metadata"]["name"].removeprefix("fedcore-")
     listen = port_of(party_toml(kit, party)["party"]["listen"])
     assert peer["containerPort"] == federation[party]["peer_port"] == listen
     service = k8s["Service"]
     service_port, = service["spec"]["ports"]
     assert service_port["targetPort"] == "peer" and service_port["port"] == federation[party]["peer_port"]
-    labels = k8s["StatefulSet"]["spec"]["template"]["metadata"]["labels"]
+    labels = k8s["Deployment"]["spec"]["template"]["metadata"]["labels"]
     assert all(labels[k] == v for k, v in service["spec"]["selector"].items())
     control = port_of(party_toml(kit, party)["party"]["control"])
     assert control not in [p["containerPort"] for p in container["ports"]]
