@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fedcore import wire
-from fedcore.errors import ConfigError, FedcoreError, PolicyRefused
+from fedcore.errors import ConfigError, FedcoreError, PartyDropped, PolicyRefused
 from fedcore.party.jobs import Job, JobState, new_job_id
 from fedcore.party.runner import WAIT_POLL_S, JobRunner
 from fedcore.transport import check_party_names
@@ -77,7 +77,8 @@ def _propose_all(runner: JobRunner, job: Job, others: list[str]) -> None:
         "job_id": job.job_id, "script": job.script, "sha256": job.sha256, "params": job.params,
         "seed": job.seed, "parties": list(job.parties), "timeout_s": job.timeout_s,
     })
-    errors = _call_all(runner, others, "job.propose", body)
+    # a peer that just restarted may still be in the channel's reconnect backoff: retry a little
+    errors = _call_all(runner, others, "job.propose", body, retry_s=runner.config.limits.peer_timeout_s)
     if not errors:
         return
     accepted = [p for p in others if p not in errors]
@@ -99,17 +100,24 @@ def _start_all(runner: JobRunner, job: Job, others: list[str]) -> None:
         runner.abort(job.job_id, "start", f"the job could not start at every party: {reasons}")
 
 
-def _call_all(runner: JobRunner, peers: list[str], kind: str, body: bytes) -> dict[str, BaseException]:
-    """Call every peer in parallel; returns the errors by peer."""
+def _call_all(runner: JobRunner, peers: list[str], kind: str, body: bytes,
+              retry_s: float = 0.0) -> dict[str, BaseException]:
+    """Call every peer in parallel, retrying an unreachable one for ``retry_s``; errors by peer."""
     if not peers:
         return {}
 
     def one(peer: str) -> BaseException | None:
-        try:
-            runner.node.call(peer, kind, body, timeout_s=CALL_TIMEOUT_S)
-            return None
-        except FedcoreError as exc:
-            return exc
+        deadline = time.monotonic() + retry_s
+        while True:
+            try:
+                runner.node.call(peer, kind, body, timeout_s=CALL_TIMEOUT_S)
+                return None
+            except PartyDropped as exc:  # not reached: the request never arrived, so retrying is safe
+                if time.monotonic() >= deadline:
+                    return exc
+                time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+            except FedcoreError as exc:
+                return exc
 
     with ThreadPoolExecutor(max_workers=len(peers)) as pool:
         outcomes = dict(zip(peers, pool.map(one, peers), strict=True))

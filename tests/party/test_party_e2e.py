@@ -133,3 +133,13 @@ def test_sigterm_exits_cleanly(federation: Federation) -> None:
     assert federation.stop("bob") == 0
     assert "party bob: stopped" in federation.log("bob")
     assert "BEGIN" not in federation.log("bob")  # no key material in logs
+
+
+def test_job_with_a_stopped_party_fails_clearly_and_others_still_serve(federation: Federation) -> None:
+    assert "bob" not in federation.procs  # stopped by the SIGTERM test above
+    proc = federation.job(REPO / "protocols" / "plain_sum.py", "alice")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and last.startswith("fedcore: PartyDropped: bob at 127.0.0.1:"), proc.stderr
+    proc = federation.job(REPO / "protocols" / "plain_sum.py", "alice", parties="alice,carol")
+    assert proc.returncode == 0, proc.stderr
+    assert set(_results(proc)) == {"alice", "carol"}
