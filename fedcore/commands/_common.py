@@ -52,10 +52,28 @@ def print_json(value: Any) -> None:
     sys.stdout.flush()
 
 
-def summarize(value: Any, width: int = 100) -> str:
-    """A one-line, truncated rendering of a result for humans."""
-    text = json.dumps(jsonable(value))
+def summarize(value: Any, width: int = 110) -> str:
+    """A one-line rendering of a result for humans: long sequences shown by their length."""
+    text = json.dumps(_compact(jsonable(value), top=True))
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _compact(value: Any, top: bool = False) -> Any:
+    if isinstance(value, dict):
+        if not top:
+            return {k: _compact(v) for k, v in value.items()}
+        # scalars first, so what matters (accuracy, sum) is read before long lists
+        ordered = sorted(value.items(), key=lambda kv: isinstance(kv[1], (list, dict)))
+        return {k: _compact(v) for k, v in ordered}
+    if isinstance(value, list):
+        if len(value) > 4:
+            last = value[-1]
+            tail = f", last {json.dumps(_compact(last))}" if isinstance(last, dict) else ""
+            return f"<{len(value)} items{tail}>"
+        return [_compact(v) for v in value]
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    return value
 
 
 class ProgressBoard:
