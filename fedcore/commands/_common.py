@@ -66,7 +66,7 @@ def _compact(value: Any, top: bool = False) -> Any:
         ordered = sorted(value.items(), key=lambda kv: isinstance(kv[1], (list, dict)))
         return {k: _compact(v) for k, v in ordered}
     if isinstance(value, list):
-        if len(value) > 4:
+        if len(value) > 10:
             last = value[-1]
             tail = f", last {json.dumps(_compact(last))}" if isinstance(last, dict) else ""
             return f"<{len(value)} items{tail}>"

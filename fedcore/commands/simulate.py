@@ -7,7 +7,7 @@ import sys
 
 from fedcore.commands._common import ProgressBoard, parse_params, print_json, summarize
 from fedcore.errors import ConfigError
-from fedcore.sim import party_names, simulate
+from fedcore.sim import SimResult, party_names, simulate
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,27 +48,9 @@ def run(args: argparse.Namespace) -> int:
     all_names = party_names(None if names else args.parties, names)
     params = parse_params(args.param)
     kills = parse_kill(args.kill)
-    from fedcore.runtime import make_runtime
-
-    runtime = make_runtime(args.runtime)
     board = ProgressBoard(len(all_names))
-    try:
-        with board:
-            if args.engine == "ray":
-                from fedcore.ray_sim import simulate_on_ray
-
-                result = simulate_on_ray(
-                    args.script, names=list(all_names), params=params, seed=args.seed,
-                    timeout_s=args.timeout, kill=kills, address=args.address,
-                )
-            else:
-                result = simulate(
-                    args.script, names=list(all_names), params=params, seed=args.seed,
-                    timeout_s=args.timeout, kill=kills, runtime=runtime,
-                    transport=args.transport, progress=board,
-                )
-    finally:
-        runtime.close()
+    with board:
+        result = _run_engine(args, list(all_names), params, kills, board)
     if args.json:
         print_json({"parties": result.parties, "seconds": result.seconds})
     else:
@@ -76,7 +58,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_summary(result) -> None:  # type: ignore[no-untyped-def]
+def _run_engine(
+    args: argparse.Namespace, names: list[str], params: dict, kills: dict[str, int], board: ProgressBoard
+) -> SimResult:
+    if args.engine == "ray":
+        from fedcore.ray_sim import simulate_on_ray
+
+        runtime = "ray" if args.runtime == "processes" else args.runtime  # actors use their node's cores
+        return simulate_on_ray(
+            args.script, names=names, params=params, seed=args.seed, timeout_s=args.timeout,
+            kill=kills, address=args.address, runtime=runtime,
+        )
+    from fedcore.runtime import make_runtime
+
+    with make_runtime(args.runtime) as runtime:
+        return simulate(
+            args.script, names=names, params=params, seed=args.seed, timeout_s=args.timeout,
+            kill=kills, runtime=runtime, transport=args.transport, progress=board,
+        )
+
+
+def _print_summary(result: SimResult) -> None:
     errors = result.errors()
     out = sys.stdout
     out.write(f"{len(result.parties)} parties, {len(errors)} failed, {result.seconds:.2f} s\n")
