@@ -74,7 +74,7 @@ class PartyDaemon:
             raise
         self.control.start()
         log.info(
-            "party %s: serving peers on %s (port %s), control on %s; certificate expires in %s days",
+            "party=%s serving peers on %s (port %s), control on %s; certificate expires in %s days",
             self.config.party_id, self.config.listen, port, self.config.control,
             self.cert_info.get("days_left"),
         )
@@ -85,17 +85,16 @@ class PartyDaemon:
         self.runner.closing = True
         running = self.runner.jobs.running()
         if running:
-            log.info("party %s: draining %d running job(s) for up to %g s", me, len(running), drain_s)
+            log.info("party=%s draining %d running job(s) for up to %g s", me, len(running), drain_s)
         if not self.runner.wait_idle(drain_s):
             self.runner.abort_all(f"the daemon of {me} shut down")
             self.runner.wait_idle(1.0)
         if self.control is not None:
             self.control.stop()
         self.node.stop(1.0)
-        if self.runner._runtime is not None:
-            self.runner._runtime.close()
+        self.runner.close_runtime()
         self.stopped.set()
-        log.info("party %s: stopped", me)
+        log.info("party=%s daemon stopped", me)
 
     def serve(self) -> int:
         """Run until SIGTERM or SIGINT, then shut down cleanly; returns the exit code 0."""
@@ -105,7 +104,7 @@ class PartyDaemon:
         self.start()
         while not stop.wait(3600):
             pass
-        log.info("party %s: signal received, shutting down", self.config.party_id)
+        log.info("party=%s signal received, shutting down", self.config.party_id)
         self.shutdown()
         return 0
 

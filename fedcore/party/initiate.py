@@ -53,9 +53,13 @@ def run_job(runner: JobRunner, req: dict[str, Any], emit: Emit) -> None:
         raise FedcoreError(f"the daemon of {runner.me} is shutting down; no new jobs")
     job = job_from_request(runner, req)
     runner.prepare(job, runner.me)
-    emit({"event": "started", "job_id": job.job_id, "parties": list(job.parties)})
     others = [p for p in job.parties if p != runner.me]
-    _propose_all(runner, job, others)
+    try:
+        emit({"event": "started", "job_id": job.job_id, "parties": list(job.parties)})
+        _propose_all(runner, job, others)
+    except BaseException:  # the operator left or a call failed oddly: never leave it half-proposed
+        runner.cancel(job.job_id, JobState.CANCELLED, "the initiator gave up before starting it")
+        raise
     _start_all(runner, job, others)
     start = time.monotonic()
     results = _collect(runner, job, others, emit)

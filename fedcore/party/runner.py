@@ -88,6 +88,12 @@ class JobRunner:
                 self._runtime = self._runtime_factory()
             return self._runtime
 
+    def close_runtime(self) -> None:
+        with self._lock:
+            runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            runtime.close()
+
     def prepare(self, job: Job, initiator: str) -> None:
         """Policy check, script load, params check, job transport: a job ready to start.
 
@@ -150,7 +156,7 @@ class JobRunner:
             return not self._threads
 
     def log(self, job_id: str, message: str) -> None:
-        log.info("job %s party %s: %s", job_id, self.me, message)
+        log.info("job=%s party=%s %s", job_id, self.me, message)
 
     def _run_party(self, job: Job) -> None:
         with self._lock:

@@ -131,7 +131,7 @@ def test_killed_daemon_fails_job_naming_it_then_restart_runs_next(federation: Fe
 
 def test_sigterm_exits_cleanly(federation: Federation) -> None:
     assert federation.stop("bob") == 0
-    assert "party bob: stopped" in federation.log("bob")
+    assert "party=bob daemon stopped" in federation.log("bob")
     assert "BEGIN" not in federation.log("bob")  # no key material in logs
 
 
