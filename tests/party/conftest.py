@@ -116,7 +116,7 @@ def _policy_dir(root: Path, party: str) -> Path:
     return folder
 
 
-def _tune(config: Path, scripts: Path, initiators: list[str]) -> None:
+def _tune(config: Path, scripts: Path, initiators: list[str], unix_control: bool) -> None:
     """Per-party policy folder and initiators, and short heartbeats so failures show in seconds."""
     text = config.read_text()
     lines = []
@@ -131,6 +131,8 @@ def _tune(config: Path, scripts: Path, initiators: list[str]) -> None:
             line = "peer_timeout_s = 2.0"
         elif line.startswith("backend = "):
             line = 'backend = "threads"'
+        elif line.startswith("control = ") and unix_control:
+            line = 'control = "unix:control.sock"'
         lines.append(line)
     config.write_text("\n".join(lines) + "\n")
 
@@ -147,7 +149,8 @@ def federation(tmp_path_factory: pytest.TempPathFactory):
     for party in PARTIES:
         # alice lets only alice and bob start jobs with her; bob and carol allow everyone
         initiators = ["alice", "bob"] if party == "alice" else list(PARTIES)
-        _tune(fed.config(party), _policy_dir(root, party), initiators)
+        # bob's operator endpoint is a unix socket, alice's and carol's loopback TCP
+        _tune(fed.config(party), _policy_dir(root, party), initiators, unix_control=party == "bob")
     try:
         for party in PARTIES:
             fed.start(party)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 import time
@@ -45,6 +46,8 @@ def test_status_and_job_list(federation: Federation) -> None:
     assert {p["peer"]: (p["reachable"], p["tls_verified"], p["identity"]) for p in report["peers"]} == {
         "alice": (True, True, "alice"), "carol": (True, True, "carol")}
     assert report["certificate"]["days_left"] > 800
+    socket_path = federation.config("bob").parent / "control.sock"
+    assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600  # bob's control endpoint: owner only
     listing = cli("job", "list", "--config", str(federation.config("carol")), "--json")
     jobs = json.loads(listing.stdout)["jobs"]
     assert [j["state"] for j in jobs if j["script"] == "plain_sum.py"] == ["succeeded"]
