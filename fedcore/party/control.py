@@ -134,6 +134,11 @@ class ControlServer:
                     reply(error_frame(exc))
             except OSError as exc:  # the operator went away; the job goes on
                 log.info("control connection closed early: %s", exc)
+            except Exception as exc:  # a daemon bug: tell the operator, keep serving
+                log.exception("control request failed")
+                failure = FedcoreError(f"the daemon failed on this request: {type(exc).__name__}")
+                with contextlib.suppress(OSError):
+                    reply(error_frame(failure))
 
 
 def error_frame(exc: BaseException) -> dict[str, Any]:
