@@ -8,10 +8,9 @@ import threading
 import time
 from typing import Any
 
-import numpy as np
-
 from fedcore.context import ProgressEvent
 from fedcore.errors import ConfigError
+from fedcore.results import jsonable
 
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:
@@ -26,25 +25,6 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
         except json.JSONDecodeError:
             params[key] = raw
     return params
-
-
-def jsonable(value: Any) -> Any:
-    """Turn results into JSON values: arrays to lists, bytes to hex, tuples to lists."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).hex()
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
 
 
 def print_json(value: Any) -> None:

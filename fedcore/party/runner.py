@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from fedcore import wire
-from fedcore.commands._common import jsonable
 from fedcore.context import Context, ProgressEvent
 from fedcore.errors import FedcoreError, PolicyRefused, ProtocolError
 from fedcore.party.config import PartyConfig
 from fedcore.party.jobs import Job, JobState, JobTable
 from fedcore.party.policy import Policy
+from fedcore.results import jsonable
 from fedcore.runtime import Runtime
 from fedcore.script import Script, load_script
 from fedcore.transport import Transport, check_party_names

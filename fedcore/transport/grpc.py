@@ -88,7 +88,8 @@ class PeerNode:
         """Bind and serve; returns the bound port."""
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"fc-{self.party_id}"),
-            options=[*UNLIMITED, *BULK],
+            # no SO_REUSEPORT: a second daemon on the same port must fail, not share it
+            options=[*UNLIMITED, *BULK, ("grpc.so_reuseport", 0)],
         )
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, self._handlers()),))
         health_servicer = health.HealthServicer()
