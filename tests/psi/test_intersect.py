@@ -132,3 +132,12 @@ def test_a_party_that_dies_fails_the_others_cleanly(runtime) -> None:
     result = simulate(main, names=["a", "b"], runtime=runtime, kill={"b": 2}, timeout_s=30)
     assert "killed" in result.parties["b"]["error"]
     assert "PartyDropped" in result.parties["a"]["error"]
+
+
+def test_a_dead_party_on_the_ring_fails_the_others_cleanly(runtime) -> None:
+    def main(ctx):
+        return {"result": intersect(ctx, [f"x{i}" for i in range(300)], batch_items=50)}
+
+    result = simulate(main, names=["a", "b", "c"], runtime=runtime, kill={"b": 3}, timeout_s=30)
+    assert "killed" in result.parties["b"]["error"]
+    assert all("PartyDropped" in result.parties[p]["error"] for p in ("a", "c"))
