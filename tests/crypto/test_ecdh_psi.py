@@ -84,3 +84,25 @@ def test_blinding_key_guards_its_secret() -> None:
     assert key.hash_and_blind(items) == hash_and_blind_batch(scalar, items)
     fixed = BlindingKey.generate(lambda n: b"\x07" * n)
     assert fixed.scalar_for_local_worker() == b"\x07" * 32
+
+
+# Golden values of this implementation (fedcore PSI v1: SHA-256 over DOMAIN || typed encoding,
+# top bit cleared). They pin the wire format: parties on different versions must agree, so a
+# change here must be deliberate (and bump DOMAIN).
+GOLDEN_HASH_TO_U = [
+    (b"salice", "d5849e81ecd5754281cf51a587d404b04e0a60a4289f75dba7b01a567895bb0d"),
+    (b"i1", "0ec52615bcc7318fd3e18e1fa00a7bc5dac4966f48152d5813654209b3e57b07"),
+    (b"s1", "044ff4b45dfaa6a59e3b0b5c985366d9d7efa28308f43053b194d50d2daad039"),
+    (b"i-7", "4d4d7009de0e61d9f2ddd180e5bee3c01bfa00af1fbc8844f252f0c70a68f365"),
+]
+
+
+@pytest.mark.parametrize(("item", "expected"), GOLDEN_HASH_TO_U)
+def test_hash_to_u_golden(item: bytes, expected: str) -> None:
+    assert hash_to_u(item).hex() == expected
+
+
+def test_blinding_golden() -> None:
+    u = bytes.fromhex(GOLDEN_HASH_TO_U[0][1])
+    expected = "5aea851e72a25ebdb5768f10296db978ef369c2803868e8b6cf395188d807125"
+    assert x25519(bytes(range(32)), u).hex() == expected
