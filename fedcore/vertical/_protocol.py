@@ -49,6 +49,8 @@ compute runtime are passed in.
 from __future__ import annotations
 
 import enum
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +101,25 @@ class Training:
     l2: float = 0.0
 
 
+_KEYS: OrderedDict[Any, Any] = OrderedDict()
+_KEYS_LOCK = threading.Lock()
+_MAX_KEYS = 32
+
+
+def _interned(key: Any) -> Any:
+    """The first public-key object seen with this modulus (a small per-process cache).
+
+    Each vector decoded from the wire brings a new key object, and encryption tables are
+    built per key object and process; reusing one object per modulus builds them once.
+    """
+    with _KEYS_LOCK:
+        kept = _KEYS.setdefault(key, key)
+        _KEYS.move_to_end(key)
+        while len(_KEYS) > _MAX_KEYS:
+            _KEYS.popitem(last=False)
+    return kept
+
+
 class _Session:
     stage: Stage
     batch: int
@@ -109,11 +130,16 @@ class _Session:
         self.me = me
         self.x = np.asarray(features, dtype=np.float64)
         self.plan = plan
-        self.public_key, self._secret_key = keys
+        self.public_key, self._secret_key = _interned(keys[0]), keys[1]
         self._mask_rng = rng
         self.runtime = runtime
         self.weights = np.zeros(self.x.shape[1])
         self.batch = 0
+
+    def _rerandomize(self, vector: Any) -> Any:
+        """Fresh randomness for ``vector``: add an encryption of zeros under its key."""
+        key = _interned(vector.public_key)
+        return vector + key.encrypt(np.zeros(len(vector)), packed=False, runtime=self.runtime)
 
     def _rows(self) -> np.ndarray:
         return self.plan.batches[self.batch]
@@ -207,7 +233,7 @@ class GuestSession(_Session):
         mask = self._mask(self.x.shape[1])
         self._term_masks[sender] = mask
         term = message.enc.dot(self.x[rows], runtime=self.runtime) + mask
-        return [Send(sender, MaskedTerm(self.batch, term.rerandomize(runtime=self.runtime)))]
+        return [Send(sender, MaskedTerm(self.batch, self._rerandomize(term)))]
 
     def _on_gradient(self, sender: str, message: HostGradient) -> list[Send]:
         try:
@@ -293,7 +319,7 @@ class HostSession(_Session):
         self._expect_len(sender, "Residual", len(message.enc), len(self._rows()))
         # Re-randomize: adding a plain vector is deterministic, so a host that saw [[s]] could
         # otherwise read our 0.25 u off [[s + 0.25 u]] by division.
-        enc = (message.enc + 0.25 * self._u).rerandomize(runtime=self.runtime)
+        enc = self._rerandomize(message.enc + 0.25 * self._u)
         if self.index + 1 < len(self.hosts):
             self.stage = Stage.AWAIT_FINAL
             return [Send(self.hosts[self.index + 1], Residual(self.batch, enc))]
@@ -308,7 +334,7 @@ class HostSession(_Session):
         self._gradient_mask = self._mask(self.x.shape[1])
         masked = residual.dot(self.x[self._rows()], runtime=self.runtime) + self._gradient_mask
         self.stage = Stage.AWAIT_TERM
-        return [Send(self.guest, HostGradient(self.batch, masked.rerandomize(runtime=self.runtime)))]
+        return [Send(self.guest, HostGradient(self.batch, self._rerandomize(masked)))]
 
     def _on_term(self, sender: str, message: MaskedTerm) -> list[Send]:
         try:
