@@ -102,8 +102,10 @@ class Context:
             DecodeError: ``src`` sent bytes that are not a valid encoding.
         """
         payload = self.transport.recv(src, tag, self._timeout(timeout))
+        # a writable payload is this receiver's own buffer: arrays may view it instead of copying
+        owned = isinstance(payload, bytearray) or (isinstance(payload, memoryview) and not payload.readonly)
         try:
-            return wire.decode(payload)
+            return wire.decode(payload, copy=not owned)
         except DecodeError as exc:
             raise DecodeError(f"{tag!r} from {src} to {self.party}: {exc}") from None
 

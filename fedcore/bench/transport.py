@@ -14,7 +14,6 @@ DESCRIPTION = (
 )
 MIB = 1 << 20
 CTX = "fedcore ctx.send -> ctx.recv (mTLS gRPC, codec included)"
-PARTS = "fedcore send(wire.encode_parts) -> ctx.recv (codec included, no join)"
 BARE = "bare grpcio client stream, 1 MiB messages (mTLS)"
 SSL = "Python ssl socket (TLS 1.3)"
 
@@ -41,10 +40,9 @@ def _material() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _fedcore(value: Any, tls: dict[str, Any]) -> Iterator[dict[str, Callable[[], None]]]:
-    """Two nodes on loopback; yields the ctx.send and the encode_parts transfer of ``value``."""
+    """Two nodes on loopback; yields the ctx.send -> ctx.recv transfer of ``value``."""
     import numpy as np
 
-    from fedcore import wire
     from fedcore.context import Context
     from fedcore.runtime import make_runtime
     from fedcore.transport.grpc import PeerNode
@@ -69,12 +67,9 @@ def _fedcore(value: Any, tls: dict[str, Any]) -> Iterator[dict[str, Callable[[],
         def with_ctx() -> None:
             transfer(lambda: ctx["alice"].send("bob", "v", value))
 
-        def with_parts() -> None:
-            transfer(lambda: ctx["alice"].transport.send("bob", "v", wire.encode_parts(value)))
-
         ctx["alice"].send("bob", "v", value[: 8 * MIB])  # warm the connection up
         ctx["bob"].recv("alice", "v", 60)
-        yield {CTX: with_ctx, PARTS: with_parts}
+        yield {CTX: with_ctx}
     finally:
         runtime.close()
         for node in nodes.values():
@@ -200,7 +195,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "size_mib": args.size_mib,
         "repeat": args.repeat,
         "fedcore_vs_bare_grpc": round(ratio, 3),
-        "encode_parts_vs_bare_grpc": round(best[BARE] / best[PARTS], 3),
         "target": 0.7,
         "meets_target": ratio >= 0.7,
         "rows": rows,

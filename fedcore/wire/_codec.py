@@ -2,11 +2,13 @@
 
 Theory of operation
 -------------------
-An encoding is ``MAGIC | u64 struct_len | struct | buffers``. ``struct`` is msgpack of the
+An encoding is ``MAGIC | u64 struct_len | struct | pad | buffers``. ``struct`` is msgpack of the
 value with every non-msgpack type carried as an extension; numpy arrays are *out of band*:
 the struct holds ``[dtype, shape, offset, nbytes]`` and the raw bytes live in ``buffers``,
-so a large array costs one copy to encode (the final join) and one to decode (so the
-result is writable and does not pin the input).
+so a large array costs one copy to encode (the final join, none with ``encode_parts``) and
+one to decode (so the result is writable and does not pin the input). Buffers start on
+64-byte boundaries, so a receiver that owns a writable buffer (a transport's receive buffer)
+may decode with ``copy=False`` and get aligned, writable arrays viewing it: no copy at all.
 
 Decoding trusts nothing: a dtype must be on an allow-list, an array's ``nbytes`` must equal
 ``prod(shape) * itemsize`` and fit inside the bytes actually received, msgpack's own
@@ -30,6 +32,11 @@ from fedcore.errors import DecodeError
 
 MAGIC = b"FCW\x01"
 _HEADER = struct.Struct("<4sQ")
+ALIGN = 64
+
+
+def _pad(length: int) -> int:
+    return -length % ALIGN
 MAX_DEPTH = 64
 MAX_NDIM = 32
 
@@ -133,6 +140,10 @@ class _Encoder:
         if not array.flags.c_contiguous:  # ascontiguousarray would turn 0-d into 1-d
             array = array.copy(order="C")
         view = memoryview(array).cast("B") if array.nbytes else memoryview(b"")
+        gap = _pad(self.offset)
+        if gap:
+            self.buffers.append(memoryview(bytes(gap)))
+            self.offset += gap
         header = [dtype.str, list(array.shape), self.offset, array.nbytes]
         self.buffers.append(view)
         self.offset += array.nbytes
@@ -172,7 +183,10 @@ def encode_parts(value: Any) -> list[bytes | memoryview]:
     """
     encoder = _Encoder()
     body = _pack(encoder.convert(value))
-    return [_HEADER.pack(MAGIC, len(body)), body, *encoder.buffers]
+    head = _HEADER.pack(MAGIC, len(body))
+    if not encoder.buffers:
+        return [head, body]
+    return [head, body, bytes(_pad(len(head) + len(body))), *encoder.buffers]
 
 
 def encode(value: Any) -> bytes:
@@ -184,8 +198,9 @@ def encode(value: Any) -> bytes:
 
 
 class _Decoder:
-    def __init__(self, buffers: memoryview) -> None:
+    def __init__(self, buffers: memoryview, copy: bool) -> None:
         self.buffers = buffers
+        self.copy = copy
         self.depth = 0
 
     def unpack(self, data: bytes) -> Any:
@@ -238,7 +253,7 @@ class _Decoder:
                 f"{len(self.buffers)}"
             )
         flat = np.frombuffer(self.buffers, dtype=dtype, count=count, offset=offset)
-        return flat.reshape(shape).copy()
+        return flat.reshape(shape).copy() if self.copy else flat.reshape(shape)
 
     def _scalar(self, header: Any) -> np.generic:
         if type(header) is not list or len(header) != 2 or type(header[1]) is not bytes:
@@ -263,8 +278,14 @@ def _dtype_from_wire(dtype_str: Any) -> np.dtype:
     return np.dtype(dtype_str)
 
 
-def decode(data: bytes | bytearray | memoryview) -> Any:
+def decode(data: bytes | bytearray | memoryview, *, copy: bool = True) -> Any:
     """Decode bytes made by ``encode``.
+
+    Args:
+        data: the encoding.
+        copy: copy array data out of ``data`` (default). With ``copy=False`` arrays are views
+            of ``data``: only for a caller that owns ``data`` and will not reuse it; they are
+            writable only when ``data`` is.
 
     Raises:
         DecodeError: for any input that is not a valid encoding, and for nothing else.
@@ -279,7 +300,7 @@ def decode(data: bytes | bytearray | memoryview) -> Any:
         if body_len > len(view) - _HEADER.size:
             raise DecodeError("message is shorter than its declared structure")
         body_end = _HEADER.size + body_len
-        decoder = _Decoder(view[body_end:])
+        decoder = _Decoder(view[body_end + _pad(body_end) :], copy)
         return decoder.unpack(view[_HEADER.size : body_end])
     except DecodeError:
         raise

@@ -201,3 +201,20 @@ def test_fuzz_mutated_encodings_only_raise_decode_error(sample: bytes, data: st.
             mutated[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
     with contextlib.suppress(DecodeError):
         wire.decode(bytes(mutated))
+
+
+def test_array_buffers_are_64_byte_aligned() -> None:
+    value = {"a": np.arange(3, dtype=np.int8), "b": np.arange(5.0)}
+    encoded = wire.encode(value)
+    b = value["b"].tobytes()
+    assert encoded.index(b) % 64 == 0
+
+
+def test_decode_without_copy_views_an_owned_writable_buffer() -> None:
+    owned = bytearray(wire.encode({"w": np.arange(4.0)}))
+    w = wire.decode(owned, copy=False)["w"]
+    assert w.flags.writeable and w.flags.aligned and w.tolist() == [0.0, 1.0, 2.0, 3.0]
+    w[0] = 42.0
+    assert wire.decode(bytes(owned))["w"][0] == 42.0  # the array was a view of the buffer
+    frozen = wire.decode(bytes(owned), copy=False)["w"]
+    assert not frozen.flags.writeable  # immutable input: read-only view, never a shared write
