@@ -35,37 +35,10 @@ from fedcore.context import DEFAULT_TIMEOUT_S, Context
 from fedcore.errors import ConfigError
 from fedcore.script import load_script
 from fedcore.sim import SimResult, _run_one, party_names
-from fedcore.transport import PartyKilled, Transport
+from fedcore.transport import Transport
+from fedcore.transport.kill import KillSwitch
 
 FEDERATION = "raysim"
-
-
-class _KillSwitch(Transport):
-    """Wraps a party's transport: right after the K-th send the party's node goes dark."""
-
-    def __init__(self, inner: Transport, after: int, on_kill: Any):
-        self.inner, self.after, self.on_kill = inner, after, on_kill
-        self.party, self.parties = inner.party, inner.parties
-        self.sent = 0
-
-    def send(self, dst: str, tag: str, payload: bytes) -> None:
-        self.inner.send(dst, tag, payload)
-        self.sent += 1
-        if self.sent == self.after:
-            self.on_kill()
-            raise PartyKilled(self.party)
-
-    def recv(self, src: str, tag: str, timeout_s: float) -> bytes:
-        return self.inner.recv(src, tag, timeout_s)
-
-    def abort(self, step: str | None, reason: str) -> None:
-        self.inner.abort(step, reason)
-
-    def finish(self) -> None:
-        self.inner.finish()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class PartyHost:
@@ -107,7 +80,7 @@ class PartyHost:
             transport.abort(None, "killed by fault injection before it started")
             return {"error": "killed by fault injection before it started"}
         if kill_after is not None:
-            transport = _KillSwitch(transport, kill_after, lambda: self.node.stop(grace_s=0))
+            transport = KillSwitch(transport, kill_after, lambda: self.node.stop(grace_s=0))
         results: dict[str, Any] = {}
         with make_runtime(job["runtime"]) as runtime:
             runtime.register_script(module_name, path)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import tomllib
 from collections.abc import Mapping
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fedcore.errors import ConfigError
+from fedcore.netaddr import is_loopback
 from fedcore.transport.base import PARTY_NAME
 
 RUNTIME_BACKENDS = ("inline", "threads", "processes", "ray")
@@ -198,15 +198,6 @@ def _control(r: TomlReader) -> Endpoint:
         raise r.fail("party.control", f"the control endpoint must be on loopback (127.0.0.1, ::1, "
                                       f"localhost) or a unix socket, got {raw!r}: it is never for peers")
     return endpoint
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _tls(r: TomlReader) -> TlsPaths:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import ipaddress
 import logging
 import sys
 import threading
@@ -30,6 +29,7 @@ import ray
 from ray import cloudpickle
 
 from fedcore.errors import ConfigError
+from fedcore.netaddr import is_loopback
 from fedcore.runtime._base import Runtime, register_backend
 
 _LOCK = threading.Lock()
@@ -112,13 +112,7 @@ def _init(address: str | None, num_cpus: int | None, options: dict[str, Any]) ->
 
 def _is_loopback(address: str) -> bool:
     """Whether a Ray address (``host:port``, ``ray://host:port``) names this machine's loopback."""
-    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback(address.split("://", 1)[-1].rsplit(":", 1)[0])
 
 
 @contextlib.contextmanager

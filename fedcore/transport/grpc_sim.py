@@ -12,50 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import threading
 from collections.abc import Iterator
 
 from fedcore.crypto import pki
 from fedcore.testing import FaultPlan
 from fedcore.transport._grpc_wire import log
 from fedcore.transport.base import Transport
-from fedcore.transport.grpc import GrpcTransport, PeerNode, TlsMaterial
-from fedcore.transport.local import PartyKilled
+from fedcore.transport.grpc import PeerNode, TlsMaterial
+from fedcore.transport.kill import KillSwitch
 
 FEDERATION = "sim"
 HEARTBEAT_S = 0.25
 PEER_TIMEOUT_S = 3.0
-
-
-class _KillableTransport(Transport):
-    """A ``GrpcTransport`` whose node dies after a set number of sends."""
-
-    def __init__(self, inner: GrpcTransport, kill_after: int | None):
-        self.inner, self.kill_after = inner, kill_after
-        self.party, self.parties = inner.party, inner.parties
-        self._sent = 0
-        self._lock = threading.Lock()
-
-    def send(self, dst: str, tag: str, payload: bytes) -> None:
-        self.inner.send(dst, tag, payload)
-        with self._lock:
-            self._sent += 1
-            dead = self.kill_after is not None and self._sent == self.kill_after
-        if dead:
-            self.inner.node.stop(grace_s=0)
-            raise PartyKilled(self.party)
-
-    def recv(self, src: str, tag: str, timeout_s: float) -> bytes:
-        return self.inner.recv(src, tag, timeout_s)
-
-    def abort(self, step: str | None, reason: str) -> None:
-        self.inner.abort(step, reason)
-
-    def finish(self) -> None:
-        self.inner.finish()
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def _nodes(names: tuple[str, ...]) -> dict[str, PeerNode]:
@@ -95,7 +63,10 @@ def grpc_network(names: tuple[str, ...], plan: FaultPlan | None = None) -> Itera
         transports: dict[str, Transport] = {}
         for name, node in nodes.items():
             node.set_peers(book)
-            transports[name] = _KillableTransport(node.open_job(job, names), kill.get(name) or None)
+            transport: Transport = node.open_job(job, names)
+            if kill.get(name):
+                transport = KillSwitch(transport, kill[name], lambda node=node: node.stop(grace_s=0))
+            transports[name] = transport
         yield transports
     finally:
         for node in started:
