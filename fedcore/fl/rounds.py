@@ -286,7 +286,8 @@ class Coordinator:
 
     def _noised_mean(self, updates: Sequence[Update]) -> Params:
         """Central DP: (sum of clipped deltas + N(0, (sigma C)^2)) / k, clipping again here."""
-        assert self.config.dp is not None
+        if self.config.dp is None:
+            raise RuntimeError("central DP noise was asked for without a DP config")
         clipped = [dpm.clip(u.delta, self.config.dp.clip_norm)[0] for u in updates]
         total = [sum(parts) for parts in zip(*clipped, strict=True)]
         noise = dpm.gaussian_noise(total, dpm.server_noise_std(self.config.dp), self.ctx.rng)

@@ -167,6 +167,7 @@ def _portable(exc: BaseException) -> BaseException:
 def _run_task(scripts: dict[str, tuple[str, str]], blob: bytes) -> tuple[Any, ...]:
     """Runs on a Ray worker: load the scripts, then the task; errors come back as values."""
     load_scripts(scripts)
+    # the party's own task on its own Ray cluster, pickled by its own driver: never peer bytes
     fn, args, kwargs = cloudpickle.loads(blob)
     try:
         return (True, fn(*args, **kwargs))
