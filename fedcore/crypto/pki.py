@@ -11,6 +11,12 @@ party gets a leaf certificate signed by it whose subject alternative names carry
   dials (gRPC's ``ssl_target_name_override``);
 - every host the party is reached at, as an IP address or DNS name.
 
+A CA file (``ca.pem``) may hold more than one CA certificate: during a CA rotation every party
+trusts a bundle of the new and the old CA, so certificates of either are accepted until the
+old CA is dropped (``load_ca_bundle``, ``verify_party_cert``; gRPC and Python's ``ssl`` take
+the same PEM bundle as their roots). A rotated CA carries a label in its common name so that
+two CAs of one federation never share a subject name.
+
 Leaf keys are ECDSA P-256 (accepted by gRPC's BoringSSL and Python's OpenSSL alike) and are
 written unencrypted in PKCS#8 with mode 0600 from the moment the file is created
 (``write_private``). Nothing here logs or formats key material.
@@ -39,8 +45,10 @@ _CLOCK_SKEW = dt.timedelta(minutes=5)
 
 __all__ = [
     "cert_info",
+    "load_ca_bundle",
     "make_ca",
     "make_party_cert",
+    "party_hosts",
     "party_id_from_cert",
     "party_identity",
     "verify_party_cert",
@@ -74,19 +82,23 @@ def _name(common_name: str, federation: str) -> x509.Name:
     )
 
 
-def make_ca(federation: str, *, valid_days: int = 3650) -> tuple[bytes, bytes]:
+def make_ca(federation: str, *, valid_days: int = 3650, label: str | None = None) -> tuple[bytes, bytes]:
     """Create a federation CA.
 
     Args:
         federation: the federation name (goes into the CA's subject).
         valid_days: validity period.
+        label: appended to the common name (``fedcore <federation> CA <label>``), so that a
+            rotated CA's subject differs from the CA it replaces.
 
     Returns:
         (certificate PEM, private key PEM).
     """
     _check_name("federation name", federation)
+    if label is not None:
+        _check_name("CA label", label)
     key = _new_key()
-    name = _name(f"fedcore {federation} CA", federation)
+    name = _name(f"fedcore {federation} CA" + (f" {label}" if label else ""), federation)
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -244,27 +256,86 @@ def party_id_from_cert(cert_pem: bytes | x509.Certificate) -> str:
     return party_identity(cert_pem)[1]
 
 
-def verify_party_cert(cert_pem: bytes, ca_cert_pem: bytes, *, now: dt.datetime | None = None) -> str:
-    """Check that ``cert_pem`` was issued by the CA and is valid now; return its party id.
+def load_ca_bundle(ca_pem: bytes) -> list[x509.Certificate]:
+    """Every certificate of a CA file: one CA, or a bundle of several during a CA rotation.
 
     Raises:
-        AuthError: signed by another CA, expired or not yet valid, or without a party id.
+        AuthError: the file holds no readable certificate.
     """
-    cert, ca = _load(cert_pem), _load(ca_cert_pem)
+    if not ca_pem.lstrip().startswith(b"-----"):
+        return [_load(ca_pem)]  # a single DER certificate
     try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
-        raise AuthError(
-            f"certificate of {cert.subject.rfc4514_string()} was not issued by the federation CA "
-            f"{ca.subject.rfc4514_string()}"
-        ) from None
-    now = now or dt.datetime.now(dt.UTC)
+        return x509.load_pem_x509_certificates(ca_pem)
+    except ValueError as exc:
+        raise AuthError(f"the CA file is not a readable PEM certificate bundle ({exc})") from None
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _issuing_ca(cert: x509.Certificate, cas: list[x509.Certificate]) -> x509.Certificate | None:
+    for ca in cas:
+        if not _is_ca(ca):
+            continue  # a party certificate pasted into ca.pem is no trust anchor
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return ca
+    return None
+
+
+def _check_validity(what: str, cert: x509.Certificate, now: dt.datetime) -> None:
     if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
         raise AuthError(
-            f"certificate of {cert.subject.rfc4514_string()} is valid only from "
+            f"{what} {cert.subject.rfc4514_string()} is valid only from "
             f"{cert.not_valid_before_utc.isoformat()} to {cert.not_valid_after_utc.isoformat()}"
         )
+
+
+def verify_party_cert(cert_pem: bytes, ca_cert_pem: bytes, *, now: dt.datetime | None = None) -> str:
+    """Check that ``cert_pem`` was issued by a CA of ``ca_cert_pem`` and is valid now; return its party id.
+
+    ``ca_cert_pem`` may be a bundle of several CA certificates (a CA rotation): the certificate
+    is accepted when any CA in it issued the certificate and that CA is valid now.
+
+    Raises:
+        AuthError: issued by none of the CAs, expired or not yet valid (it or its CA), or
+            without a party id.
+    """
+    cert = _load(cert_pem)
+    cas = load_ca_bundle(ca_cert_pem)
+    ca = _issuing_ca(cert, cas)
+    if ca is None:
+        names = "; ".join(c.subject.rfc4514_string() for c in cas if _is_ca(c)) or "(none: no CA certificate)"
+        raise AuthError(
+            f"certificate of {cert.subject.rfc4514_string()} was not issued by the federation CA {names}"
+        )
+    now = now or dt.datetime.now(dt.UTC)
+    _check_validity("the federation CA", ca, now)
+    _check_validity("certificate of", cert, now)
     return party_id_from_cert(cert)
+
+
+def party_hosts(cert_pem: bytes | x509.Certificate) -> list[str]:
+    """The hosts a party certificate names (IP and DNS SANs), without the party id's own DNS name.
+
+    This is the ``hosts`` argument ``make_party_cert`` was given, so a renewal keeps them.
+    """
+    cert = _load(cert_pem)
+    party = party_id_from_cert(cert)
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    hosts: list[str] = []
+    for name in san:
+        if isinstance(name, x509.IPAddress):
+            hosts.append(str(name.value))
+        elif isinstance(name, x509.DNSName) and name.value != party:
+            hosts.append(name.value)
+    return hosts
 
 
 def cert_info(cert_pem: bytes | x509.Certificate) -> dict[str, Any]:
