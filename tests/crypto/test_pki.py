@@ -99,3 +99,62 @@ def test_private_files_are_0600_from_creation(tmp_path) -> None:
     target.chmod(0o644)
     pki.write_private(target, b"new")
     assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.read_bytes() == b"new"
+
+
+def test_ca_bundle_accepts_certificates_of_either_ca(ca) -> None:
+    new_ca = pki.make_ca("demo", label="rotated-1")
+    assert pki.cert_info(new_ca[0])["subject"] != pki.cert_info(ca[0])["subject"]  # labels keep them apart
+    bundle = new_ca[0] + ca[0]
+    old_cert, _ = pki.make_party_cert(*ca, "alice", "demo", ["127.0.0.1"])
+    new_cert, _ = pki.make_party_cert(*new_ca, "bob", "demo", ["127.0.0.1"])
+    assert pki.verify_party_cert(old_cert, bundle) == "alice"
+    assert pki.verify_party_cert(new_cert, bundle) == "bob"
+    assert pki.verify_party_cert(new_cert, ca[0] + new_ca[0]) == "bob"  # order does not matter
+    assert len(pki.load_ca_bundle(bundle)) == 2
+    with pytest.raises(AuthError, match="not issued by the federation CA"):
+        pki.verify_party_cert(new_cert, ca[0])  # the old CA alone does not know the new one
+
+
+def test_ca_bundle_refuses_a_certificate_of_an_unrelated_ca(ca) -> None:
+    bundle = pki.make_ca("demo", label="rotated-1")[0] + ca[0]
+    stranger, _ = pki.make_party_cert(*pki.make_ca("demo"), "carol", "demo", [])
+    with pytest.raises(AuthError, match="not issued by the federation CA") as caught:
+        pki.verify_party_cert(stranger, bundle)
+    assert "rotated-1" in str(caught.value) and str(caught.value).count("CN=fedcore demo CA") == 2
+
+
+def test_a_party_certificate_in_the_bundle_is_no_trust_anchor(ca) -> None:
+    # alice's key signs a certificate claiming bob; alice's certificate pasted into ca.pem
+    alice_pem, alice_key_pem = pki.make_party_cert(*ca, "alice", "demo", [])
+    key = serialization.load_pem_private_key(alice_key_pem, password=None)
+    alice = x509.load_pem_x509_certificate(alice_pem)
+    now = dt.datetime.now(dt.UTC)
+    forged = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "bob")]))
+        .issuer_name(alice.subject)
+        .public_key(ec.generate_private_key(ec.SECP256R1()).public_key())
+        .serial_number(2)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier("fedcore://demo/bob")]),
+                       critical=False)
+        .sign(key, hashes.SHA256())
+    ).public_bytes(serialization.Encoding.PEM)
+    with pytest.raises(AuthError, match="not issued by the federation CA"):
+        pki.verify_party_cert(forged, ca[0] + alice_pem)
+
+
+def test_an_expired_ca_in_the_bundle_no_longer_vouches(ca) -> None:
+    short_ca = pki.make_ca("demo", valid_days=1, label="short")
+    cert, _ = pki.make_party_cert(*short_ca, "alice", "demo", [])
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    with pytest.raises(AuthError, match=r"the federation CA CN=fedcore demo CA short,.* is valid only"):
+        pki.verify_party_cert(cert, ca[0] + short_ca[0], now=later)
+
+
+def test_party_hosts_are_what_the_certificate_was_issued_for(ca) -> None:
+    hosts = ["bob.example.org", "10.0.0.2", "::1"]
+    cert, _ = pki.make_party_cert(*ca, "bob", "demo", hosts)
+    assert pki.party_hosts(cert) == hosts
+    assert pki.party_hosts(pki.make_party_cert(*ca, "bob", "demo", [])[0]) == []
