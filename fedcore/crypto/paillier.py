@@ -84,19 +84,24 @@ def generate_primes(bits: int) -> tuple[mpz, mpz]:
 class CRTDecryptor:
     """Decrypts ciphertexts to plaintexts in [0, n) with the primes (CRT, as ``phe`` does).
 
+    Everything that depends only on the key (p^2, q^2, p - 1, q - 1, h_p, h_q, p^-1 mod q)
+    is computed once here. The object pickles (for the owner's own worker processes only),
+    so a caller can build it once and ship it to every chunk instead of the bare primes.
+
     Args:
         p: a prime factor of n.
         q: the other prime factor.
         check: test both for primality (skip only for primes already checked).
     """
 
-    __slots__ = ("hp", "hq", "n", "n2", "p", "p2", "p_inv_q", "q", "q2")
+    __slots__ = ("hp", "hq", "n", "n2", "p", "p1", "p2", "p_inv_q", "q", "q1", "q2")
 
     def __init__(self, p: int, q: int, *, check: bool = True):
         p, q = mpz(min(p, q)), mpz(max(p, q))
         if p == q or (check and not (gmpy2.is_prime(p) and gmpy2.is_prime(q))):
             raise ValueError("Paillier private key needs two distinct primes")
         self.p, self.q = p, q
+        self.p1, self.q1 = p - 1, q - 1
         self.n = p * q
         self.n2 = self.n * self.n
         self.p2, self.q2 = p * p, q * q
@@ -110,9 +115,26 @@ class CRTDecryptor:
 
     def decrypt(self, c: int) -> mpz:
         """The plaintext of ciphertext ``c`` (0 < c < n^2), in [0, n)."""
-        mp = (gmpy2.powmod(c, self.p - 1, self.p2) - 1) // self.p * self.hp % self.p
-        mq = (gmpy2.powmod(c, self.q - 1, self.q2) - 1) // self.q * self.hq % self.q
-        return mp + (mq - mp) * self.p_inv_q % self.q * self.p
+        return self.decrypt_many([c])[0]
+
+    def decrypt_many(self, ciphertexts: Sequence[int]) -> list[mpz]:
+        """The plaintexts in [0, n) of many ciphertexts.
+
+        Each ciphertext is reduced mod p^2 and q^2 first (the exponentiations then work on
+        half-size numbers from their first step), and the two half-size exponentiations
+        with the fixed exponents p - 1 and q - 1 run as one ``powmod_base_list`` call each,
+        which releases the GIL (so a thread runtime can overlap them too).
+        """
+        p, q, p2, q2 = self.p, self.q, self.p2, self.q2
+        xp = gmpy2.powmod_base_list([mpz(c) % p2 for c in ciphertexts], self.p1, p2)
+        xq = gmpy2.powmod_base_list([mpz(c) % q2 for c in ciphertexts], self.q1, q2)
+        hp, hq, p_inv_q = self.hp, self.hq, self.p_inv_q
+        out = []
+        for a, b in zip(xp, xq, strict=True):
+            mp = (a - 1) // p * hp % p
+            mq = (b - 1) // q * hq % q
+            out.append(mp + (mq - mp) * p_inv_q % q * p)
+        return out
 
 
 def make_hs(n: int) -> mpz:
@@ -286,8 +308,7 @@ def rerandomize_many(n: int, hs: int, ciphertexts: Sequence[int]) -> list[mpz]:
 
 def decrypt_many(p: int, q: int, ciphertexts: Sequence[int]) -> list[mpz]:
     """Plaintexts in [0, n) of each ciphertext, by CRT (p and q already validated by the caller)."""
-    decryptor = CRTDecryptor(p, q, check=False)
-    return [decryptor.decrypt(c) for c in ciphertexts]
+    return CRTDecryptor(p, q, check=False).decrypt_many(ciphertexts)
 
 
 def ciphertexts_to_bytes(ciphertexts: Sequence[int], width: int) -> bytes:

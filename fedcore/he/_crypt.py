@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from fedcore.crypto.paillier import CRTDecryptor
 from fedcore.he import _tasks
 from fedcore.he._encoding import FixedPoint, Layout, default_encoding, from_fixed, is_integer_array, to_fixed
 from fedcore.he._errors import DecryptionError
@@ -50,14 +51,15 @@ def encrypt_array(
     )
 
 
-def decrypt_vector(p: int, q: int, enc: EncryptedVector, *, runtime: Any) -> np.ndarray:
+def decrypt_vector(decryptor: CRTDecryptor, enc: EncryptedVector, *, runtime: Any) -> np.ndarray:
+    """Decrypt ``enc`` in chunks on ``runtime`` (inline without one) and decode it."""
     layout = enc.layout
     cts = enc._cts
     bounds = _tasks.chunk_bounds(len(cts), getattr(runtime, "workers", 1))
     args = []
     for a, b in bounds:
         length = min(b * layout.slots, enc.length) - a * layout.slots
-        args.append((p, q, cts[a:b], layout.slot_bits, layout.slots, layout.packed, length, enc.bound))
+        args.append((decryptor, cts[a:b], layout.slot_bits, layout.slots, layout.packed, length, enc.bound))
     parts = _tasks.run_chunks(runtime, _tasks.decrypt_chunk, args)
     if any(part is None for part in parts):
         raise DecryptionError(

@@ -180,7 +180,7 @@ class PrivateKey:
         q: the other.
     """
 
-    __slots__ = ("_p", "_q", "public_key")
+    __slots__ = ("_decryptor", "_p", "_q", "public_key")
 
     def __init__(self, public_key: PublicKey, p: int, q: int):
         if not isinstance(public_key, PublicKey):
@@ -190,6 +190,13 @@ class PrivateKey:
             raise ValueError("the primes do not match the public key")
         self.public_key = public_key
         self._p, self._q = min(p, q), max(p, q)
+        self._decryptor: paillier.CRTDecryptor | None = None
+
+    def _crt(self) -> paillier.CRTDecryptor:
+        """The CRT constants of this key, computed once (primes already checked above)."""
+        if self._decryptor is None:
+            self._decryptor = paillier.CRTDecryptor(self._p, self._q, check=False)
+        return self._decryptor
 
     def decrypt(self, enc: EncryptedVector, *, runtime: Any = None) -> np.ndarray:
         """Decrypt and decode an EncryptedVector to a numpy array.
@@ -211,7 +218,7 @@ class PrivateKey:
                 f"cannot decrypt a vector under key {enc.public_key.fingerprint} with the private "
                 f"key of {self.public_key.fingerprint}"
             )
-        return decrypt_vector(self._p, self._q, enc, runtime=runtime or enc.runtime)
+        return decrypt_vector(self._crt(), enc, runtime=runtime or enc.runtime)
 
     def export(self, *, confirm: bool = False) -> ExportedPrivateKey:
         """Wrap this key so the wire codec may carry it. ``confirm=True`` is required."""

@@ -64,11 +64,20 @@ def rerandomize_chunk(n: int, hs: int, ciphertexts: list[mpz]) -> list[mpz]:
 
 
 def decrypt_chunk(
-    p: int, q: int, ciphertexts: list[mpz], slot_bits: int, slots: int, packed: bool, length: int, bound: int
+    decryptor: paillier.CRTDecryptor,
+    ciphertexts: list[mpz],
+    slot_bits: int,
+    slots: int,
+    packed: bool,
+    length: int,
+    bound: int,
 ) -> np.ndarray | list[int] | None:
-    """Decrypt and decode one chunk; None when any plaintext does not decode."""
-    plaintexts = paillier.decrypt_many(p, q, ciphertexts)
-    n = int(mpz(p) * mpz(q))
+    """Decrypt and decode one chunk; None when any plaintext does not decode.
+
+    ``decryptor`` carries the key's precomputed CRT constants, so no chunk rebuilds them.
+    """
+    plaintexts = decryptor.decrypt_many(ciphertexts)
+    n = int(decryptor.n)
     if packed:
         return unpack(plaintexts, n, slot_bits, slots, length, bound)
     values = unpack_single(plaintexts, n, bound)
