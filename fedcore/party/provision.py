@@ -29,6 +29,7 @@ from pathlib import Path
 from fedcore.crypto import pki
 from fedcore.errors import AuthError, ConfigError
 from fedcore.party.config import TomlReader, check_name
+from fedcore.transport.base import PARTY_NAME
 
 CA_VALID_DAYS = 3650
 PARTY_VALID_DAYS = 825
@@ -243,6 +244,9 @@ def kit_party(kit: Path, party_id: str) -> KitParty:
     Raises:
         ConfigError: no such party folder, or its party.toml is malformed.
     """
+    if not PARTY_NAME.match(party_id):
+        raise ConfigError(f"bad party id {party_id!r}: expected 1-64 letters, digits, '_', '.' or '-', "
+                          "starting with a letter")
     path = (Path(kit) / party_id / "party.toml").resolve()
     if not path.is_file():
         raise ConfigError(f"no party {party_id!r} in kit {Path(kit).resolve()}: {path} does not exist")
@@ -318,11 +322,12 @@ def _hosts(kit: Path, party: KitParty) -> list[str]:
             pass
     hosts: list[str] = []
     for path in sorted(Path(kit).resolve().glob("*/party.toml")):
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        if path.parent.name == party.party_id:
-            address = doc.get("party", {}).get("listen", "")
-        else:
-            address = doc.get("peers", {}).get(party.party_id, "")
+        own = path.parent.name == party.party_id
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8")).get("party" if own else "peers")
+            address = table.get("listen" if own else party.party_id, "")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
+            continue  # another party's broken config says nothing about this one
         host = address.rpartition(":")[0].strip("[]") if isinstance(address, str) else ""
         if host not in _ANY_ADDRESS and host not in hosts:
             hosts.append(host)

@@ -103,6 +103,8 @@ def test_renew_refuses_without_the_ca_key(kit: Path) -> None:
 def test_renew_names_an_unknown_party(kit: Path) -> None:
     proc = cli("provision", "renew", str(kit), "--party", "mallory")
     assert proc.returncode == 2 and "no party 'mallory' in kit" in proc.stderr
+    proc = cli("provision", "renew", str(kit), "--party", "../ca")
+    assert proc.returncode == 2 and "bad party id '../ca'" in proc.stderr
 
 
 # ------------------------------------------------------------------------------ CLI contract
