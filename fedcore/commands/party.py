@@ -35,7 +35,8 @@ def run_check(args: argparse.Namespace) -> int:
     info = verify_tls(config)
     report: dict[str, Any] = {
         "party": config.party_id, "federation": config.federation, "config": str(config.path),
-        "certificate": {"not_after": info["not_after"], "days_left": info["days_left"]},
+        "certificate": {"not_after": info["not_after"], "days_left": info["days_left"],
+                        "trusted_cas": info.get("trusted_cas", [])},
     }
     if args.peers:
         report["peers"] = _check_peers(config)
@@ -67,6 +68,9 @@ def _print_check(report: dict[str, Any]) -> None:
     cert = report["certificate"]
     out.write(f"{report['party']} ({report['federation']}): config and TLS files OK; certificate "
               f"expires {cert['not_after']} ({cert['days_left']} days left)\n")
+    trusted = cert.get("trusted_cas", [])
+    if len(trusted) > 1:  # a CA rotation is in progress: say which CAs this party accepts
+        out.write(f"  trusts {len(trusted)} CAs (rotation in progress): {', '.join(map(str, trusted))}\n")
     for p in report.get("peers", []):
         reach = "reachable" if p["reachable"] else "UNREACHABLE"
         tls = "TLS verified" if p["tls_verified"] else "TLS NOT verified"

@@ -117,7 +117,7 @@ def _kit_action(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def _renew(kit: Path, party: str, valid_days: int | None) -> int:
-    from fedcore.party.provision import PARTY_VALID_DAYS, renew
+    from fedcore.party.rotation import PARTY_VALID_DAYS, renew
 
     expires = renew(kit, party, valid_days=valid_days or PARTY_VALID_DAYS)
     sys.stdout.write(
@@ -129,7 +129,7 @@ def _renew(kit: Path, party: str, valid_days: int | None) -> int:
 
 
 def _rotate(kit: Path, valid_days: int | None) -> int:
-    from fedcore.party.provision import PARTY_VALID_DAYS, rotate_ca
+    from fedcore.party.rotation import PARTY_VALID_DAYS, rotate_ca
 
     parties = rotate_ca(kit, valid_days=valid_days or PARTY_VALID_DAYS)
     sys.stdout.write(
@@ -143,7 +143,7 @@ def _rotate(kit: Path, valid_days: int | None) -> int:
 
 
 def _finish(kit: Path) -> int:
-    from fedcore.party.provision import finish_rotation
+    from fedcore.party.rotation import finish_rotation
 
     parties = finish_rotation(kit)
     sys.stdout.write(

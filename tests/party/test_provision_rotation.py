@@ -251,3 +251,13 @@ def test_a_party_trusting_only_the_old_ca_refuses_a_new_ca_certificate(kit: Path
         report = nodes["alice"].check_peer("bob", 5.0)
         assert report.reachable and not report.tls_verified
         assert "does not chain to our federation CA" in (report.error or "")
+
+
+def test_party_check_shows_a_rotation_in_progress(kit: Path) -> None:
+    config = str(kit / "alice" / "party.toml")
+    assert "trusts" not in cli("party", "check", config).stdout
+    assert cli("provision", "rotate-ca", str(kit)).returncode == 0
+    during = cli("party", "check", config)
+    assert during.returncode == 0 and "trusts 2 CAs (rotation in progress)" in during.stdout
+    assert cli("provision", "rotate-ca", str(kit), "--finish").returncode == 0
+    assert "trusts" not in cli("party", "check", config).stdout
