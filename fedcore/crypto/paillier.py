@@ -25,9 +25,10 @@ public-key system with applications to electronic voting", Int. J. Inf. Secur. 9
 2010, the short-exponent variant of its efficiency section; SecretFlow HEU's Paillier
 uses the same construction and exponent length, heu/library/algorithms/paillier_zahlen/):
 
-- Once per (process, public key) the *encryptor* draws x uniform in Z_n^*, sets
-  h = -x^2 mod n and h_s = h^n mod n^2. h_s is not secret and is never sent: it is only
-  a base for the encryptor's own randomness, so a peer cannot influence it.
+- Once per (process, modulus) the *encryptor* draws x uniform in Z_n^*, sets
+  h = -x^2 mod n and h_s = h^n mod n^2 (``fedcore.he`` keeps it per modulus, shared by
+  every key object for that n). h_s is not secret and is never sent: it is only a base
+  for the encryptor's own randomness, so a peer cannot influence it.
 - Each ciphertext draws a fresh a uniform in [0, 2^ceil(k/2)) (k = bit length of n: a
   1024-bit exponent for 2048-bit keys: the length DJN's variant and HEU use) from ``secrets``; it uses
   r^n = h_s^a mod n^2. h_s^a is an n-th power (of h^a), so decryption is unchanged.
@@ -36,8 +37,8 @@ uses the same construction and exponent length, heu/library/algorithms/paillier_
   key is never shortened.
 - h_s^a is computed with a fixed-base window table (w = 8 bits): table[i][d] =
   h_s^(d * 2^(8i)), so one encryption costs ceil(k/16) multiplications mod n^2 (128 for
-  2048-bit n) instead of ~1.5*k for a general r^n. The table (about 16 MB for 2048-bit n)
-  is built once per worker process and cached.
+  2048-bit n) instead of ~1.5*k for a general r^n. The table (about 18 MB for 2048-bit n)
+  is built once per (worker process, n, h_s) and cached, up to ``_MAX_CACHED`` tables.
 
 Task functions at the bottom are top-level so a process pool can run them on chunks.
 """
@@ -258,7 +259,7 @@ def signed_multi_pow(bases: Sequence[mpz], exponents: Sequence[int], n2: mpz) ->
 # --------------------------------------------------------------------------- pool tasks
 
 _ENCRYPTORS: OrderedDict[tuple[int, int], DJNEncryptor] = OrderedDict()
-_MAX_CACHED = 4
+_MAX_CACHED = 8  # at most ~140 MB per process for 2048-bit keys; room for several parties' keys
 _CACHE_LOCK = threading.Lock()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections import OrderedDict
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -42,24 +43,63 @@ def check_modulus(n: int, min_bits: int = MIN_KEY_BITS) -> int:
     return n
 
 
+class _EncryptionState:
+    """What encryption under one modulus keeps in one process: the DJN base and the pool.
+
+    Shared by every PublicKey object with that modulus in this process (see ``_state_for``).
+    """
+
+    __slots__ = ("hs", "lock", "pool")
+
+    def __init__(self) -> None:
+        self.hs: int | None = None
+        self.lock = threading.Lock()
+        self.pool: list[Any] = []
+
+
+_STATES: OrderedDict[int, _EncryptionState] = OrderedDict()
+_STATES_LOCK = threading.Lock()
+_MAX_STATES = 64  # moduli whose state outlives their key objects (a few hundred bytes each, pools aside)
+
+
+def _state_for(n: int) -> _EncryptionState:
+    """This process's encryption state for modulus ``n`` (LRU-bounded; live keys keep theirs).
+
+    Every key object for the same n -- in particular each one decoded from the wire --
+    gets the same state, hence the same h_s, so worker processes (whose DJN tables are
+    cached by (n, h_s)) build a table once per modulus, not once per received vector.
+    Sharing h_s is what one key object always did for all its ciphertexts: h_s is a
+    public base drawn once by this process (never by a peer), and each ciphertext still
+    draws its own fresh exponent. Precomputed randomizers are shared the same way and
+    still leave the pool as they are taken, so none is ever used twice.
+    """
+    with _STATES_LOCK:
+        state = _STATES.get(n)
+        if state is None:
+            state = _STATES[n] = _EncryptionState()
+            while len(_STATES) > _MAX_STATES:
+                _STATES.popitem(last=False)
+        _STATES.move_to_end(n)
+    return state
+
+
 class PublicKey:
     """A Paillier public key (g = n + 1, as in ``phe``).
 
-    The encryptor's DJN base h_s is made on first use, in this process, and never sent.
+    The encryptor's DJN base h_s is made on first use, once per process and modulus
+    (shared by every key object with this n), and never sent.
 
     Args:
         n: the modulus.
     """
 
-    __slots__ = ("_hs", "_lock", "_pool", "bits", "n", "n2")
+    __slots__ = ("_state", "bits", "n", "n2")
 
     def __init__(self, n: int):
         self.n = check_modulus(n)
         self.n2 = self.n * self.n
         self.bits = self.n.bit_length()
-        self._hs: int | None = None
-        self._lock = threading.Lock()
-        self._pool: list[Any] = []
+        self._state = _state_for(self.n)
 
     @property
     def fingerprint(self) -> str:
@@ -72,18 +112,20 @@ class PublicKey:
         return (self.n2.bit_length() + 7) // 8
 
     def djn_base(self) -> int:
-        """This process's DJN base h_s for this key (made once, see ``fedcore.crypto.paillier``)."""
-        with self._lock:
-            if self._hs is None:
-                self._hs = int(paillier.make_hs(self.n))
-            return self._hs
+        """This process's DJN base h_s for this modulus (made once, see ``fedcore.crypto.paillier``)."""
+        state = self._state
+        with state.lock:
+            if state.hs is None:
+                state.hs = int(paillier.make_hs(self.n))
+            return state.hs
 
     def precompute(self, count: int, *, runtime: Any = None) -> list[Future[Any]]:
         """Make ``count`` randomizers r^n ahead, in the background on ``runtime``.
 
-        Later encryptions under this key object take them from the pool (each exactly once,
-        removed as taken) before drawing fresh ones, so waiting time (for a peer, for the
-        network) can pay for the expensive part of encryption.
+        Later encryptions under this modulus in this process (any key object for it)
+        take them from the pool (each exactly once, removed as taken) before drawing
+        fresh ones, so waiting time (for a peer, for the network) can pay for the
+        expensive part of encryption.
 
         Returns:
             the futures of the background tasks (already done without a runtime).
@@ -106,20 +148,21 @@ class PublicKey:
 
     def _absorb(self, future: Future[Any]) -> None:
         if not future.cancelled() and future.exception() is None:
-            with self._lock:
-                self._pool.extend(future.result())
+            with self._state.lock:
+                self._state.pool.extend(future.result())
 
     @property
     def precomputed(self) -> int:
         """How many precomputed randomizers are ready."""
-        with self._lock:
-            return len(self._pool)
+        with self._state.lock:
+            return len(self._state.pool)
 
     def take_randomizers(self, count: int) -> list[Any]:
         """Remove and return up to ``count`` precomputed randomizers (never handed out twice)."""
-        with self._lock:
-            taken = self._pool[:count]
-            del self._pool[:count]
+        state = self._state
+        with state.lock:
+            taken = state.pool[:count]
+            del state.pool[:count]
         return taken
 
     def encrypt(

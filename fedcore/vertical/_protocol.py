@@ -49,8 +49,6 @@ compute runtime are passed in.
 from __future__ import annotations
 
 import enum
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,25 +99,6 @@ class Training:
     l2: float = 0.0
 
 
-_KEYS: OrderedDict[Any, Any] = OrderedDict()
-_KEYS_LOCK = threading.Lock()
-_MAX_KEYS = 32
-
-
-def _interned(key: Any) -> Any:
-    """The first public-key object seen with this modulus (a small per-process cache).
-
-    Each vector decoded from the wire brings a new key object, and encryption tables are
-    built per key object and process; reusing one object per modulus builds them once.
-    """
-    with _KEYS_LOCK:
-        kept = _KEYS.setdefault(key, key)
-        _KEYS.move_to_end(key)
-        while len(_KEYS) > _MAX_KEYS:
-            _KEYS.popitem(last=False)
-    return kept
-
-
 class _Session:
     stage: Stage
     batch: int
@@ -130,16 +109,19 @@ class _Session:
         self.me = me
         self.x = np.asarray(features, dtype=np.float64)
         self.plan = plan
-        self.public_key, self._secret_key = _interned(keys[0]), keys[1]
+        self.public_key, self._secret_key = keys
         self._mask_rng = rng
         self.runtime = runtime
         self.weights = np.zeros(self.x.shape[1])
         self.batch = 0
 
     def _rerandomize(self, vector: Any) -> Any:
-        """Fresh randomness for ``vector``: add an encryption of zeros under its key."""
-        key = _interned(vector.public_key)
-        return vector + key.encrypt(np.zeros(len(vector)), packed=False, runtime=self.runtime)
+        """Fresh randomness for ``vector``: add an encryption of zeros under its key.
+
+        Every key object for one modulus shares this process's DJN base (fedcore.he), so
+        the encryption tables are built once per modulus, however many vectors arrive.
+        """
+        return vector + vector.public_key.encrypt(np.zeros(len(vector)), packed=False, runtime=self.runtime)
 
     def _rows(self) -> np.ndarray:
         return self.plan.batches[self.batch]

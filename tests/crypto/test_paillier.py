@@ -114,3 +114,28 @@ def test_signed_multi_pow_matches_pow(terms):
     for b, e in zip(bases, exponents):
         expected = expected * pow(int(b), e, n * n) % (n * n)
     assert paillier.signed_multi_pow(bases, exponents, n2) == expected
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{int(c['n']).bit_length()}bit")
+def test_batched_crt_decryption_matches_phe_and_survives_pickle(case):
+    import pickle
+
+    p, q, n = int(case["p"]), int(case["q"]), int(case["n"])
+    cts = [int(item["c"]) for item in case["encryptions"]]
+    sk = phe.PaillierPrivateKey(phe.PaillierPublicKey(n), p, q)
+    decryptor = pickle.loads(pickle.dumps(paillier.CRTDecryptor(q, p)))
+    assert decryptor.decrypt_many(cts) == [sk.raw_decrypt(c) for c in cts]
+    assert decryptor.decrypt_many([]) == []
+    assert [decryptor.decrypt(c) for c in cts] == [int(item["m"]) for item in case["encryptions"]]
+
+
+@pytest.mark.parametrize("slot_bits", [2, 5, 8, 42, 57, 58, 63])
+def test_unpack_extreme_slots_on_both_field_paths(slot_bits):
+    n = (1 << 1023) + 1155  # only the size matters for packing
+    slots = packing.slots_per_plaintext(n.bit_length(), slot_bits)
+    limit = (1 << (slot_bits - 1)) - 1
+    values = np.resize(np.array([limit, -limit, 0, -1, 1], dtype=np.int64), 2 * slots + 3)
+    plaintexts = [p % n for p in packing.pack(values, slot_bits, slots)]
+    out = packing.unpack(plaintexts, n, slot_bits, slots, len(values), limit)
+    assert out is not None and np.array_equal(out, values)
+    assert packing.unpack(plaintexts, n, slot_bits, slots, len(values), limit - 1) is None

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fedcore.he import PACKED, PACKED_INT, UNPACKED, UNPACKED_INT, EncodingError, FixedPoint
+from fedcore.he import PACKED, PACKED_INT, UNPACKED, UNPACKED_INT, EncodingError, FixedPoint, generate_keypair
 from fedcore.runtime import make_runtime
 
 PACKED_ERR = 2.0 ** -(PACKED.frac_bits + 1)
@@ -113,17 +113,17 @@ def test_process_runtime_splits_work_and_agrees(keys):
         assert np.max(np.abs(sk.decrypt(product) - x[:200] * weights)) < 1e-8
 
 
-def test_precomputed_randomizers_are_used_once_each(keys):
-    pk, sk = keys
+def test_precomputed_randomizers_are_used_once_each():
     from fedcore.he import PublicKey
 
-    key = PublicKey(pk.n)  # a fresh key object with an empty pool
+    pk, sk = generate_keypair(1024)  # a modulus of its own: its pool starts empty
+    key = PublicKey(pk.n)  # another object for the same modulus shares that pool
     with make_runtime("threads", workers=2) as runtime:
         futures = key.precompute(30, runtime=runtime)
         for future in futures:
             future.result()
-    assert key.precomputed == 30
-    pool = list(key._pool)
+    assert key.precomputed == 30 and pk.precomputed == 30
+    pool = list(key._state.pool)
     x = np.linspace(-3, 3, 20)
     enc = key.encrypt(x, packed=False)
     assert key.precomputed == 10
