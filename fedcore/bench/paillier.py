@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="runtime processes (default: cores)")
     parser.add_argument("--phe-sample", type=int, default=40, help="values phe encrypts; rates scaled")
     parser.add_argument("--unpacked-sample", type=int, default=2000, help="values for the unpacked row")
+    parser.add_argument(
+        "--inline-sample", type=int, default=25_000, help="values decrypted again without the runtime"
+    )
 
 
 def _timed(fn: Any) -> tuple[Any, float]:
@@ -96,6 +99,7 @@ def _fedcore_run(args: argparse.Namespace, runtime: Any, public_key: Any, privat
         "encrypt": args.dim / timings[0],
         "add": args.dim * max(args.parties - 1, 1) / max(t_add, 1e-9),
         "decrypt": args.dim / t_dec,
+        "decrypt_inline": _inline_decrypt_rate(args, total, private_key, decrypted),
         "end_to_end": args.dim / t_e2e,
         "e2e_seconds": t_e2e,
         "e2e_cpu_seconds": cpu,
@@ -103,6 +107,18 @@ def _fedcore_run(args: argparse.Namespace, runtime: Any, public_key: Any, privat
         "slots": encrypted[0].layout.slots,
         "max_abs_error": error,
     }
+
+
+def _inline_decrypt_rate(args: argparse.Namespace, total: Any, private_key: Any, expected: Any) -> float:
+    """Values/s of decrypting (a prefix of) ``total`` in this process alone, checked against the runtime's."""
+    slots = total.layout.slots
+    count = min(len(total.ciphertexts), -(-args.inline_sample // slots))
+    length = min(count * slots, total.length)
+    prefix = total._derive(total._cts[:count], length=length, runtime=None)
+    values, seconds = _timed(lambda: private_key.decrypt(prefix))
+    if not (values == expected[:length]).all():
+        raise AssertionError("inline decryption differs from decryption on the runtime")
+    return length / seconds
 
 
 def _row(operation: str, ours: float, theirs: float, basis: str, workers: int) -> dict[str, Any]:
@@ -133,6 +149,13 @@ def _rows(
             workers,
         ),
         _row("encrypt (unpacked, DJN)", unpacked, phe["encrypt"], basis, workers),
+        _row(
+            f"decrypt (packed, CRT) in 1 process, first {args.inline_sample} values",
+            ours["decrypt_inline"],
+            phe["decrypt"],
+            basis,
+            1,
+        ),
     ]
 
 
@@ -182,6 +205,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "keygen_seconds": t_keygen,
         "pool_and_table_setup_seconds": t_setup,
         "end_to_end_seconds": ours["e2e_seconds"],
+        "decrypt_speedup_runtime_vs_inline": ours["decrypt"] / ours["decrypt_inline"],
         "max_abs_error_of_sum": ours["max_abs_error"],
         "load_average_1m_before_after": [load_before, os.getloadavg()[0]],
         "cpu_time_basis (robust to a loaded machine)": per_cpu,

@@ -24,3 +24,5 @@ def test_bench_reports_rows_and_a_correct_sum():
     assert result["max_abs_error_of_sum"] <= 3 * 2.0**-21
     per_cpu = result["cpu_time_basis (robust to a loaded machine)"]
     assert per_cpu["phe_e2e_values_per_cpu_second (sampled, scaled)"] > 0
+    assert operations[-1].startswith("decrypt (packed, CRT) in 1 process")
+    assert result["decrypt_speedup_runtime_vs_inline"] > 0  # inline result checked equal inside the bench
