@@ -107,6 +107,8 @@ class ProcessRuntime(_PoolRuntime):
 
     def _make_pool(self) -> Executor:
         context = multiprocessing.get_context("forkserver")
+        # workers fork from a server that already imported the heavy modules: no cold first task
+        context.set_forkserver_preload(["numpy", "gmpy2", "fedcore.wire", "fedcore.he._tasks"])
         return ProcessPoolExecutor(
             self.workers, mp_context=context, initializer=_load_scripts, initargs=(dict(self._scripts),)
         )
