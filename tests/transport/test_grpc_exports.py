@@ -11,8 +11,10 @@ def test_grpc_transport_exports() -> None:
 def test_pki_exports() -> None:
     assert sorted(pki.__all__) == [
         "cert_info",
+        "load_ca_bundle",
         "make_ca",
         "make_party_cert",
+        "party_hosts",
         "party_id_from_cert",
         "party_identity",
         "verify_party_cert",
