@@ -15,6 +15,7 @@ while still in cache. ``keystream_seconds`` times the bare cipher for the benchm
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -28,6 +29,9 @@ from fedcore.crypto.secret import ACCESS, Secret
 WORD_DTYPES = {32: np.dtype("<u4"), 64: np.dtype("<u8")}
 _BLOCK = 16
 CHUNK_BYTES = 1 << 17  # 128 KiB: a chunk of keystream stays in L2 while it is added
+# AES-CTR in `cryptography` holds the GIL, so expansions running in more threads than there are
+# cores only convoy on it (a simulation runs every party as a thread): admit one per core.
+_EXPANSIONS = threading.BoundedSemaphore(max(1, len(os.sched_getaffinity(0))))
 _ZERO_COUNTER = bytes(_BLOCK)
 _zeros_lock = threading.Lock()
 _zeros = b""
@@ -90,6 +94,11 @@ class Expander:
         if any(sign not in (1, -1) for _, sign in masks):
             raise ValueError("a mask's sign is +1 or -1")
         streams = [(_encryptor(seed), np.add if sign > 0 else np.subtract) for seed, sign in masks]
+        with _EXPANSIONS:
+            self._apply(acc, streams)
+        self.bytes_expanded += len(streams) * self.nbytes
+
+    def _apply(self, acc: np.ndarray, streams: list[tuple[Any, Any]]) -> None:
         step = max(1, CHUNK_BYTES // self.dtype.itemsize)
         scratch = bytearray(step * self.dtype.itemsize + _BLOCK - 1)
         zeros = _zero_source(step * self.dtype.itemsize)
@@ -100,7 +109,6 @@ class Expander:
             for encryptor, op in streams:
                 encryptor.update_into(zeros[:nbytes], scratch)
                 op(part, words, out=part)
-        self.bytes_expanded += len(streams) * self.nbytes
 
     def _check(self, acc: np.ndarray) -> None:
         if acc.dtype != self.dtype or acc.shape != (self.count,):
