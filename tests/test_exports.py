@@ -28,3 +28,20 @@ def test_wire_and_testing_exports() -> None:
     assert sorted(fedcore.wire.__all__) == ["MAGIC", "decode", "encode", "encode_parts", "register"]
     names = {"FaultPlan", "TransportConformance", "local_network", "expect_error"}
     assert names <= set(fedcore.testing.__all__)
+
+
+def test_runtime_transport_and_fl_exports() -> None:
+    import fedcore.fl
+    import fedcore.runtime
+
+    assert sorted(fedcore.runtime.__all__) == [
+        "BACKENDS", "InlineRuntime", "ProcessRuntime", "Runtime", "ThreadRuntime", "make_runtime",
+        "register_backend",
+    ]
+    assert sorted(fedcore.transport.__all__) == [
+        "LocalNetwork", "LocalTransport", "Mailbox", "PartyKilled", "Transport", "check_party_names",
+    ]
+    assert sorted(fedcore.fl.__all__) == [
+        "Aggregate", "FedAdagrad", "FedAdam", "FedAvg", "FedMedian", "FedProx", "FedYogi", "Krum",
+        "STRATEGIES", "Strategy", "TrimmedMean", "Update", "make_strategy",
+    ]
