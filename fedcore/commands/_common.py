@@ -47,9 +47,9 @@ def _compact(value: Any, top: bool = False) -> Any:
         return {k: _compact(v) for k, v in ordered}
     if isinstance(value, list):
         if len(value) > 10:
-            last = value[-1]
-            tail = f", last {json.dumps(_compact(last))}" if isinstance(last, dict) else ""
-            return f"<{len(value)} items{tail}>"
+            if isinstance(value[-1], dict):  # a history: the last entry is the one worth reading
+                return [f"<{len(value) - 1} more>", _compact(value[-1])]
+            return f"<{len(value)} items>"
         return [_compact(v) for v in value]
     if isinstance(value, float):
         return float(f"{value:.6g}")
