@@ -91,6 +91,18 @@ class TomlReader:
         self.path = path
         self.doc = doc
 
+    @classmethod
+    def load(cls, path: str | Path, what: str) -> TomlReader:
+        """Read a TOML file; a missing file or bad TOML is a ConfigError naming ``what`` it is."""
+        path = Path(path).resolve()
+        if not path.is_file():
+            raise ConfigError(f"{what} {path} does not exist", file=str(path))
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
+        return cls(path, doc)
+
     def fail(self, key: str, message: str) -> ConfigError:
         return ConfigError(message, file=str(self.path), key=key)
 
@@ -140,14 +152,8 @@ def load_config(path: str | Path) -> PartyConfig:
     Raises:
         ConfigError: naming the file, the dotted key and the expected form.
     """
-    path = Path(path).resolve()
-    if not path.is_file():
-        raise ConfigError(f"party config {path} does not exist", file=str(path))
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
-    r = TomlReader(path, doc)
+    r = TomlReader.load(path, "party config")
+    path, doc = r.path, r.doc
     for name in doc:
         if name not in SECTIONS:
             raise r.fail(name, f"unknown section; a party config has [{'], ['.join(SECTIONS)}]")

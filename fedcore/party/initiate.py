@@ -148,20 +148,28 @@ def _collect(runner: JobRunner, job: Job, others: list[str], emit: Emit) -> dict
     seen = 0
     while True:
         current = runner.jobs.wait_change(job.job_id, seen, 2.0)
-        for event in current.events_since(seen):
-            emit({"event": "progress", **event})
-        seen = current.events_total
+        seen = _stream(current, seen, emit)
         if current.state.final:
             put(runner.me, _own_entry(current))
         with lock:
-            if len(results) == len(job.parties):
-                break
+            done = len(results) == len(job.parties)
+        if done:
+            # a poller adds a peer's last events before its result: send what came after our snapshot
+            _stream(runner.jobs.get(job.job_id), seen, emit)
+            break
         if time.monotonic() > deadline:
             _give_up(runner, job, results, lock)
             break
         emit({"event": "tick"})
     with lock:
         return {p: results[p] for p in job.parties}
+
+
+def _stream(job: Job, seen: int, emit: Emit) -> int:
+    """Emit the job's progress events after the first ``seen``; returns the new count."""
+    for event in job.events_since(seen):
+        emit({"event": "progress", **event})
+    return job.events_total
 
 
 def _own_entry(job: Job) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,14 +48,8 @@ def load_federation(path: str | Path) -> FederationSpec:
     Raises:
         ConfigError: naming the file, key and expected form.
     """
-    path = Path(path).resolve()
-    if not path.is_file():
-        raise ConfigError(f"federation file {path} does not exist", file=str(path))
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
-    r = TomlReader(path, doc)
+    r = TomlReader.load(path, "federation file")
+    path, doc = r.path, r.doc
     federation = doc.get("federation")
     if not isinstance(federation, str):
         raise r.fail("federation", f'expected a federation name like "demo", got {federation!r}')

@@ -59,11 +59,7 @@ def kit_party(kit: Path, party_id: str) -> KitParty:
     path = (Path(kit) / party_id / "party.toml").resolve()
     if not path.is_file():
         raise ConfigError(f"no party {party_id!r} in kit {Path(kit).resolve()}: {path} does not exist")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
-    r = TomlReader(path, doc)
+    r = TomlReader.load(path, "party config")
     found = check_name(r, "party.id", r.get("party", "id", str, 'a party name like "alice"'))
     if found != party_id:
         raise r.fail("party.id", f"the folder {party_id}/ holds the config of {found!r}")
