@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Any
 
 from fedcore.crypto.ecdh_psi import POINT_BYTES
 from fedcore.errors import ProtocolError
@@ -101,6 +102,35 @@ class Reblind:
     values: bytes
 
 
+@dataclass
+class BatchStream:
+    """Counts one incoming stream of batches and refuses any batch that breaks its order or size."""
+
+    total: int | None = None
+    received: int = 0
+    batches: int = 0
+
+    def accept(self, message: Any, where: str) -> None:
+        """Check and count a batch (``index``, ``count``, ``total_items``) or raise ProtocolError."""
+        if self.complete:
+            raise ProtocolError(f"{where}: the stream was already complete")
+        if message.index != self.batches:
+            raise ProtocolError(f"{where}: expected batch {self.batches}")
+        if self.total is not None and message.total_items != self.total:
+            raise ProtocolError(f"{where}: set size changed from {self.total} to {message.total_items}")
+        if self.received + message.count > message.total_items:
+            raise ProtocolError(f"{where}: more values than its set size {message.total_items}")
+        if message.count == 0 and message.total_items != 0:
+            raise ProtocolError(f"{where}: an empty batch from a non-empty set")
+        self.total = message.total_items
+        self.received += message.count
+        self.batches += 1
+
+    @property
+    def complete(self) -> bool:
+        return self.total is not None and self.received == self.total
+
+
 class PairSession:
     """One side of a two-party ECDH-PSI run.
 
@@ -118,9 +148,7 @@ class PairSession:
         self.own_items = own_items
         self.stage = Stage.BLINDING
         self._sent_counts: list[int] = []
-        self._peer_total: int | None = None
-        self._peer_received = 0
-        self._peer_batches = 0
+        self._peer_stream = BatchStream()
         self._peer_reblinded = 0
         self._returned: list[bytes] = []
         self.peer_double: set[bytes] = set()
@@ -159,19 +187,7 @@ class PairSession:
 
     def _on_blinded(self, message: Blinded) -> Reblind:
         where = f"PSI Blinded batch {message.index} from {self.peer} to {self.me}"
-        if self.peer_stream_complete:
-            raise ProtocolError(f"{where}: its stream was already complete")
-        if message.index != self._peer_batches:
-            raise ProtocolError(f"{where}: expected batch {self._peer_batches}")
-        if self._peer_total is not None and message.total_items != self._peer_total:
-            raise ProtocolError(f"{where}: set size changed from {self._peer_total} to {message.total_items}")
-        if self._peer_received + message.count > message.total_items:
-            raise ProtocolError(f"{where}: more values than its set size {message.total_items}")
-        if message.count == 0 and message.total_items != 0:
-            raise ProtocolError(f"{where}: an empty batch from a non-empty set")
-        self._peer_total = message.total_items
-        self._peer_received += message.count
-        self._peer_batches += 1
+        self._peer_stream.accept(message, where)
         return Reblind(self.peer, message.index, message.values)
 
     def _on_reblinded(self, message: Reblinded) -> None:
@@ -203,11 +219,11 @@ class PairSession:
 
     @property
     def peer_stream_complete(self) -> bool:
-        return self._peer_total is not None and self._peer_received == self._peer_total
+        return self._peer_stream.complete
 
     def _advance(self) -> None:
         if self.stage is Stage.BLINDING and self.peer_stream_complete and (
-            self._peer_reblinded == self._peer_batches
+            self._peer_reblinded == self._peer_stream.batches
         ):
             self.stage = Stage.AWAITING_RETURN
         returned_all = self.sent_all and len(self._returned) == len(self._sent_counts)
@@ -219,7 +235,7 @@ class PairSession:
     @property
     def peer_size(self) -> int | None:
         """The peer's set size, once its first batch arrived."""
-        return self._peer_total
+        return self._peer_stream.total
 
     def matches(self) -> list[int]:
         """Positions, in our shuffled order, of our items that are in the peer's set.

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 from fedcore.crypto.ecdh_psi import POINT_BYTES
 from fedcore.errors import ProtocolError
-from fedcore.psi._protocol import _check_points
+from fedcore.psi._protocol import BatchStream, _check_points
 
 
 class RingStage(enum.Enum):
@@ -126,33 +126,11 @@ class RingSend:
 
 
 @dataclass
-class _Stream:
+class _Stream(BatchStream):
     """One incoming stream of batches (a route at a hop, or tags at their destination)."""
 
-    total: int | None = None
-    received: int = 0
-    batches: int = 0
     done_batches: int = 0
     parts: list[bytes] = field(default_factory=list)
-
-    def accept(self, message: Hop | Tags, where: str) -> None:
-        if self.complete:
-            raise ProtocolError(f"{where}: the stream was already complete")
-        if message.index != self.batches:
-            raise ProtocolError(f"{where}: expected batch {self.batches}")
-        if self.total is not None and message.total_items != self.total:
-            raise ProtocolError(f"{where}: set size changed from {self.total} to {message.total_items}")
-        if self.received + message.count > message.total_items:
-            raise ProtocolError(f"{where}: more values than its set size {message.total_items}")
-        if message.count == 0 and message.total_items != 0:
-            raise ProtocolError(f"{where}: an empty batch from a non-empty set")
-        self.total = message.total_items
-        self.received += message.count
-        self.batches += 1
-
-    @property
-    def complete(self) -> bool:
-        return self.total is not None and self.received == self.total
 
     @property
     def finished(self) -> bool:
