@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,20 +117,15 @@ def _merge_kill(
     return faults
 
 
-class _LocalNetworkHandle:
-    def __init__(self, names: tuple[str, ...], plan: FaultPlan | None):
-        self.network = LocalNetwork(names, faults=plan)
-
-    def __enter__(self) -> dict[str, Transport]:
-        return {name: self.network.transport(name) for name in self.network.parties}
-
-    def __exit__(self, *exc: object) -> None:
-        pass
+@contextlib.contextmanager
+def _local_network(names: tuple[str, ...], plan: FaultPlan | None) -> Iterator[dict[str, Transport]]:
+    network = LocalNetwork(names, faults=plan)
+    yield {name: network.transport(name) for name in network.parties}
 
 
 def _open_network(kind: str, names: tuple[str, ...], plan: FaultPlan | None) -> Any:
     if kind == "local":
-        return _LocalNetworkHandle(names, plan)
+        return _local_network(names, plan)
     if kind == "grpc":
         from fedcore.transport.grpc_sim import grpc_network
 
