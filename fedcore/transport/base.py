@@ -74,8 +74,8 @@ class Transport(abc.ABC):
         """
 
     @abc.abstractmethod
-    def recv(self, src: str, tag: str, timeout_s: float) -> bytes:
-        """Return the next payload from ``src`` under ``tag``.
+    def recv(self, src: str, tag: str, timeout_s: float) -> Buffer:
+        """Return the next payload from ``src`` under ``tag`` (a writable buffer is the caller's own).
 
         Raises:
             Timeout: nothing arrived within ``timeout_s``.
