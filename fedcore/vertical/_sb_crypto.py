@@ -19,9 +19,11 @@ Schemes (the crypto seam of the sessions):
 
 * ``PaillierScheme``: fedcore.he keys (DJN encryption, CRT decryption, on the runtime);
   a host sums a bin by multiplying ciphertexts mod n^2.
-* ``PlainScheme``: the identity -- "ciphertexts" are the plaintexts and a sum is a sum.
-  NOT private: it exists so that tests can check on large data that the sessions are
-  lossless without paying for Paillier; the driver uses it only when asked for by name.
+* ``PlainScheme``: the identity -- "ciphertexts" are the plaintexts and a sum is a sum
+  (the host kernel sums them exactly in int64 pieces with numpy). NOT private: it exists
+  so that tests can check on large data that the sessions are lossless without paying for
+  Paillier; the driver uses it only when asked for by name, and a host only when its own
+  parameters say so.
 
 Host kernel (``histogram_task``): for each node and feature it sorts the node's rows by
 bin and multiplies each bin's run (one modular multiplication per row and feature).
@@ -127,14 +129,21 @@ class PaillierScheme:
         from fedcore.he import UNPACKED_INT, EncryptedVector
         from fedcore.he._encoding import Layout
 
+        # an empty bin is the product of no ciphertexts, 1: its sum is 0 without a decryption
+        full = [i for i, c in enumerate(ciphertexts) if c != 1]
+        out = [0] * len(ciphertexts)
+        if not full:
+            return out
         layout = Layout.for_key(self.public_key.bits, packed=False)
-        vector = EncryptedVector(self.public_key, ciphertexts, length=len(ciphertexts), layout=layout,
+        vector = EncryptedVector(self.public_key, [ciphertexts[i] for i in full], length=len(full), layout=layout,
                                  encoding=UNPACKED_INT, frac_bits=0, bound=layout.capacity, integer=True)
         try:
             values = self._private_key.decrypt(vector, runtime=runtime)
         except ValueError as exc:
             raise ProtocolError(f"SecureBoost: a histogram does not decrypt: {exc}") from None
-        return [int(v) for v in values]
+        for i, value in zip(full, values.tolist(), strict=True):
+            out[i] = int(value)
+        return out
 
     def width(self) -> int:
         return int(self.public_key.ciphertext_bytes)
@@ -180,6 +189,8 @@ def histogram_task(
     Returns:
         for each node, columns * n_bins sums, column by column.
     """
+    if not modulus:
+        return _plain_histograms(cts, bins, nodes, n_bins)
     out = []
     for positions in nodes:
         node_bins = bins[positions]
@@ -230,3 +241,25 @@ def _pair_sums(modulus: int, cts: list[Any], a: np.ndarray, b: np.ndarray, n_bin
     firsts = _runs(modulus, cell_sums, present // n_bins, n_bins)
     seconds = _runs(modulus, cell_sums, present % n_bins, n_bins)
     return firsts + seconds
+
+
+def _plain_histograms(values: list[Any], bins: np.ndarray, nodes: list[np.ndarray], n_bins: int) -> list[list[Any]]:
+    """``histogram_task`` for PlainScheme: the same integer sums, in 32-bit pieces with numpy.
+
+    Each piece's sum over < 2^21 rows stays below 2^53, so float64 bincount is exact.
+    """
+    ints = [int(v) for v in values]
+    width = max((v.bit_length() for v in ints), default=1)
+    chunk = 32
+    fields = [np.array([(v >> shift) & ((1 << chunk) - 1) for v in ints], dtype=np.int64)
+              for shift in range(0, width, chunk)]
+    out = []
+    for positions in nodes:
+        node_bins = bins[positions]
+        sums: list[Any] = []
+        for column in range(bins.shape[1]):
+            keys = node_bins[:, column]
+            totals = [np.bincount(keys, field[positions], minlength=n_bins).astype(np.int64) for field in fields]
+            sums += [sum(int(t[b]) << (chunk * k) for k, t in enumerate(totals)) for b in range(n_bins)]
+        out.append(sums)
+    return out
