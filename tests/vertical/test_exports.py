@@ -6,5 +6,6 @@ import fedcore.vertical
 def test_vertical_exports() -> None:
     assert sorted(fedcore.vertical.__all__) == sorted([
         "SCHEMES", "GuestSession", "HostSession", "Send", "Stage", "Training", "VerticalModel",
-        "make_plan", "score", "train",
+        "make_plan", "score", "train", "BoostParams", "GuestModel", "HostModel", "load_model", "model_path",
+        "predict_secureboost", "save_model", "train_secureboost",
     ])
