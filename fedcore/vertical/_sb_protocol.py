@@ -364,6 +364,8 @@ class HostSession:
         self._cts: list[Any] = []
         self._columns = np.zeros(0, dtype=np.int64)
         self._n_bins = max((binner.bins_of(c) for c in range(binner.columns)), default=1)
+        # what this host did, for benchmarks: ciphertexts received, ciphertext additions, sums sent
+        self.work = {"encrypted": 0, "additions": 0, "sums": 0}
 
     def start(self) -> list[Send]:
         return []
@@ -419,6 +421,7 @@ class HostSession:
             raise self._fail(f"TreeStart: {exc}") from None
         if len(self._cts) != len(self._rows):
             raise self._fail("TreeStart: one ciphertext per row expected")
+        self.work["encrypted"] += len(self._cts)
         width = self.bins.shape[1]
         take = max(1, round(width * self.params.colsample)) if width else 0
         chosen = self.rng.choice(width, take, replace=False) if take < width else np.arange(width)
@@ -453,6 +456,8 @@ class HostSession:
         for node in range(len(nodes)):
             for part in parts:
                 flat += part[node]
+        self.work["additions"] += sum(len(p) for p in nodes) * len(cols)
+        self.work["sums"] += len(flat)
         blob = pack_cts(flat, self.scheme.width())
         return Send(self.guest, TO_GUEST, Histograms(self._tree, self._level, len(cols), self._n_bins, blob))
 

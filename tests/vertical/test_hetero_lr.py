@@ -63,3 +63,26 @@ def test_extra_parties_stay_idle_and_bad_hosts_are_refused(runtime) -> None:
     assert "accuracy" in result.parties["p0"]
     bad = simulate(SCRIPT, parties=2, params={"hosts": 2}, runtime=runtime)
     assert "hosts must be 1..1" in bad.parties["p0"]["error"]
+
+
+def test_predict_mode_scores_held_out_rows_with_the_saved_parts(runtime, tmp_path, monkeypatch) -> None:
+    import json
+
+    monkeypatch.setenv("FEDCORE_OUTPUT_DIR", str(tmp_path))
+    trained = simulate(SCRIPT, parties=2, seed=0, runtime=runtime, params={"epochs": 1, "model": "lr"})
+    assert not trained.errors(), trained.errors()
+    predicted = simulate(SCRIPT, parties=2, seed=0, runtime=runtime, params={"mode": "predict", "model": "lr"})
+    assert not predicted.errors(), predicted.errors()
+    out = predicted.parties["p0"]
+    script = load_script()
+    x, y = load_breast_cancer(return_X_y=True)
+    rows = np.array([int(i.split("-")[1]) for i in out["ids"]])
+    z = np.zeros(len(rows))
+    for i, columns in enumerate(script.column_split(x.shape[1], 2)):
+        part = json.loads((tmp_path / f"lr.p{i}.json").read_text())
+        block = (x[rows][:, columns] - np.array(part["mean"])) / np.array(part["std"])
+        if i == 0:
+            block = np.hstack([block, np.ones((len(rows), 1))])
+        z += block @ np.array(part["weights"])
+    np.testing.assert_allclose(out["predictions"], 1 / (1 + np.exp(-z)), rtol=1e-9)
+    assert out["auc"] > 0.95 and predicted.parties["p1"] == {"rows": len(rows)}
