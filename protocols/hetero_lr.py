@@ -60,8 +60,13 @@ def save_part(ctx: Context, name: str, model: VerticalModel, mean: np.ndarray, s
     """Write this party's weights and standardisation as JSON in its own folder."""
     path = model_path(ctx, name)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"format": FORMAT, "role": model.role, "weights": model.weights.tolist(), "mean": mean.tolist(),
-           "std": std.tolist()}
+    doc = {
+        "format": FORMAT,
+        "role": model.role,
+        "weights": model.weights.tolist(),
+        "mean": mean.tolist(),
+        "std": std.tolist(),
+    }
     path.write_text(json.dumps(doc))
     return str(path)
 
@@ -78,8 +83,14 @@ def load_part(ctx: Context, name: str) -> tuple[VerticalModel, np.ndarray, np.nd
     return VerticalModel(str(doc["role"]), weights), mean, std
 
 
-def predict(ctx: Context, name: str, roles: tuple[str, ...], columns: np.ndarray, held: np.ndarray,
-            test_fraction: float) -> dict:
+def predict(
+    ctx: Context,
+    name: str,
+    roles: tuple[str, ...],
+    columns: np.ndarray,
+    held: np.ndarray,
+    test_fraction: float,
+) -> dict:
     """Score the held-out rows this party holds, aligned by id; the guest gets the probabilities."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.metrics import roc_auc_score
@@ -98,14 +109,28 @@ def predict(ctx: Context, name: str, roles: tuple[str, ...], columns: np.ndarray
     if probabilities is None:
         return {"rows": len(aligned)}
     y = y_all[aligned]
-    return {"rows": len(aligned), "ids": [f"patient-{i:04d}" for i in aligned],
-            "predictions": probabilities.tolist(), "accuracy": float(np.mean((probabilities >= 0.5) == y)),
-            "auc": float(roc_auc_score(y, probabilities))}
+    return {
+        "rows": len(aligned),
+        "ids": [f"patient-{i:04d}" for i in aligned],
+        "predictions": probabilities.tolist(),
+        "accuracy": float(np.mean((probabilities >= 0.5) == y)),
+        "auc": float(roc_auc_score(y, probabilities)),
+    }
 
 
-def main(ctx: Context, epochs: int = 3, lr: float = 0.1, batch_size: int = 64, key_bits: int = 1024,
-         hosts: int = 0, drop: int = 5, test_fraction: float = 0.2, scheme: str = "fedcore",
-         mode: str = "train", model: str = "") -> dict:
+def main(
+    ctx: Context,
+    epochs: int = 3,
+    lr: float = 0.1,
+    batch_size: int = 64,
+    key_bits: int = 1024,
+    hosts: int = 0,
+    drop: int = 5,
+    test_fraction: float = 0.2,
+    scheme: str = "fedcore",
+    mode: str = "train",
+    model: str = "",
+) -> dict:
     from sklearn.datasets import load_breast_cancer
     from sklearn.metrics import roc_auc_score
 
@@ -141,8 +166,18 @@ def main(ctx: Context, epochs: int = 3, lr: float = 0.1, batch_size: int = 64, k
         x_train = np.hstack([x_train, np.ones((len(x_train), 1))])
         x_test = np.hstack([x_test, np.ones((len(x_test), 1))])
     ctx.progress(step="train")
-    trained = train(ctx, x_train, labels, guest=guest, hosts=host_names, epochs=int(epochs), lr=float(lr),
-                  batch_size=int(batch_size), key_bits=int(key_bits), scheme=str(scheme))
+    trained = train(
+        ctx,
+        x_train,
+        labels,
+        guest=guest,
+        hosts=host_names,
+        epochs=int(epochs),
+        lr=float(lr),
+        batch_size=int(batch_size),
+        key_bits=int(key_bits),
+        scheme=str(scheme),
+    )
     probabilities = score(ctx, trained, x_test, guest=guest, hosts=host_names)
     result = {"samples": len(train_rows), "aligned": len(aligned)}
     if model:

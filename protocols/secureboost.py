@@ -36,8 +36,19 @@ from fedcore.vertical import (
 )
 
 ROWS = 569
-PLAN_KEYS = ("trees", "max_depth", "learning_rate", "bins", "min_child_weight", "min_samples_leaf", "l2",
-             "subsample", "colsample", "validation_fraction", "patience")
+PLAN_KEYS = (
+    "trees",
+    "max_depth",
+    "learning_rate",
+    "bins",
+    "min_child_weight",
+    "min_samples_leaf",
+    "l2",
+    "subsample",
+    "colsample",
+    "validation_fraction",
+    "patience",
+)
 
 
 def test_rows(seed: int, rows: int = ROWS, fraction: float = 0.2) -> np.ndarray:
@@ -72,8 +83,15 @@ def _metrics(y: np.ndarray, probabilities: np.ndarray) -> dict:
     return out
 
 
-def _local_rows(ctx: Context, data: str, held: np.ndarray, x_all: np.ndarray, columns: np.ndarray, seed: int,
-                fraction: float) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+def _local_rows(
+    ctx: Context,
+    data: str,
+    held: np.ndarray,
+    x_all: np.ndarray,
+    columns: np.ndarray,
+    seed: int,
+    fraction: float,
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """(ids, this party's columns, labels or None) of the rows to predict."""
     if data == "heldout":
         rows = np.intersect1d(held, test_rows(seed, ROWS, fraction))
@@ -87,9 +105,18 @@ def _local_rows(ctx: Context, data: str, held: np.ndarray, x_all: np.ndarray, co
     return [str(i) for i in table["id"].tolist()], np.asarray(table["x"], dtype=np.float64), table.get("y")
 
 
-def main(ctx: Context, mode: str = "train", model: str = "", data: str = "heldout", hosts: int = 0,
-         drop: int = 5, test_fraction: float = 0.2, key_bits: int = 1024, scheme: str = "paillier",
-         **plan: float) -> dict:
+def main(
+    ctx: Context,
+    mode: str = "train",
+    model: str = "",
+    data: str = "heldout",
+    hosts: int = 0,
+    drop: int = 5,
+    test_fraction: float = 0.2,
+    key_bits: int = 1024,
+    scheme: str = "paillier",
+    **plan: float,
+) -> dict:
     from sklearn.datasets import load_breast_cancer
 
     unknown = set(plan) - set(PLAN_KEYS)
@@ -99,7 +126,9 @@ def main(ctx: Context, mode: str = "train", model: str = "", data: str = "heldou
         raise ConfigError(f"mode must be 'train' or 'predict', got {mode!r}")
     n_hosts = int(hosts) or len(ctx.parties) - 1
     if not 1 <= n_hosts <= len(ctx.parties) - 1:
-        raise ConfigError(f"hosts must be 1..{len(ctx.parties) - 1} for {len(ctx.parties)} parties, got {hosts}")
+        raise ConfigError(
+            f"hosts must be 1..{len(ctx.parties) - 1} for {len(ctx.parties)} parties, got {hosts}"
+        )
     roles = ctx.parties[: 1 + n_hosts]
     if ctx.party not in roles:
         return {"samples": 0, "role": "idle"}
@@ -119,9 +148,16 @@ def main(ctx: Context, mode: str = "train", model: str = "", data: str = "heldou
     is_test = np.isin(aligned, test_rows(ctx.seed, len(x_all), float(test_fraction)))
     train_rows, eval_rows = aligned[~is_test], aligned[is_test]
     ctx.progress(step="train")
-    part = train_secureboost(ctx, x_all[train_rows][:, columns], y_all[train_rows] if ctx.party == guest else None,
-                             params=_plan(plan), guest=guest, hosts=host_names, key_bits=int(key_bits),
-                             scheme=str(scheme))
+    part = train_secureboost(
+        ctx,
+        x_all[train_rows][:, columns],
+        y_all[train_rows] if ctx.party == guest else None,
+        params=_plan(plan),
+        guest=guest,
+        hosts=host_names,
+        key_bits=int(key_bits),
+        scheme=str(scheme),
+    )
     result: dict = {"samples": len(train_rows), "aligned": len(aligned)}
     if model:
         result["model_file"] = str(save_model(part, model_path(ctx, str(model))))
@@ -129,8 +165,12 @@ def main(ctx: Context, mode: str = "train", model: str = "", data: str = "heldou
     probabilities = predict_secureboost(ctx, part, x_all[eval_rows][:, columns])
     if probabilities is None:
         return {**result, "splits": len(part.splits)}
-    return {**result, **_metrics(y_all[eval_rows], probabilities), "trees": len(part.trees),
-            "test_samples": len(eval_rows)}
+    return {
+        **result,
+        **_metrics(y_all[eval_rows], probabilities),
+        "trees": len(part.trees),
+        "test_samples": len(eval_rows),
+    }
 
 
 def _predict(ctx: Context, part, ids: list[str], x: np.ndarray, y, roles: tuple[str, ...]) -> dict:

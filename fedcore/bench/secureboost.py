@@ -1,4 +1,4 @@
-"""``fedcore bench secureboost``: seconds per SecureBoost tree vs per-element ``phe`` and central scikit-learn.
+"""``fedcore bench secureboost``: seconds per tree, fedcore vs per-element ``phe`` and central scikit-learn.
 
 fedcore's tree is measured whole (two parties in simulation, real Paillier, the host's
 histograms on the runtime). The per-element ``phe`` tree is the same tree with one
@@ -35,8 +35,9 @@ def _data(args: Any) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import make_classification
 
     features = args["guest_features"] + args["host_features"]
-    return make_classification(n_samples=args["rows"], n_features=features, n_informative=min(20, features),
-                               random_state=0)
+    return make_classification(
+        n_samples=args["rows"], n_features=features, n_informative=min(20, features), random_state=0
+    )
 
 
 def _party_main(ctx: Any, plan: dict[str, Any]) -> dict[str, Any]:
@@ -50,17 +51,30 @@ def _party_main(ctx: Any, plan: dict[str, Any]) -> dict[str, Any]:
     x, y = _data(plan)
     g = plan["guest_features"]
     cols = slice(0, g) if ctx.party == ctx.parties[0] else slice(g, None)
-    params = BoostParams(trees=plan["trees"], max_depth=plan["max_depth"], bins=plan["bins"], learning_rate=0.1)
+    params = BoostParams(
+        trees=plan["trees"], max_depth=plan["max_depth"], bins=plan["bins"], learning_rate=0.1
+    )
     binner = fit_binner(x[:, cols], params.bins, ctx.rng)
     bins = binner.transform(x[:, cols])
     validation = np.zeros(len(x), dtype=bool)
     rng = np.random.default_rng(int.from_bytes(os.urandom(16), "big"))
     if ctx.party == ctx.parties[0]:
-        session: Any = GuestSession(ctx.party, ctx.others, bins, binner, y, validation, params,
-                                    PaillierScheme(*he.generate_keypair(plan["key_bits"])), ctx.rng, ctx.runtime)
+        session: Any = GuestSession(
+            ctx.party,
+            ctx.others,
+            bins,
+            binner,
+            y,
+            validation,
+            params,
+            PaillierScheme(*he.generate_keypair(plan["key_bits"])),
+            ctx.rng,
+            ctx.runtime,
+        )
     else:
-        session = HostSession(ctx.party, ctx.parties[0], bins, binner, validation, params, "paillier", ctx.rng,
-                              rng, ctx.runtime)
+        session = HostSession(
+            ctx.party, ctx.parties[0], bins, binner, validation, params, "paillier", ctx.rng, rng, ctx.runtime
+        )
     start = time.perf_counter()
     D._drive(ctx, session, 7200, params.trees)
     out = {"seconds": time.perf_counter() - start}
@@ -95,8 +109,13 @@ def _sklearn_seconds(plan: dict[str, Any]) -> float:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     x, y = _data(plan)
-    model = HistGradientBoostingClassifier(max_iter=plan["trees"], max_depth=plan["max_depth"], max_bins=plan["bins"],
-                                           max_leaf_nodes=None, early_stopping=False)
+    model = HistGradientBoostingClassifier(
+        max_iter=plan["trees"],
+        max_depth=plan["max_depth"],
+        max_bins=plan["bins"],
+        max_leaf_nodes=None,
+        early_stopping=False,
+    )
     start = time.perf_counter()
     model.fit(x, y)
     return (time.perf_counter() - start) / plan["trees"]
@@ -106,8 +125,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from fedcore.runtime import make_runtime
     from fedcore.sim import simulate
 
-    plan = {"rows": args.rows, "guest_features": args.guest_features, "host_features": args.host_features,
-            "trees": args.trees, "max_depth": args.max_depth, "bins": args.bins, "key_bits": args.key_bits}
+    plan = {
+        "rows": args.rows,
+        "guest_features": args.guest_features,
+        "host_features": args.host_features,
+        "trees": args.trees,
+        "max_depth": args.max_depth,
+        "bins": args.bins,
+        "key_bits": args.key_bits,
+    }
     runtime = make_runtime("processes", workers=args.workers)
     try:
         runtime.map(abs, list(range(runtime.workers)))  # start the workers outside the timings
@@ -120,17 +146,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     fedcore_s = max(r["seconds"] for r in result.parties.values()) / args.trees
     unit = _phe_seconds(args.key_bits, args.phe_samples)
     # per-element phe: g and h each their own ciphertext, so twice every count of packed work
-    phe_s = 2 * (host["encrypted"] * unit["encrypt"] + host["additions"] * unit["add"]
-                 + host["sums"] * unit["decrypt"]) / args.trees
+    phe_s = (
+        2
+        * (
+            host["encrypted"] * unit["encrypt"]
+            + host["additions"] * unit["add"]
+            + host["sums"] * unit["decrypt"]
+        )
+        / args.trees
+    )
     sklearn_s = _sklearn_seconds(plan)
     return {
         "rows": [
-            {"scheme": f"fedcore (packed g/h, {runtime.workers} workers)", "seconds_per_tree": fedcore_s,
-             "measured": "whole trees"},
-            {"scheme": "per-element phe", "seconds_per_tree": phe_s,
-             "measured": f"{args.phe_samples} samples per operation, scaled to fedcore's counts"},
-            {"scheme": "central sklearn HistGradientBoosting", "seconds_per_tree": sklearn_s,
-             "measured": "whole trees, plaintext, one machine"},
+            {
+                "scheme": f"fedcore (packed g/h, {runtime.workers} workers)",
+                "seconds_per_tree": fedcore_s,
+                "measured": "whole trees",
+            },
+            {
+                "scheme": "per-element phe",
+                "seconds_per_tree": phe_s,
+                "measured": f"{args.phe_samples} samples per operation, scaled to fedcore's counts",
+            },
+            {
+                "scheme": "central sklearn HistGradientBoosting",
+                "seconds_per_tree": sklearn_s,
+                "measured": "whole trees, plaintext, one machine",
+            },
         ],
         "speedup_vs_phe": phe_s / fedcore_s,
         "slowdown_vs_sklearn": fedcore_s / sklearn_s,

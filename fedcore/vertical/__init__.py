@@ -5,10 +5,12 @@
 learns); ``score(ctx, model, features)`` gives the guest probabilities for rows all parties
 hold. ``train_secureboost`` / ``predict_secureboost`` grow gradient-boosted trees the same way
 (``fedcore.vertical._sb_protocol``'s header: what each party learns); each party keeps
-only its own model part (``save_model`` / ``load_model``, JSON). Rows must already be aligned -- use ``fedcore.psi.intersect(..., return_positions=True)``.
+only its own model part (``save_model`` / ``load_model``, JSON). Rows must already be
+aligned -- use ``fedcore.psi.intersect(..., return_positions=True)``.
 """
 
 from fedcore.vertical._driver import SCHEMES, VerticalModel, make_plan, score, train
+from fedcore.vertical._protocol import GuestSession, HostSession, Send, Stage, Training
 from fedcore.vertical._sb_driver import (
     GuestModel,
     HostModel,
@@ -19,14 +21,13 @@ from fedcore.vertical._sb_driver import (
     train_secureboost,
 )
 from fedcore.vertical._sb_tree import BoostParams
-from fedcore.vertical._protocol import GuestSession, HostSession, Send, Stage, Training
 
 __all__ = [
     "SCHEMES",
     "BoostParams",
     "GuestModel",
-    "HostModel",
     "GuestSession",
+    "HostModel",
     "HostSession",
     "Send",
     "Stage",

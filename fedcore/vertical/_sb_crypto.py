@@ -93,7 +93,9 @@ class GHCodec:
             count = p >> (self.g_bits + self.h_bits)
             u, v = p & mask_g, (p >> self.g_bits) & mask_h
             if count > self.max_rows or u > 2 * one * count or v > one * count:
-                raise ProtocolError("SecureBoost: a histogram sum does not decode to a possible (g, h, count)")
+                raise ProtocolError(
+                    "SecureBoost: a histogram sum does not decode to a possible (g, h, count)"
+                )
             out[i] = (u - count * one, v, count)
         out[:, 0] *= g_bound / one
         out[:, 1] *= h_bound / one
@@ -115,7 +117,9 @@ class PaillierScheme:
 
     def check_room(self, codec: GHCodec) -> None:
         if codec.plain_bits >= self.public_key.bits - 2:
-            raise ProtocolError(f"SecureBoost: {codec.plain_bits}-bit sums do not fit a {self.public_key.bits}-bit key")
+            raise ProtocolError(
+                f"SecureBoost: {codec.plain_bits}-bit sums do not fit a {self.public_key.bits}-bit key"
+            )
 
     def encrypt(self, plaintexts: list[int], runtime: Any) -> list[Any]:
         from fedcore.he import _tasks  # fedcore.he's own chunked DJN encryption on the runtime
@@ -135,8 +139,16 @@ class PaillierScheme:
         if not full:
             return out
         layout = Layout.for_key(self.public_key.bits, packed=False)
-        vector = EncryptedVector(self.public_key, [ciphertexts[i] for i in full], length=len(full), layout=layout,
-                                 encoding=UNPACKED_INT, frac_bits=0, bound=layout.capacity, integer=True)
+        vector = EncryptedVector(
+            self.public_key,
+            [ciphertexts[i] for i in full],
+            length=len(full),
+            layout=layout,
+            encoding=UNPACKED_INT,
+            frac_bits=0,
+            bound=layout.capacity,
+            integer=True,
+        )
         try:
             values = self._private_key.decrypt(vector, runtime=runtime)
         except ValueError as exc:
@@ -243,7 +255,9 @@ def _pair_sums(modulus: int, cts: list[Any], a: np.ndarray, b: np.ndarray, n_bin
     return firsts + seconds
 
 
-def _plain_histograms(values: list[Any], bins: np.ndarray, nodes: list[np.ndarray], n_bins: int) -> list[list[Any]]:
+def _plain_histograms(
+    values: list[Any], bins: np.ndarray, nodes: list[np.ndarray], n_bins: int
+) -> list[list[Any]]:
     """``histogram_task`` for PlainScheme: the same integer sums, in 32-bit pieces with numpy.
 
     Each piece's sum over < 2^21 rows stays below 2^53, so float64 bincount is exact.
@@ -251,15 +265,19 @@ def _plain_histograms(values: list[Any], bins: np.ndarray, nodes: list[np.ndarra
     ints = [int(v) for v in values]
     width = max((v.bit_length() for v in ints), default=1)
     chunk = 32
-    fields = [np.array([(v >> shift) & ((1 << chunk) - 1) for v in ints], dtype=np.int64)
-              for shift in range(0, width, chunk)]
+    fields = [
+        np.array([(v >> shift) & ((1 << chunk) - 1) for v in ints], dtype=np.int64)
+        for shift in range(0, width, chunk)
+    ]
     out = []
     for positions in nodes:
         node_bins = bins[positions]
         sums: list[Any] = []
         for column in range(bins.shape[1]):
             keys = node_bins[:, column]
-            totals = [np.bincount(keys, field[positions], minlength=n_bins).astype(np.int64) for field in fields]
+            totals = [
+                np.bincount(keys, field[positions], minlength=n_bins).astype(np.int64) for field in fields
+            ]
             sums += [sum(int(t[b]) << (chunk * k) for k, t in enumerate(totals)) for b in range(n_bins)]
         out.append(sums)
     return out

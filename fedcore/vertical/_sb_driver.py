@@ -1,4 +1,4 @@
-"""``train_secureboost``, ``predict_secureboost`` and model parts: the SecureBoost sessions over a ``Context``."""
+"""``train_secureboost``, ``predict_secureboost`` and model parts: SecureBoost sessions over a ``Context``."""
 
 from __future__ import annotations
 
@@ -114,13 +114,17 @@ def train_secureboost(
     bins = binner.transform(x)
     id_rng = np.random.default_rng(int.from_bytes(os.urandom(32), "big"))
     if ctx.party != guest:
-        host = HostSession(ctx.party, guest, bins, binner, validation, params, scheme, ctx.rng, id_rng, ctx.runtime)
+        host = HostSession(
+            ctx.party, guest, bins, binner, validation, params, scheme, ctx.rng, id_rng, ctx.runtime
+        )
         _drive(ctx, host, timeout, params.trees)
         splits = {k: (column, threshold) for k, (_, column, threshold) in host.splits.items()}
         return HostModel(guest, ctx.party, x.shape[1], splits)
     y = _check_labels(labels, len(x), params.objective)
     crypto = _guest_scheme(scheme, key_bits, keys)
-    session = GuestSession(ctx.party, hosts, bins, binner, y, validation, params, crypto, ctx.rng, ctx.runtime)
+    session = GuestSession(
+        ctx.party, hosts, bins, binner, y, validation, params, crypto, ctx.rng, ctx.runtime
+    )
     _drive(ctx, session, timeout, params.trees)
     return GuestModel(guest, hosts, params.objective, session.base, x.shape[1], session.trees)
 
@@ -152,7 +156,7 @@ def _drive(ctx: Context, session: GuestSession | HostSession, timeout: float | N
         if waiting is None:
             return
         src, tag = waiting
-        done = session.tree if isinstance(session, GuestSession) else session._tree
+        done = session.tree if isinstance(session, GuestSession) else max(0, session._tree)
         ctx.progress(step=f"secureboost/{session.stage.value}", done=done, total=trees)
         sends = session.receive(src, ctx.recv(src, tag, timeout))
 
@@ -173,8 +177,9 @@ def host_decisions(model: HostModel, features: np.ndarray) -> tuple[np.ndarray, 
     return ids, bits
 
 
-def guest_predict(model: GuestModel, features: np.ndarray, decisions: dict[str, tuple[np.ndarray, np.ndarray]]
-                  ) -> np.ndarray:
+def guest_predict(
+    model: GuestModel, features: np.ndarray, decisions: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
     """The guest's walk: its own splits on ``features``, hosts' from their decision bits."""
     x = np.asarray(features, dtype=np.float64)
     index = {host: {int(i): k for k, i in enumerate(ids.tolist())} for host, (ids, _) in decisions.items()}
@@ -182,7 +187,7 @@ def guest_predict(model: GuestModel, features: np.ndarray, decisions: dict[str, 
     def goes_left(node: T.Node, rows: np.ndarray) -> np.ndarray:
         if node.owner == model.guest:
             return x[rows, node.feature] <= node.threshold
-        ids, bits = decisions[str(node.owner)]
+        _, bits = decisions[str(node.owner)]
         k = index[str(node.owner)].get(int(node.split_id or 0))
         if k is None:
             raise ProtocolError(f"SecureBoost predict: {node.owner} sent no decision for one of its splits")
@@ -192,8 +197,9 @@ def guest_predict(model: GuestModel, features: np.ndarray, decisions: dict[str, 
     return T.expit(raw) if model.objective == "binary" else raw
 
 
-def predict_secureboost(ctx: Context, model: GuestModel | HostModel, features: np.ndarray, *,
-                        timeout: float | None = None) -> np.ndarray | None:
+def predict_secureboost(
+    ctx: Context, model: GuestModel | HostModel, features: np.ndarray, *, timeout: float | None = None
+) -> np.ndarray | None:
     """Predictions for rows every party holds in the same order: the guest gets them, hosts None.
 
     Each host sends, for each of its split ids, which of these rows go left (bits, no
@@ -217,7 +223,11 @@ def _check_decisions(host: str, value: Any, rows: int) -> tuple[np.ndarray, np.n
     ids, packed = value["ids"], value["bits"]
     if not isinstance(ids, np.ndarray) or ids.dtype != np.int64 or ids.ndim != 1:
         raise ProtocolError(f"SecureBoost predict: split ids from {host} must be a 1-D int64 array")
-    if not isinstance(packed, np.ndarray) or packed.dtype != np.uint8 or packed.shape != (len(ids), -(-rows // 8)):
+    if (
+        not isinstance(packed, np.ndarray)
+        or packed.dtype != np.uint8
+        or packed.shape != (len(ids), -(-rows // 8))
+    ):
         raise ProtocolError(f"SecureBoost predict: decision bits from {host} have the wrong shape")
     return ids, np.unpackbits(packed, axis=1, count=rows).astype(bool)
 
@@ -240,11 +250,24 @@ def model_path(ctx: Context, name: str) -> Path:
 
 def model_to_json(model: GuestModel | HostModel) -> dict[str, Any]:
     if isinstance(model, GuestModel):
-        return {"format": FORMAT, "role": "guest", "guest": model.guest, "hosts": list(model.hosts),
-                "objective": model.objective, "base_score": model.base_score, "columns": model.columns,
-                "trees": [[node.to_json() for node in tree.nodes] for tree in model.trees]}
-    return {"format": FORMAT, "role": "host", "guest": model.guest, "host": model.host, "columns": model.columns,
-            "splits": [[k, c, t] for k, (c, t) in sorted(model.splits.items())]}
+        return {
+            "format": FORMAT,
+            "role": "guest",
+            "guest": model.guest,
+            "hosts": list(model.hosts),
+            "objective": model.objective,
+            "base_score": model.base_score,
+            "columns": model.columns,
+            "trees": [[node.to_json() for node in tree.nodes] for tree in model.trees],
+        }
+    return {
+        "format": FORMAT,
+        "role": "host",
+        "guest": model.guest,
+        "host": model.host,
+        "columns": model.columns,
+        "splits": [[k, c, t] for k, (c, t) in sorted(model.splits.items())],
+    }
 
 
 def model_from_json(doc: Any) -> GuestModel | HostModel:
@@ -258,8 +281,14 @@ def model_from_json(doc: Any) -> GuestModel | HostModel:
             raise ValueError("format")
         if doc["role"] == "guest":
             trees = [T.Tree([T.Node.from_json(n) for n in tree]) for tree in doc["trees"]]
-            return GuestModel(str(doc["guest"]), tuple(map(str, doc["hosts"])), str(doc["objective"]),
-                              float(doc["base_score"]), int(doc["columns"]), trees)
+            return GuestModel(
+                str(doc["guest"]),
+                tuple(map(str, doc["hosts"])),
+                str(doc["objective"]),
+                float(doc["base_score"]),
+                int(doc["columns"]),
+                trees,
+            )
         splits = {int(k): (int(c), float(t)) for k, c, t in doc["splits"]}
         return HostModel(str(doc["guest"]), str(doc["host"]), int(doc["columns"]), splits)
     except (KeyError, TypeError, ValueError) as exc:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from gmpy2 import mpz
 
-from fedcore import wire
+from fedcore import he, wire  # he: registers PublicKey, which Setup carries
 
 TO_HOST = "sb/to_host"
 TO_GUEST = "sb/to_guest"
@@ -66,18 +66,18 @@ class Setup:
     max_rows: int
 
     def __post_init__(self) -> None:
-        from fedcore.he import PublicKey
-
         if self.scheme not in ("paillier", "plain"):
             raise ValueError("Setup.scheme must be 'paillier' or 'plain'")
-        if (self.scheme == "paillier") != isinstance(self.public_key, PublicKey):
-            raise ValueError("Setup.public_key must be a fedcore.he.PublicKey for 'paillier', None for 'plain'")
+        if (self.scheme == "paillier") != isinstance(self.public_key, he.PublicKey):
+            raise ValueError(
+                "Setup.public_key must be a fedcore.he.PublicKey for 'paillier', None for 'plain'"
+            )
         _int(self.max_rows, "Setup.max_rows", 2**40)
 
 
 @dataclass(frozen=True)
 class TreeStart:
-    """Guest -> host: tree number, its sampled rows and [[(g, h, 1)]] for each of them; the root's histogram is due."""
+    """Guest -> host: tree number, its sampled rows and [[(g, h, 1)]] of each; the root histogram is due."""
 
     tree: int
     rows: np.ndarray

@@ -70,8 +70,8 @@ from fedcore.vertical._sb_messages import (
     TO_GUEST,
     TO_HOST,
     Finish,
-    HistQuery,
     Histograms,
+    HistQuery,
     Setup,
     SplitAnswer,
     SplitQuery,
@@ -129,9 +129,19 @@ class GuestSession:
         rng: the guest's generator (row and column sampling). runtime: local runtime.
     """
 
-    def __init__(self, me: str, hosts: tuple[str, ...], bins: np.ndarray, binner: Binner, y: np.ndarray,
-                 validation: np.ndarray, params: T.BoostParams, scheme: Any, rng: np.random.Generator,
-                 runtime: Any = None):
+    def __init__(
+        self,
+        me: str,
+        hosts: tuple[str, ...],
+        bins: np.ndarray,
+        binner: Binner,
+        y: np.ndarray,
+        validation: np.ndarray,
+        params: T.BoostParams,
+        scheme: Any,
+        rng: np.random.Generator,
+        runtime: Any = None,
+    ):
         self.me, self.hosts, self.bins, self.binner = me, tuple(hosts), bins, binner
         self.y, self.validation, self.params = np.asarray(y, dtype=np.float64), validation, params
         self.scheme, self.rng, self.runtime = scheme, rng, runtime
@@ -175,8 +185,10 @@ class GuestSession:
         where = f"SecureBoost at {self.me}, tree {self.tree}, level {self._level}"
         want = Histograms if self.stage is Stage.AWAIT_HISTOGRAMS else SplitAnswer
         if self.stage is Stage.DONE or sender != self.hosts[self._waiting] or not isinstance(message, want):
-            raise ProtocolError(f"{where}: expected {want.__name__} from {self.hosts[self._waiting]}, "
-                                f"got {type(message).__name__} from {sender}")
+            raise ProtocolError(
+                f"{where}: expected {want.__name__} from {self.hosts[self._waiting]}, "
+                f"got {type(message).__name__} from {sender}"
+            )
         if message.tree != self.tree or message.level != self._level:
             raise ProtocolError(f"{where}: {sender} answered for tree {message.tree}, level {message.level}")
         if want is Histograms:
@@ -202,7 +214,9 @@ class GuestSession:
         self._bounds = (_bound(g[rows]), _bound(h[rows]))
         width = self.bins.shape[1]
         take = max(1, round(width * p.colsample)) if width else 0
-        self._columns = np.sort(self.rng.choice(width, take, replace=False)) if take < width else np.arange(width)
+        self._columns = (
+            np.sort(self.rng.choice(width, take, replace=False)) if take < width else np.arange(width)
+        )
         self.current = T.Tree([T.Node()])
         root = _Open(0, 0, np.arange(len(self.y)), rows)
         root.hists[self.me] = self._own_hist(rows)
@@ -223,7 +237,9 @@ class GuestSession:
         flat = (self.bins[np.ix_(rows, cols)].astype(np.int64) + np.arange(len(cols)) * n_bins).ravel()
         size = len(cols) * n_bins
         for k, weights in enumerate((self._g[rows], self._h[rows], np.ones(len(rows)))):
-            out[..., k] = np.bincount(flat, np.repeat(weights, len(cols)), minlength=size).reshape(len(cols), n_bins)
+            out[..., k] = np.bincount(flat, np.repeat(weights, len(cols)), minlength=size).reshape(
+                len(cols), n_bins
+            )
         return out
 
     def _on_histograms(self, sender: str, message: Histograms) -> None:
@@ -234,12 +250,16 @@ class GuestSession:
         except ValueError as exc:
             raise ProtocolError(f"SecureBoost: Histograms from {sender}: {exc}") from None
         if len(cts) != count:
-            raise ProtocolError(f"SecureBoost: Histograms from {sender} has {len(cts)} sums, expected {count}")
+            raise ProtocolError(
+                f"SecureBoost: Histograms from {sender} has {len(cts)} sums, expected {count}"
+            )
         sums = self.codec.decode(self.scheme.decrypt(cts, self.runtime), *self._bounds)
         hists = sums.reshape(len(built), message.slots, message.bins, 3)
         for node, hist in zip(built, hists, strict=True):
             if message.slots and not np.all(hist[..., 2].sum(axis=1) == len(node.rows_hist)):
-                raise ProtocolError(f"SecureBoost: Histograms from {sender}: bin counts do not add up to the node")
+                raise ProtocolError(
+                    f"SecureBoost: Histograms from {sender}: bin counts do not add up to the node"
+                )
             node.hists[sender] = hist
 
     def _choose_splits(self) -> list[Send]:
@@ -256,26 +276,34 @@ class GuestSession:
         sends = []
         for host in self.hosts:
             mine = [n for n in self._open if n.split is not None and n.split[0] == host]
-            query = SplitQuery(self.tree, self._level, np.array([n.split[1].slot for n in mine], dtype=np.int64),
-                               np.array([n.split[1].bin for n in mine], dtype=np.int64),
-                               [n.rows_all.astype(np.int64) for n in mine])
+            query = SplitQuery(
+                self.tree,
+                self._level,
+                np.array([n.split[1].slot for n in mine], dtype=np.int64),
+                np.array([n.split[1].bin for n in mine], dtype=np.int64),
+                [n.rows_all.astype(np.int64) for n in mine],
+            )
             sends.append(Send(host, TO_HOST, query))
-        self._pending = {host: [n for n in self._open if n.split is not None and n.split[0] == host]
-                         for host in self.hosts}
+        self._pending = {
+            host: [n for n in self._open if n.split is not None and n.split[0] == host] for host in self.hosts
+        }
         self._lefts: dict[int, np.ndarray] = {}
         for node in self._open:
             if node.split is not None and node.split[0] == self.me:
                 column = int(self._columns[node.split[1].slot])
                 self._lefts[node.index] = self.bins[node.rows_all, column] <= node.split[1].bin
                 thresholds = self.binner.thresholds[column]
-                self.current.nodes[node.index] = T.Node(owner=self.me, feature=column,
-                                                        threshold=float(thresholds[node.split[1].bin]))
+                self.current.nodes[node.index] = T.Node(
+                    owner=self.me, feature=column, threshold=float(thresholds[node.split[1].bin])
+                )
         return sends
 
     def _on_answer(self, sender: str, message: SplitAnswer) -> None:
         nodes = self._pending[sender]
         if len(message.ids) != len(nodes):
-            raise ProtocolError(f"SecureBoost: SplitAnswer from {sender} has {len(message.ids)} ids, expected {len(nodes)}")
+            raise ProtocolError(
+                f"SecureBoost: SplitAnswer from {sender} has {len(message.ids)} ids, expected {len(nodes)}"
+            )
         for node, split_id, left in zip(nodes, message.ids.tolist(), message.left, strict=True):
             if len(left) != len(node.rows_all):
                 raise ProtocolError(f"SecureBoost: SplitAnswer from {sender}: a mask of the wrong length")
@@ -292,11 +320,17 @@ class GuestSession:
             left_all, right_all = node.rows_all[left_mask], node.rows_all[~left_mask]
             in_left = np.isin(node.rows_hist, left_all, assume_unique=True)
             pair = []
-            for rows_all, rows_hist in ((left_all, node.rows_hist[in_left]), (right_all, node.rows_hist[~in_left])):
+            for rows_all, rows_hist in (
+                (left_all, node.rows_hist[in_left]),
+                (right_all, node.rows_hist[~in_left]),
+            ):
                 index = len(self.current.nodes)
                 self.current.nodes.append(T.Node())
                 pair.append(_Open(index, node.depth + 1, rows_all, rows_hist, parent=node))
-            self.current.nodes[node.index].left, self.current.nodes[node.index].right = pair[0].index, pair[1].index
+            self.current.nodes[node.index].left, self.current.nodes[node.index].right = (
+                pair[0].index,
+                pair[1].index,
+            )
             small, large = sorted(pair, key=lambda n: len(n.rows_hist))
             small.sibling, large.sibling, large.built = large, small, False
             children += pair
@@ -348,9 +382,19 @@ class HostSession:
         sampling and order). id_rng: a generator seeded from os.urandom for split ids. runtime.
     """
 
-    def __init__(self, me: str, guest: str, bins: np.ndarray, binner: Binner, validation: np.ndarray,
-                 params: T.BoostParams, scheme_name: str, rng: np.random.Generator,
-                 id_rng: np.random.Generator, runtime: Any = None):
+    def __init__(
+        self,
+        me: str,
+        guest: str,
+        bins: np.ndarray,
+        binner: Binner,
+        validation: np.ndarray,
+        params: T.BoostParams,
+        scheme_name: str,
+        rng: np.random.Generator,
+        id_rng: np.random.Generator,
+        runtime: Any = None,
+    ):
         self.me, self.guest, self.bins, self.binner = me, guest, bins, binner
         self.validation, self.params, self.scheme_name = validation, params, scheme_name
         self.rng, self.id_rng, self.runtime = rng, id_rng, runtime
@@ -380,9 +424,16 @@ class HostSession:
             ProtocolError: a message out of order or inconsistent with the plan.
         """
         if self.stage is Stage.DONE or sender != self.guest:
-            raise ProtocolError(f"SecureBoost at {self.me}: unexpected {type(message).__name__} from {sender}")
-        handlers = {Setup: self._on_setup, TreeStart: self._on_tree, HistQuery: self._on_hist_query,
-                    SplitQuery: self._on_split_query, Finish: self._on_finish}
+            raise ProtocolError(
+                f"SecureBoost at {self.me}: unexpected {type(message).__name__} from {sender}"
+            )
+        handlers = {
+            Setup: self._on_setup,
+            TreeStart: self._on_tree,
+            HistQuery: self._on_hist_query,
+            SplitQuery: self._on_split_query,
+            Finish: self._on_finish,
+        }
         handler = handlers.get(type(message))
         if handler is None or (self.scheme is None) != (type(message) is Setup):
             raise ProtocolError(f"SecureBoost at {self.me}: {type(message).__name__} out of order")
@@ -402,7 +453,9 @@ class HostSession:
         return []
 
     def _check_rows(self, rows: np.ndarray, within: np.ndarray, what: str) -> np.ndarray:
-        if len(rows) and (np.any(np.diff(rows) <= 0) or not np.all(np.isin(rows, within, assume_unique=True))):
+        if len(rows) and (
+            np.any(np.diff(rows) <= 0) or not np.all(np.isin(rows, within, assume_unique=True))
+        ):
             raise self._fail(f"{what}: rows not sorted, repeated, or outside the expected set")
         return rows
 
@@ -439,16 +492,20 @@ class HostSession:
         return [self._histograms(positions)]
 
     def _histograms(self, nodes: list[np.ndarray]) -> Send:
-        """Encrypted bin sums of each node (positions into this tree's rows), columns split over the runtime."""
+        """Encrypted bin sums of each node (positions into this tree's rows); columns on the runtime."""
         cols = self._columns
         workers = max(1, getattr(self.runtime, "workers", 1))
-        pieces = [c for c in np.array_split(np.arange(len(cols)), min(workers, max(1, len(cols) // 2))) if len(c)]
+        pieces = [
+            c for c in np.array_split(np.arange(len(cols)), min(workers, max(1, len(cols) // 2))) if len(c)
+        ]
         union = np.unique(np.concatenate(nodes)) if nodes else np.zeros(0, dtype=np.int64)
         local = [np.searchsorted(union, p) for p in nodes]
         cts = [self._cts[i] for i in union.tolist()]
         row_bins = self.bins[self._rows[union]]
-        args = [(self.scheme.modulus, cts, np.ascontiguousarray(row_bins[:, cols[piece]]), local, self._n_bins)
-                for piece in pieces]
+        args = [
+            (self.scheme.modulus, cts, np.ascontiguousarray(row_bins[:, cols[piece]]), local, self._n_bins)
+            for piece in pieces
+        ]
         from fedcore.he import _tasks
 
         parts = _tasks.run_chunks(self.runtime, histogram_task, args)
@@ -480,7 +537,13 @@ class HostSession:
             self.splits[split_id] = (self._tree, column, float(cuts[bin_]))
             ids.append(split_id)
             lefts.append(self.bins[rows, column] <= bin_)
-        return [Send(self.guest, TO_GUEST, SplitAnswer(self._tree, self._level, np.array(ids, dtype=np.int64), lefts))]
+        return [
+            Send(
+                self.guest,
+                TO_GUEST,
+                SplitAnswer(self._tree, self._level, np.array(ids, dtype=np.int64), lefts),
+            )
+        ]
 
     def _on_finish(self, message: Finish) -> list[Send]:
         self.splits = {k: v for k, v in self.splits.items() if v[0] < message.trees}

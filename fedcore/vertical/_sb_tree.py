@@ -41,12 +41,19 @@ class BoostParams:
         problems = []
         if self.objective not in OBJECTIVES:
             problems.append(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        if not (type(self.trees) is int and self.trees >= 1 and type(self.max_depth) is int and self.max_depth >= 1):
+        if not (
+            type(self.trees) is int
+            and self.trees >= 1
+            and type(self.max_depth) is int
+            and self.max_depth >= 1
+        ):
             problems.append(f"trees and max_depth must be ints >= 1, got {self.trees!r}, {self.max_depth!r}")
         if not 0 < self.learning_rate <= 10:
             problems.append(f"learning_rate must be in (0, 10], got {self.learning_rate!r}")
         if not (0 < self.subsample <= 1 and 0 < self.colsample <= 1):
-            problems.append(f"subsample and colsample must be in (0, 1], got {self.subsample}, {self.colsample}")
+            problems.append(
+                f"subsample and colsample must be in (0, 1], got {self.subsample}, {self.colsample}"
+            )
         if not 0 <= self.validation_fraction < 1 or self.patience < 1:
             problems.append("validation_fraction must be in [0, 1) and patience >= 1")
         if self.l2 < 0 or self.min_child_weight < 0 or self.min_samples_leaf < 1 or self.min_gain < 0:
@@ -109,10 +116,17 @@ def best_split(hist: np.ndarray, params: BoostParams) -> Split | None:
     total = hist[0].sum(axis=0)
     right = total - left
     lam = params.l2
-    gain = (left[..., 0] ** 2 / (left[..., 1] + lam + 1e-300) + right[..., 0] ** 2 / (right[..., 1] + lam + 1e-300)
-            - total[0] ** 2 / (total[1] + lam + 1e-300))
-    ok = ((left[..., 1] >= params.min_child_weight) & (right[..., 1] >= params.min_child_weight)
-          & (left[..., 2] >= params.min_samples_leaf - 0.5) & (right[..., 2] >= params.min_samples_leaf - 0.5))
+    gain = (
+        left[..., 0] ** 2 / (left[..., 1] + lam + 1e-300)
+        + right[..., 0] ** 2 / (right[..., 1] + lam + 1e-300)
+        - total[0] ** 2 / (total[1] + lam + 1e-300)
+    )
+    ok = (
+        (left[..., 1] >= params.min_child_weight)
+        & (right[..., 1] >= params.min_child_weight)
+        & (left[..., 2] >= params.min_samples_leaf - 0.5)
+        & (right[..., 2] >= params.min_samples_leaf - 0.5)
+    )
     gain = np.where(ok, gain, -np.inf)
     best = int(np.argmax(gain))
     slot, bin_ = divmod(best, gain.shape[1])
@@ -160,9 +174,14 @@ class Node:
     def from_json(cls, item: dict[str, Any]) -> Node:
         if "value" in item:
             return cls(value=float(item["value"]))
-        return cls(owner=str(item["owner"]), split_id=_opt_int(item.get("split_id")),
-                   feature=_opt_int(item.get("feature")), threshold=_opt_float(item.get("threshold")),
-                   left=int(item["left"]), right=int(item["right"]))
+        return cls(
+            owner=str(item["owner"]),
+            split_id=_opt_int(item.get("split_id")),
+            feature=_opt_int(item.get("feature")),
+            threshold=_opt_float(item.get("threshold")),
+            left=int(item["left"]),
+            right=int(item["right"]),
+        )
 
 
 def _opt_int(value: Any) -> int | None:

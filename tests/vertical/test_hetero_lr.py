@@ -71,11 +71,13 @@ def test_predict_mode_scores_held_out_rows_with_the_saved_parts(runtime, tmp_pat
     monkeypatch.setenv("FEDCORE_OUTPUT_DIR", str(tmp_path))
     trained = simulate(SCRIPT, parties=2, seed=0, runtime=runtime, params={"epochs": 1, "model": "lr"})
     assert not trained.errors(), trained.errors()
-    predicted = simulate(SCRIPT, parties=2, seed=0, runtime=runtime, params={"mode": "predict", "model": "lr"})
+    predicted = simulate(
+        SCRIPT, parties=2, seed=0, runtime=runtime, params={"mode": "predict", "model": "lr"}
+    )
     assert not predicted.errors(), predicted.errors()
     out = predicted.parties["p0"]
     script = load_script()
-    x, y = load_breast_cancer(return_X_y=True)
+    x = load_breast_cancer(return_X_y=True)[0]
     rows = np.array([int(i.split("-")[1]) for i in out["ids"]])
     z = np.zeros(len(rows))
     for i, columns in enumerate(script.column_split(x.shape[1], 2)):

@@ -13,7 +13,6 @@ past the suite's budget; its speed is measured by ``fedcore bench secureboost`` 
 """
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,20 +24,22 @@ from fedcore.context import party_rng
 from fedcore.runtime import make_runtime
 from fedcore.sim import simulate
 from fedcore.vertical import BoostParams, model_path, predict_secureboost, train_secureboost
-from fedcore.vertical._sb_driver import model_from_json
-from fedcore.vertical._sb_tree import expit, walk
 
-SCRIPT = Path(__file__).resolve().parents[2] / "protocols" / "secureboost.py"
 PLAN = {"trees": 8, "max_depth": 3, "learning_rate": 0.3, "bins": 32, "min_samples_leaf": 20}
 
 
-def load_script():
+def _load_helper():
     import importlib.util
+    from pathlib import Path as _Path
 
-    spec = importlib.util.spec_from_file_location("secureboost_for_tests", SCRIPT)
+    spec = importlib.util.spec_from_file_location("sb_central", _Path(__file__).with_name("sb_central.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+_helper = _load_helper()
+SCRIPT, central_predictions, load_script = _helper.SCRIPT, _helper.central_predictions, _helper.load_script
 
 
 def central(seed: int, parties: int) -> tuple[float, np.ndarray, np.ndarray]:
@@ -51,30 +52,17 @@ def central(seed: int, parties: int) -> tuple[float, np.ndarray, np.ndarray]:
     rows = np.array(sorted(held))
     is_test = np.isin(rows, script.test_rows(seed, len(x)))
     model = HistGradientBoostingClassifier(
-        max_iter=PLAN["trees"], max_depth=PLAN["max_depth"], learning_rate=PLAN["learning_rate"],
-        max_bins=PLAN["bins"], min_samples_leaf=PLAN["min_samples_leaf"], max_leaf_nodes=None,
-        early_stopping=False, l2_regularization=0.0,
+        max_iter=PLAN["trees"],
+        max_depth=PLAN["max_depth"],
+        learning_rate=PLAN["learning_rate"],
+        max_bins=PLAN["bins"],
+        min_samples_leaf=PLAN["min_samples_leaf"],
+        max_leaf_nodes=None,
+        early_stopping=False,
+        l2_regularization=0.0,
     ).fit(x[rows[~is_test]], y[rows[~is_test]])
     test = rows[is_test]
     return float(roc_auc_score(y[test], model.predict_proba(x[test])[:, 1])), test, rows[~is_test]
-
-
-def central_predictions(folder: Path, name: str, parties: int, rows: np.ndarray) -> np.ndarray:
-    """The saved parts joined in one place and evaluated on plain columns (thresholds applied directly)."""
-    script = load_script()
-    x = load_breast_cancer(return_X_y=True)[0][rows]
-    names = [f"p{i}" for i in range(parties)]
-    parts = {p: model_from_json(json.loads((folder / f"{name}.{p}.json").read_text())) for p in names}
-    blocks = dict(zip(names, (x[:, c] for c in script.column_split(x.shape[1], parties)), strict=True))
-    guest = parts["p0"]
-
-    def goes_left(node, at):
-        if node.owner == "p0":
-            return blocks["p0"][at, node.feature] <= node.threshold
-        column, threshold = parts[node.owner].splits[node.split_id]
-        return blocks[node.owner][at, column] <= threshold
-
-    return expit(guest.base_score + walk(guest.trees, len(x), goes_left))
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +73,13 @@ def runtime():
 
 
 @pytest.mark.parametrize("parties", [2, 3])
-def test_paillier_matches_central_hgb_and_predict_matches_saved_parts(runtime, parties, tmp_path,
-                                                                     monkeypatch) -> None:
+def test_paillier_matches_central_hgb_and_predict_matches_saved_parts(
+    runtime, parties, tmp_path, monkeypatch
+) -> None:
     monkeypatch.setenv("FEDCORE_OUTPUT_DIR", str(tmp_path))
-    result = simulate(SCRIPT, parties=parties, seed=0, runtime=runtime, timeout_s=300,
-                      params={**PLAN, "model": "sb"})
+    result = simulate(
+        SCRIPT, parties=parties, seed=0, runtime=runtime, timeout_s=300, params={**PLAN, "model": "sb"}
+    )
     assert not result.errors(), result.errors()
     guest = result.parties["p0"]
     reference, test, train = central(0, parties)
@@ -98,16 +88,30 @@ def test_paillier_matches_central_hgb_and_predict_matches_saved_parts(runtime, p
     assert all("auc" not in result.parties[f"p{i}"] for i in range(1, parties))
     host_doc = json.loads((tmp_path / "sb.p1.json").read_text())
     assert host_doc["role"] == "host" and "trees" not in host_doc  # a host keeps only its thresholds
-    assert all("threshold" not in n for t in json.loads((tmp_path / "sb.p0.json").read_text())["trees"]
-               for n in t if n.get("owner") == "p1")  # ...and the guest never has them
+    assert all(
+        "threshold" not in n
+        for t in json.loads((tmp_path / "sb.p0.json").read_text())["trees"]
+        for n in t
+        if n.get("owner") == "p1"
+    )  # ...and the guest never has them
 
-    predicted = simulate(SCRIPT, parties=parties, seed=0, runtime=runtime, timeout_s=120,
-                         params={"mode": "predict", "model": "sb"})
+    predicted = simulate(
+        SCRIPT,
+        parties=parties,
+        seed=0,
+        runtime=runtime,
+        timeout_s=120,
+        params={"mode": "predict", "model": "sb"},
+    )
     assert not predicted.errors(), predicted.errors()
     out = predicted.parties["p0"]
     rows = np.array([int(i.split("-")[1]) for i in out["ids"]])
     assert set(rows) <= set(test) and len(rows) > 0.9 * len(test)
-    np.testing.assert_allclose(out["predictions"], central_predictions(tmp_path, "sb", parties, rows), atol=1e-12)
+    np.testing.assert_allclose(
+        out["predictions"],
+        central_predictions(tmp_path, "sb", [f"p{i}" for i in range(parties)], rows),
+        atol=1e-12,
+    )
     assert "predictions" not in predicted.parties["p1"]
     assert abs(out["auc"] - guest["auc"]) < 0.02
 
@@ -117,8 +121,9 @@ def _big_main(ctx, rows: int, scheme: str) -> dict:
     train, test = np.arange(int(rows * 0.8)), np.arange(int(rows * 0.8), rows)
     cols = np.arange(10) if ctx.party == "p0" else np.arange(10, 50)
     params = BoostParams(trees=10, max_depth=3, learning_rate=0.3, bins=32, min_samples_leaf=20)
-    model = train_secureboost(ctx, x[train][:, cols], y[train] if ctx.party == "p0" else None, params=params,
-                              scheme=scheme)
+    model = train_secureboost(
+        ctx, x[train][:, cols], y[train] if ctx.party == "p0" else None, params=params, scheme=scheme
+    )
     probabilities = predict_secureboost(ctx, model, x[test][:, cols])
     return {} if probabilities is None else {"auc": float(roc_auc_score(y[test], probabilities))}
 
@@ -129,8 +134,15 @@ def test_lossless_on_100k_rows_through_the_plain_seam() -> None:
     assert not result.errors(), result.errors()
     x, y = make_classification(n_samples=rows, n_features=50, n_informative=20, random_state=7)
     cut = int(rows * 0.8)
-    reference = HistGradientBoostingClassifier(max_iter=10, max_depth=3, learning_rate=0.3, max_bins=32,
-                                               min_samples_leaf=20, max_leaf_nodes=None, early_stopping=False)
+    reference = HistGradientBoostingClassifier(
+        max_iter=10,
+        max_depth=3,
+        learning_rate=0.3,
+        max_bins=32,
+        min_samples_leaf=20,
+        max_leaf_nodes=None,
+        early_stopping=False,
+    )
     reference.fit(x[:cut], y[:cut])
     want = roc_auc_score(y[cut:], reference.predict_proba(x[cut:])[:, 1])
     assert abs(result.parties["p0"]["auc"] - want) <= 0.005, (result.parties["p0"]["auc"], want)
