@@ -1,0 +1,78 @@
+"""SecureBoost pieces against plain computations, and misuse refused by the sessions."""
+
+import numpy as np
+import pytest
+
+from fedcore import he
+from fedcore.errors import ProtocolError
+from fedcore.vertical._sb_binning import fit_binner
+from fedcore.vertical._sb_crypto import GHCodec, PaillierScheme, PlainScheme, histogram_task
+from fedcore.vertical._sb_messages import Histograms, Setup
+from fedcore.vertical._sb_protocol import GuestSession, HostSession
+from fedcore.vertical._sb_tree import BoostParams
+
+
+def test_codec_sums_decode_to_the_plain_sums() -> None:
+    rng = np.random.default_rng(0)
+    g, h = rng.uniform(-3, 3, 500), rng.uniform(0, 0.25, 500)
+    codec = GHCodec(500)
+    packed = codec.encode(g, h, 3.0, 0.25)
+    got = codec.decode([sum(packed[:300]), sum(packed)], 3.0, 0.25)
+    want = np.array([[g[:300].sum(), h[:300].sum(), 300], [g.sum(), h.sum(), 500]])
+    np.testing.assert_allclose(got, want, atol=500 * 3.0 * 2.0**-40)
+    with pytest.raises(ProtocolError):
+        codec.decode(
+            [sum(packed) + (1 << (codec.g_bits + codec.h_bits)) * 600], 3.0, 0.25
+        )  # impossible count
+
+
+def test_paillier_histograms_equal_plain_sums_on_single_and_paired_columns() -> None:
+    rng = np.random.default_rng(1)
+    rows, n_bins = 200, 3  # 200 > 4 * 3^2 rows: pairs of columns take the paired path
+    bins = rng.integers(0, n_bins, size=(rows, 3)).astype(np.uint8)
+    codec = GHCodec(rows)
+    plain = codec.encode(rng.uniform(-1, 1, rows), rng.uniform(0, 1, rows), 1.0, 1.0)
+    scheme = PaillierScheme(*he.generate_keypair(1024))
+    nodes = [np.arange(rows), np.arange(0, rows, 3)]
+    encrypted = histogram_task(scheme.modulus, scheme.encrypt(plain, None), bins, nodes, n_bins)
+    expected = histogram_task(PlainScheme.modulus, plain, bins, nodes, n_bins)
+    for enc, want in zip(encrypted, expected, strict=True):
+        assert scheme.decrypt(enc, None) == want
+    by_hand = [sum(p for p, b in zip(plain, bins[:, 2], strict=True) if b == k) for k in range(n_bins)]
+    assert expected[0][2 * n_bins :] == by_hand
+
+
+def _sessions(scheme_name: str = "plain"):
+    rng = np.random.default_rng(2)
+    x_g, x_h = rng.normal(size=(60, 2)), rng.normal(size=(60, 3))
+    y = (x_g[:, 0] + x_h[:, 0] > 0).astype(float)
+    params = BoostParams(trees=1, max_depth=2, bins=8, min_samples_leaf=5)
+    none = np.zeros(60, dtype=bool)
+    bg, bh = fit_binner(x_g, 8, rng), fit_binner(x_h, 8, rng)
+    guest = GuestSession("g", ("h",), bg.transform(x_g), bg, y, none, params, PlainScheme(), rng)
+    host = HostSession("h", "g", bh.transform(x_h), bh, none, params, scheme_name, rng, rng)
+    return guest, host
+
+
+def test_a_host_refuses_a_scheme_it_did_not_agree_to() -> None:
+    guest, host = _sessions(scheme_name="paillier")
+    setup = guest.start()[0].message
+    assert isinstance(setup, Setup) and setup.scheme == "plain"
+    with pytest.raises(ProtocolError, match="agreed to 'paillier'"):
+        host.receive("g", setup)
+
+
+def test_the_guest_refuses_histograms_whose_counts_do_not_add_up() -> None:
+    guest, host = _sessions()
+    sends = guest.start()
+    host.receive("g", sends[0].message)
+    reply = host.receive("g", sends[1].message)[0].message
+    assert isinstance(reply, Histograms)
+    values = PlainScheme().width()
+    top = (1 << (guest.codec.g_bits + guest.codec.h_bits)).to_bytes(values, "big")  # one row more
+    first = (int.from_bytes(reply.cts[:values], "big") + int.from_bytes(top, "big")).to_bytes(values, "big")
+    forged = Histograms(reply.tree, reply.level, reply.slots, reply.bins, first + reply.cts[values:])
+    with pytest.raises(ProtocolError, match="do not add up"):
+        guest.receive("h", forged)
+    with pytest.raises(ProtocolError, match="expected Histograms from h"):
+        guest.receive("mallory", reply)
