@@ -464,3 +464,88 @@ def _positive(name: str, value: Any) -> None:
     _number(name, value)
     if value <= 0:
         raise ProtocolError(f"{name}: expected a positive number, got {value!r}")
+
+
+def encode(message: Message) -> bytes:
+    """A message as a ``fedcore.wire`` map with its kind: a Control request or reply body."""
+    from fedcore import wire
+
+    return wire.encode({"kind": message.kind.value, **to_wire(message)})
+
+
+def decode(body: bytes, *expected: MessageKind) -> Message:
+    """Decode and validate a Control body as one of the ``expected`` kinds.
+
+    Raises:
+        ProtocolError: not a message, or not of an expected kind.
+        DecodeError: not a valid wire encoding.
+    """
+    from fedcore import wire
+
+    value = _map("control message", wire.decode(body))
+    kind = kind_of(str(value.get("kind", "")))
+    if expected and kind not in expected:
+        names = ", ".join(k.value for k in expected)
+        raise ProtocolError(f"expected a {names} message, got {kind.value}")
+    return from_wire(kind, {k: v for k, v in value.items() if k != "kind"})
+
+
+# ---------------------------------------------------------------------------- operator request
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Operator -> its daemon (``POST /api/v1/jobs``): propose a job to ``parties`` and run it."""
+
+    script: str
+    sha256: str
+    parties: tuple[str, ...]
+    params: Mapping[str, Any]
+    seed: int = 0
+    timeout_s: float = 120.0
+
+    @classmethod
+    def from_json(cls, body: Any) -> RunRequest:
+        """Validate a request body.
+
+        Raises:
+            ConfigError: naming the field and the expected form.
+        """
+        from fedcore.errors import ConfigError
+
+        if not isinstance(body, dict):
+            raise ConfigError("a run request is a JSON object")
+        parties = body.get("parties")
+        checks = [
+            ("script", isinstance(body.get("script"), str), "a script file name"),
+            ("sha256", isinstance(body.get("sha256"), str), "the script's SHA-256"),
+            ("parties", isinstance(parties, list) and bool(parties)
+             and all(isinstance(p, str) for p in parties), "a non-empty list of party ids"),
+            ("params", isinstance(body.get("params", {}), dict), "an object of script parameters"),
+            ("seed", isinstance(body.get("seed", 0), int) and not isinstance(body.get("seed", 0), bool),
+             "an integer"),
+            ("timeout_s", isinstance(body.get("timeout_s", 120.0), (int, float))
+             and not isinstance(body.get("timeout_s", 120.0), bool) and body.get("timeout_s", 120.0) > 0,
+             "a positive number of seconds"),
+        ]  # fmt: skip
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"run request: {name} must be {expected}, got {body.get(name)!r}")
+        return cls(
+            body["script"],
+            body["sha256"],
+            tuple(parties),
+            dict(body.get("params", {})),  # type: ignore[arg-type]
+            body.get("seed", 0),
+            float(body.get("timeout_s", 120.0)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "script": self.script,
+            "sha256": self.sha256,
+            "parties": list(self.parties),
+            "params": dict(self.params),
+            "seed": self.seed,
+            "timeout_s": self.timeout_s,
+        }

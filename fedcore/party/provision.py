@@ -10,6 +10,7 @@ Theory of operation
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +124,8 @@ def provision(spec: FederationSpec, out: Path, *, protocols: Path, force: bool =
         (folder / "ca.pem").write_bytes(ca_cert)
         (folder / "party.pem").write_bytes(cert)
         pki.write_private(folder / "party.key", key)
+        # the operator API's credential when it listens on TCP (containers); 0600 like the key
+        pki.write_private(folder / "operator.token", (secrets.token_urlsafe(32) + "\n").encode())
         config = folder / "party.toml"
         config.write_text(party_toml(spec, party, protocols), encoding="utf-8")
         written.append(config)
@@ -158,7 +161,7 @@ def party_toml(spec: FederationSpec, party: PartySpec, protocols: Path) -> str:
     return _TEMPLATE.format(
         id=party.party_id, federation=spec.federation, id_q=_quote(party.party_id),
         federation_q=_quote(spec.federation), listen=_quote(f"{party.listen_host}:{party.peer_port}"),
-        control=_quote(f"127.0.0.1:{party.control_port}"), peers=peers, scripts=_quote(str(protocols)),
+        control_port=party.control_port, peers=peers, scripts=_quote(str(protocols)),
         initiators=", ".join(_quote(p.party_id) for p in spec.parties),
     )
 
@@ -170,7 +173,16 @@ _TEMPLATE = """# {id} of federation {federation}; written by fedcore provision.
 id = {id_q}
 federation = {federation_q}
 listen = {listen}
-control = {control}
+# the operator API: a unix socket (mode 0600) by default; on TCP (containers), every request
+# needs the token of [api] token_file:  control = "127.0.0.1:{control_port}"
+control = "unix:control.sock"
+
+[api]
+token_file = "operator.token"
+
+[state]
+# the job store and each job's folder
+dir = "state"
 
 [tls]
 ca = "ca.pem"
