@@ -88,7 +88,9 @@ def _check_unique(r: TomlReader, parties: tuple[PartySpec, ...]) -> None:
         seen.add(party.party_id)
 
 
-def provision(spec: FederationSpec, out: Path, *, protocols: Path, force: bool = False) -> list[Path]:
+def provision(
+    spec: FederationSpec, out: Path, *, protocols: Path, force: bool = False, control: str = "unix"
+) -> list[Path]:
     """Write the kit: ``out/ca/`` and one folder per party (layout in PARTY_FORMATS.md).
 
     Args:
@@ -97,6 +99,8 @@ def provision(spec: FederationSpec, out: Path, *, protocols: Path, force: bool =
         protocols: the folder of allowed protocol scripts, written as an absolute path into
             every party's ``[policy] scripts``.
         force: replace an existing kit.
+        control: ``"unix"`` (the operator API on ``control.sock``, mode 0600) or ``"tcp"``
+            (``127.0.0.1:<control_port>``, with the token of ``operator.token``: containers).
 
     Returns:
         The written party.toml paths.
@@ -127,7 +131,7 @@ def provision(spec: FederationSpec, out: Path, *, protocols: Path, force: bool =
         # the operator API's credential when it listens on TCP (containers); 0600 like the key
         pki.write_private(folder / "operator.token", (secrets.token_urlsafe(32) + "\n").encode())
         config = folder / "party.toml"
-        config.write_text(party_toml(spec, party, protocols), encoding="utf-8")
+        config.write_text(party_toml(spec, party, protocols, control=control), encoding="utf-8")
         written.append(config)
     return written
 
@@ -153,7 +157,7 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def party_toml(spec: FederationSpec, party: PartySpec, protocols: Path) -> str:
+def party_toml(spec: FederationSpec, party: PartySpec, protocols: Path, *, control: str = "unix") -> str:
     """The text of one party's ``party.toml``."""
     peers = "\n".join(
         f"{p.party_id} = {_quote(f'{p.host}:{p.peer_port}')}" for p in spec.parties if p is not party
@@ -161,7 +165,8 @@ def party_toml(spec: FederationSpec, party: PartySpec, protocols: Path) -> str:
     return _TEMPLATE.format(
         id=party.party_id, federation=spec.federation, id_q=_quote(party.party_id),
         federation_q=_quote(spec.federation), listen=_quote(f"{party.listen_host}:{party.peer_port}"),
-        control_port=party.control_port, peers=peers, scripts=_quote(str(protocols)),
+        control_port=party.control_port,
+        control=_quote("unix:control.sock" if control == "unix" else f"127.0.0.1:{party.control_port}"), peers=peers, scripts=_quote(str(protocols)),
         initiators=", ".join(_quote(p.party_id) for p in spec.parties),
     )
 
@@ -175,7 +180,7 @@ federation = {federation_q}
 listen = {listen}
 # the operator API: a unix socket (mode 0600) by default; on TCP (containers), every request
 # needs the token of [api] token_file:  control = "127.0.0.1:{control_port}"
-control = "unix:control.sock"
+control = {control}
 
 [api]
 token_file = "operator.token"
