@@ -3,6 +3,7 @@ loopback, for the status page's browser tests."""
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import socket
@@ -70,15 +71,15 @@ class Browser:
         return self.driver.execute_script(code)
 
     def shot(self, name: str) -> None:
-        """Save a full-page screenshot when ``FEDCORE_WEB_SCREENSHOTS`` names a folder (for the docs)."""
+        """Save a full-page PNG when ``FEDCORE_WEB_SCREENSHOTS`` names a folder (for the docs)."""
         folder = os.environ.get("FEDCORE_WEB_SCREENSHOTS")
         if not folder:
             return
-        height = self.script("return document.documentElement.scrollHeight")
-        self.driver.set_window_size(1280, max(900, int(height) + 40))
+        shot = self.driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+        )
         Path(folder).mkdir(parents=True, exist_ok=True)
-        self.driver.save_screenshot(str(Path(folder) / name))
-        self.driver.set_window_size(1280, 900)
+        (Path(folder) / name).write_bytes(base64.b64decode(shot["data"]))
 
 
 @pytest.fixture(scope="session")
