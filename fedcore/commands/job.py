@@ -51,8 +51,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=os.environ.get("FEDCORE_CONFIG", "party.toml"),
-                   help="the local party's party.toml (default: $FEDCORE_CONFIG, else ./party.toml)")  # fmt: skip
+    p.add_argument(
+        "--config",
+        default=os.environ.get("FEDCORE_CONFIG", "party.toml"),
+        help="the local party's party.toml (default: $FEDCORE_CONFIG, else ./party.toml)",
+    )
 
 
 def client(args: argparse.Namespace) -> Any:
@@ -181,9 +184,8 @@ def job_status(args: argparse.Namespace) -> int:
     if job.get("error"):
         out.write(f"  error: {job['error']}\n")
     for change in job["states"]:
-        out.write(
-            f"  {_clock(change['at'])} {change['state']}{': ' + change['reason'] if change['reason'] else ''}\n"
-        )
+        why = f": {change['reason']}" if change["reason"] else ""
+        out.write(f"  {_clock(change['at'])} {change['state']}{why}\n")
     for party, outcome in job["outcomes"].items():
         shown = outcome["error"] if party in _failed({party: outcome}) else "ok"
         out.write(f"  {party}: {shown}\n")

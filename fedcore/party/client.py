@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from fedcore.errors import ConfigError, FedcoreError
 from fedcore.party.config import PartyConfig
 
 CONNECT_TIMEOUT_S = 5.0
+logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request would bury progress
 
 
 class ApiClient:

@@ -318,6 +318,8 @@ def _api_token(r: TomlReader) -> Path | None:
                                            '[api] token_file = "operator.token" (fedcore provision writes '
                                            'one), or use control = "unix:control.sock"')
         return None
+    if not tcp and not (r.path.parent / raw).exists():
+        return None  # on the unix socket the token is unused; a kit copied without it still serves
     path = r.file("api.token_file", raw)
     if path.stat().st_mode & 0o077:
         raise r.fail("api.token_file", f"{path} is readable by other users (mode "

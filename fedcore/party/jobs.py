@@ -98,7 +98,7 @@ class JobTable:
         self.store = store
         self.keep = keep
         self._jobs: OrderedDict[str, Job] = OrderedDict()
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.RLock())
 
     def add(self, job: Job) -> Job:
         with self._cond:
@@ -151,6 +151,17 @@ class JobTable:
             return True
         except ProtocolError:
             return False
+
+    def finish(
+        self, job_id: str, state: JobState, party: str, outcome: Outcome, error: str | None = None
+    ) -> bool:
+        """End the job here as ``state`` with this party's ``outcome``, in one step (a poller never
+        sees the state without the outcome); False if it had already ended (a cancel raced it)."""
+        with self._cond:
+            if not self.try_move(job_id, state, error=error):
+                return False
+            self.set_own(job_id, party, outcome)
+            return True
 
     def add_event(self, job_id: str, event: Progress, *, own: bool = True) -> None:
         """Record a progress event; ``own`` events (this party's) also set the job's step."""

@@ -166,7 +166,8 @@ def party_toml(spec: FederationSpec, party: PartySpec, protocols: Path, *, contr
         id=party.party_id, federation=spec.federation, id_q=_quote(party.party_id),
         federation_q=_quote(spec.federation), listen=_quote(f"{party.listen_host}:{party.peer_port}"),
         control_port=party.control_port,
-        control=_quote("unix:control.sock" if control == "unix" else f"127.0.0.1:{party.control_port}"), peers=peers, scripts=_quote(str(protocols)),
+        control=_quote("unix:control.sock" if control == "unix" else f"127.0.0.1:{party.control_port}"),
+        peers=peers, scripts=_quote(str(protocols)),
         initiators=", ".join(_quote(p.party_id) for p in spec.parties),
     )
 

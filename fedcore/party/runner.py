@@ -138,9 +138,10 @@ class JobRunner:
         if job is None or job.state.final:
             return False
         was_running = job.state is JobState.RUNNING
-        if not self.jobs.try_move(job_id, state, error=reason):
+        if not self.jobs.finish(
+            job_id, state, self.me, m.RemoteError(self.me, job.step, kind, reason), reason
+        ):
             return False
-        self.jobs.set_own(job_id, self.me, m.RemoteError(self.me, job.step, kind, reason))
         self.log(job_id, f"{state.value}: {reason}")
         if was_running:
             with self._lock:
@@ -227,15 +228,13 @@ class JobRunner:
             self.runtime().register_script(script.module_name, str(script.path))
             result = script.main(ctx, **job.params)
             transport.finish()
-            if self.jobs.try_move(job.job_id, JobState.SUCCEEDED):
-                self.jobs.set_own(job.job_id, self.me, m.Ok(wire_safe(result)))
+            if self.jobs.finish(job.job_id, JobState.SUCCEEDED, self.me, m.Ok(wire_safe(result))):
                 self.log(job.job_id, "succeeded")
         except Exception as exc:  # the script's failure ends this party's side, never the daemon
             outcome = m.RemoteError.from_exception(self.me, ctx.step, exc, error_detail(exc))
             if transport.stopped is None:
                 transport.abort(ctx.step, str(outcome))
-            if self.jobs.try_move(job.job_id, JobState.FAILED, error=str(outcome)):
-                self.jobs.set_own(job.job_id, self.me, outcome)
+            if self.jobs.finish(job.job_id, JobState.FAILED, self.me, outcome, str(outcome)):
                 self.log(job.job_id, f"failed at step {ctx.step!r}: {outcome}")
         finally:
             self._release(job.job_id, linger_s=self.config.limits.peer_timeout_s)

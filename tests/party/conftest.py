@@ -114,7 +114,8 @@ class Federation:
 def _policy_dir(root: Path, party: str) -> Path:
     folder = root / f"protocols_{party}"
     folder.mkdir()
-    shutil.copy(REPO / "protocols" / "plain_sum.py", folder)
+    for script in ("plain_sum.py", "fedavg_digits.py"):
+        shutil.copy(REPO / "protocols" / script, folder)
     for script in ("wait_step.py", "fail_step.py"):
         shutil.copy(SCRIPTS / script, folder)
     label = "carol's own" if party == "carol" else "shared"

@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 Federation = Any  # the conftest fixture's object
