@@ -321,7 +321,7 @@ def _api_token(r: TomlReader) -> Path | None:
     if not tcp and not (r.path.parent / raw).exists():
         return None  # on the unix socket the token is unused; a kit copied without it still serves
     path = r.file("api.token_file", raw)
-    if path.stat().st_mode & 0o077:
-        raise r.fail("api.token_file", f"{path} is readable by other users (mode "
+    if path.stat().st_mode & 0o037:  # group read is allowed: k8s projects Secrets 0440 to an fsGroup
+        raise r.fail("api.token_file", f"{path} is readable or writable by other users (mode "
                                        f"{path.stat().st_mode & 0o777:o}): chmod 600 {path}")
     return path

@@ -89,7 +89,13 @@ def _check_unique(r: TomlReader, parties: tuple[PartySpec, ...]) -> None:
 
 
 def provision(
-    spec: FederationSpec, out: Path, *, protocols: Path, force: bool = False, control: str = "unix"
+    spec: FederationSpec,
+    out: Path,
+    *,
+    protocols: Path,
+    force: bool = False,
+    control: str = "unix",
+    state_dir: str | None = None,
 ) -> list[Path]:
     """Write the kit: ``out/ca/`` and one folder per party (layout in PARTY_FORMATS.md).
 
@@ -101,6 +107,8 @@ def provision(
         force: replace an existing kit.
         control: ``"unix"`` (the operator API on ``control.sock``, mode 0600) or ``"tcp"``
             (``127.0.0.1:<control_port>``, with the token of ``operator.token``: containers).
+        state_dir: each party's state folder (``{party}`` is replaced by its id), written as
+            ``[state] dir``; the unix socket goes there too, for a kit mounted read-only.
 
     Returns:
         The written party.toml paths.
@@ -131,7 +139,9 @@ def provision(
         # the operator API's credential when it listens on TCP (containers); 0600 like the key
         pki.write_private(folder / "operator.token", (secrets.token_urlsafe(32) + "\n").encode())
         config = folder / "party.toml"
-        config.write_text(party_toml(spec, party, protocols, control=control), encoding="utf-8")
+        config.write_text(
+            party_toml(spec, party, protocols, control=control, state_dir=state_dir), encoding="utf-8"
+        )
         written.append(config)
     return written
 
@@ -157,17 +167,31 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def party_toml(spec: FederationSpec, party: PartySpec, protocols: Path, *, control: str = "unix") -> str:
+def party_toml(
+    spec: FederationSpec,
+    party: PartySpec,
+    protocols: Path,
+    *,
+    control: str = "unix",
+    state_dir: str | None = None,
+) -> str:
     """The text of one party's ``party.toml``."""
+    state = state_dir.replace("{party}", party.party_id) if state_dir else "state"
+    sock = f"{state}/control.sock" if state_dir else "control.sock"
     peers = "\n".join(
         f"{p.party_id} = {_quote(f'{p.host}:{p.peer_port}')}" for p in spec.parties if p is not party
     )
     return _TEMPLATE.format(
-        id=party.party_id, federation=spec.federation, id_q=_quote(party.party_id),
-        federation_q=_quote(spec.federation), listen=_quote(f"{party.listen_host}:{party.peer_port}"),
+        id=party.party_id,
+        federation=spec.federation,
+        id_q=_quote(party.party_id),
+        federation_q=_quote(spec.federation),
+        listen=_quote(f"{party.listen_host}:{party.peer_port}"),
         control_port=party.control_port,
-        control=_quote("unix:control.sock" if control == "unix" else f"127.0.0.1:{party.control_port}"),
-        peers=peers, scripts=_quote(str(protocols)),
+        control=_quote(f"unix:{sock}" if control == "unix" else f"127.0.0.1:{party.control_port}"),
+        state=_quote(state),
+        peers=peers,
+        scripts=_quote(str(protocols)),
         initiators=", ".join(_quote(p.party_id) for p in spec.parties),
     )
 
@@ -187,8 +211,8 @@ control = {control}
 token_file = "operator.token"
 
 [state]
-# the job store and each job's folder
-dir = "state"
+# the job store and each job's folder (writable by the daemon)
+dir = {state}
 
 [tls]
 ca = "ca.pem"

@@ -104,9 +104,12 @@ def test_tcp_control_needs_a_private_token_file(kit: Path, tmp_path: Path) -> No
         load_config(path)
     assert info.value.key == "api.token_file"
     path.write_text(path.read_text().replace("[api]\n", '[api]\ntoken_file = "operator.token"\n'))
-    (path.parent / "operator.token").chmod(0o644)
-    with pytest.raises(ConfigError, match="readable by other users"):
-        load_config(path)
+    for mode in (0o644, 0o660):
+        (path.parent / "operator.token").chmod(mode)
+        with pytest.raises(ConfigError, match="readable or writable by other users"):
+            load_config(path)
+    (path.parent / "operator.token").chmod(0o440)  # the daemon's group may read it (k8s fsGroup)
+    load_config(path)
     (path.parent / "operator.token").chmod(0o600)
     config = load_config(path)
     assert config.api_token_file == path.parent / "operator.token"
