@@ -24,6 +24,7 @@ from typing import Any
 from fedcore import wire
 from fedcore.context import Context, ProgressEvent
 from fedcore.errors import FedcoreError, PolicyRefused, ProtocolError
+from fedcore.params import convert_params
 from fedcore.party import messages as m
 from fedcore.party.config import PartyConfig
 from fedcore.party.jobs import Job, JobState, JobTable
@@ -112,6 +113,8 @@ class JobRunner:
         allowed = self.policy.check(job.script, job.sha256, initiator)
         script = load_script(allowed.path)
         script.check_params(job.params)
+        # every party checks the values against its own copy of main(): rounds=2.5 is refused here
+        job.params = convert_params(script.main, job.params)
         self.jobs.add(job)
         transport = PartyTransport(self.node.open_job(job.job_id, list(job.parties)), self.metrics)
         with self._lock:

@@ -97,9 +97,9 @@ class Federation:
         proc.kill()
         proc.wait(timeout=10)
 
-    def stop(self, party: str) -> int:
+    def stop(self, party: str, sig: int = signal.SIGTERM) -> int:
         proc = self.procs.pop(party)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         return proc.wait(timeout=30)
 
     def log(self, party: str) -> str:

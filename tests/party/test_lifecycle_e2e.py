@@ -63,7 +63,8 @@ def test_detach_wait_and_result_after_cli_exit_and_restart(federation: Federatio
     assert len(result["parties"]["alice"]["sum"]) == 3
     later = _json(_job_cli(federation, "alice", "result", job_id, "--json"))  # the CLI that ran it exited
     assert later == result
-    federation.stop("alice")
+    assert federation.stop("alice", signal.SIGINT) == 0  # Ctrl-C on a daemon: a clean stop
+    assert "Traceback" not in federation.log("alice") and "KeyboardInterrupt" not in federation.log("alice")
     federation.start("alice")
     restarted = _job_cli(federation, "alice", "result", job_id, "--json")
     assert restarted.returncode == 0, restarted.stderr
@@ -105,6 +106,11 @@ def test_ctrl_c_detaches_and_cancel_reaches_every_party(federation: Federation) 
     assert {v["kind"] for v in _json(waited)["parties"].values()} == {"Cancelled"}
     again = federation.job(REPO / "protocols" / "plain_sum.py", "alice")
     assert again.returncode == 0, again.stderr
+
+
+def test_a_bad_param_is_refused_before_any_party_starts(federation: Federation) -> None:
+    proc = federation.job(REPO / "protocols" / "plain_sum.py", "alice", "--param", "dim=2.5")
+    assert proc.returncode == 2 and "--param dim=2.5" in proc.stderr.replace("'", ""), proc.stderr
 
 
 NOBODY_REQUESTS = r"""
@@ -181,6 +187,12 @@ def test_sigterm_party_leaves_fedavg_and_the_others_finish(federation: Federatio
     assert parties["alice"]["accuracy"] > 0.5 and len(parties["alice"]["history"]) == 10
     assert "error" not in parties["bob"]
     assert parties["carol"]["kind"] == "PartyDropped" and "carol is leaving" in parties["carol"]["error"]
+    with federation.api("alice") as api:
+        metrics = api.get(f"/api/v1/jobs/{job_id}")["metrics"]
+        scrape = api.http.get("/metrics").text
+    assert [r["round"] for r in metrics if r["party"] == "alice"] == list(range(1, 11))
+    assert all(0 <= r["accuracy"] <= 1 and r["seconds"] > 0 for r in metrics)
+    assert 'fedcore_round_seconds_count{script="fedavg_digits.py"} 10.0' in scrape
     history = parties["alice"]["history"]
     assert any("carol" in h["dropped"] for h in history)  # a dropout to the coordinator, not a failure
     federation.start("carol")
