@@ -302,7 +302,7 @@ def _state_dir(r: TomlReader) -> Path:
     """``[state] dir``: the job store and per-job folders; default ``state/`` beside party.toml."""
     table = r.table("state", required=False)
     r.check_keys("state", table, ("dir",))
-    raw = r.get("state", "dir", str, "a folder path", "state", table=table)
+    raw: str = r.get("state", "dir", str, "a folder path", "state", table=table)
     return (r.path.parent / raw).resolve()
 
 

@@ -343,37 +343,30 @@ def from_wire(kind: MessageKind, value: Any) -> Message:
         ProtocolError: the body is not a valid message of that kind.
     """
     body = _map(kind.value, value)
+
+    def get(key: str) -> Any:  # unchecked here: each dataclass validates its own fields
+        return body.get(key)
+
     try:
         if kind is MessageKind.PROPOSE:
-            parties = body.get("parties")
+            parties = get("parties")
             if not isinstance(parties, (list, tuple)):
                 raise ProtocolError("job.propose: parties must be a list of party names")
-            return Propose(
-                body.get("job_id"),
-                body.get("script"),
-                body.get("sha256") or "",  # type: ignore[arg-type]
-                body.get("params"),
-                body.get("seed"),
-                tuple(parties),  # type: ignore[arg-type]
-                body.get("timeout_s"),
-            )  # type: ignore[arg-type]
+            return Propose(get("job_id"), get("script"), get("sha256") or "", get("params"), get("seed"),
+                           tuple(parties), get("timeout_s"))  # fmt: skip
         if kind is MessageKind.STATUS:
-            events = body.get("events")
+            events = get("events")
             if not isinstance(events, list):
                 raise ProtocolError("job.status: events must be a list")
-            outcome = body.get("outcome")
-            return Status(
-                body.get("job_id"),
-                body.get("state"),  # type: ignore[arg-type]
-                tuple(_progress(e) for e in events),
-                body.get("total"),  # type: ignore[arg-type]
-                body.get("step"),
-                None if outcome is None else outcome_from_wire(outcome),
-            )
+            outcome = get("outcome")
+            return Status(get("job_id"), get("state"), tuple(_progress(e) for e in events), get("total"),
+                          get("step"), None if outcome is None else outcome_from_wire(outcome))  # fmt: skip
         if kind is MessageKind.PROGRESS:
             return _progress(body)
         cls = _SIMPLE[kind]
-        return cls(**{k: v for k, v in body.items() if k in cls.__dataclass_fields__ and k != "kind"})
+        fields = {k: v for k, v in body.items() if k in cls.__dataclass_fields__ and k != "kind"}
+        message: Message = cls(**fields)
+        return message
     except TypeError as exc:  # a missing field
         raise ProtocolError(f"{kind.value}: {exc}") from None
 
@@ -534,8 +527,8 @@ class RunRequest:
         return cls(
             body["script"],
             body["sha256"],
-            tuple(parties),
-            dict(body.get("params", {})),  # type: ignore[arg-type]
+            tuple(parties or ()),
+            dict(body.get("params", {})),
             body.get("seed", 0),
             float(body.get("timeout_s", 120.0)),
         )

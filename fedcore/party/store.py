@@ -192,6 +192,7 @@ class JobStore:
 
     def set_outcome(self, job_id: str, party: str, outcome: Outcome) -> None:
         """Record ``party``'s outcome; large arrays of an ok result become .npy files."""
+        row: tuple[Any, ...]
         if isinstance(outcome, Ok):
             text = json.dumps(self._externalize(job_id, party, outcome.result))
             row = (job_id, party, 1, text, None, None, None)
