@@ -173,9 +173,13 @@ class OperatorApi:
         return JSONResponse({"jobs": [summary(j) for j in self.store.jobs()]})
 
     async def run(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _error(413, "ConfigError", f"a run request is at most {MAX_BODY_BYTES} bytes")
+        chunks, size = [], 0
+        async for chunk in request.stream():  # bounded while reading, not after
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return _error(413, "ConfigError", f"a run request is at most {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+        body = b"".join(chunks)
         try:
             payload = json.loads(body)
         except ValueError:

@@ -103,7 +103,7 @@ def _propose_all(runner: JobRunner, job: Job, others: list[str]) -> None:
     accepted = [p for p in others if p not in errors]
     _call_all(runner, accepted, m.Cancel(job.job_id, "another party refused the job"))
     reasons = "; ".join(str(e) for e in errors.values())
-    runner.log(job.job_id, f"refused: {reasons}")
+    runner.log(job.job_id, f"refused: {reasons!r}")  # peers' text, escaped
     if all(isinstance(e, PolicyRefused) for e in errors.values()):
         raise PolicyRefused(reasons)
     first = next(iter(errors.values()))

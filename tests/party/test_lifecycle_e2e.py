@@ -199,3 +199,13 @@ def test_sigterm_party_leaves_fedavg_and_the_others_finish(federation: Federatio
     status = _json(_job_cli(federation, "carol", "status", job_id, "--json"))["job"]
     assert status["state"] == "interrupted"
     assert os.environ.get("FEDCORE_CONFIG") is None  # the CLI above was told --config each time
+
+
+def test_an_oversized_or_malformed_run_request_is_refused(federation: Federation) -> None:
+    with federation.api("alice") as api:
+        big = api.http.post("/api/v1/jobs", content=b"{" + b" " * (2 << 20) + b"}")
+        assert big.status_code == 413
+        bad = api.http.post("/api/v1/jobs", json={"script": "x.py", "parties": "alice"})
+        assert bad.status_code == 400 and "sha256 must be" in bad.json()["error"]["message"]
+        assert api.http.get("/api/v1/jobs/j-nope").status_code == 404
+        assert api.get("/api/v1/ping")["party"] == "alice"  # still serving
