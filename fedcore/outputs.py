@@ -38,7 +38,7 @@ def resolve_inside(root: Path, value: object, *, party: str) -> Path:
     """
     if not isinstance(value, str):
         raise PolicyRefused(
-            f"{party} refuses the path {value!r}: expected a relative path (a string) inside its output folder"
+            f"{party} refuses the path {value!r}: expected a relative path (a string) in its output folder"
         )
     reason = _shape_problem(value)
     if reason is None:
