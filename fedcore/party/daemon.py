@@ -179,7 +179,21 @@ class PartyDaemon:
         last_seen = time.time() - (time.monotonic() - seen) if seen else None
         if view["reachable"] and view["tls_verified"]:
             last_seen = time.time()
-        return {"id": peer, **view, "cert_expires": None, "last_seen": last_seen}
+        expires = self._peer_cert_expiry(peer) if view["tls_verified"] else None
+        return {"id": peer, **view, "cert_expires": expires, "last_seen": last_seen}
+
+    def _peer_cert_expiry(self, peer: str) -> str | None:
+        """When the certificate ``peer`` presents expires (ISO 8601), from one more TLS handshake."""
+        from cryptography import x509
+
+        from fedcore.transport._grpc_client import _peer_certificate, split_address
+
+        try:
+            host, port = split_address(self.config.peers[peer])
+            der = _peer_certificate(host, port, self.node.tls, True, PEER_CHECK_TIMEOUT_S)
+            return x509.load_der_x509_certificate(der).not_valid_after_utc.isoformat()
+        except (OSError, ValueError, FedcoreError):
+            return None
 
 
 def peer_check_dict(check: Any) -> dict[str, Any]:

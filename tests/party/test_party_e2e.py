@@ -43,6 +43,7 @@ def test_status_and_job_list(federation: Federation) -> None:
     assert {p["peer"]: (p["reachable"], p["tls_verified"], p["identity"]) for p in report["peers"]} == {
         "alice": (True, True, "alice"), "carol": (True, True, "carol")}
     assert report["certificate"]["days_left"] > 800
+    assert all(p["cert_expires"] and p["cert_expires"][:2] == "20" for p in report["peers"])
     socket_path = federation.config("bob").parent / "control.sock"
     assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600  # bob's operator API: owner only
     assert report["jobs_running"] == 0
