@@ -8,12 +8,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from fedcore import wire
-from fedcore.errors import ConfigError, DecodeError, PartyDropped, Timeout
+from fedcore.errors import ConfigError, DecodeError, PartyDropped, PolicyRefused, Timeout
+from fedcore.outputs import make_folder, resolve_inside
 from fedcore.runtime import Runtime
 from fedcore.transport import Transport
 
@@ -32,6 +33,7 @@ class ProgressEvent:
 
 
 ProgressSink = Callable[[ProgressEvent], None]
+MetricsSink = Callable[[int, dict[str, float]], None]
 
 
 def party_rng(seed: int, party: str) -> np.random.Generator:
@@ -54,6 +56,11 @@ class Context:
         data: named local data sources: a path (.npz or .csv) or a ready value.
         progress_sink: receives ``ProgressEvent``s.
         timeout_s: the default deadline of ``recv`` and ``gather``.
+        output_dir: this party's own folder for this job's files (made on first use).
+        output_root: the folder that holds every job folder of this party, so that ``output_dir``
+            is ``<output_root>/<job_id>[/sub]`` (default: ``output_dir``'s parent); an earlier
+            job's files are read from ``<output_root>/<that job>[/sub]``.
+        metrics_sink: receives ``ctx.metrics(round, ...)`` reports (the daemon's job store).
     """
 
     def __init__(
@@ -68,6 +75,9 @@ class Context:
         data: Mapping[str, Any] | None = None,
         progress_sink: ProgressSink | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        output_dir: str | Path | None = None,
+        output_root: str | Path | None = None,
+        metrics_sink: MetricsSink | None = None,
     ):
         self.party = party
         self.parties: tuple[str, ...] = tuple(transport.parties)
@@ -81,6 +91,9 @@ class Context:
         self.step: str | None = None
         self._data = dict(data or {})
         self._progress_sink = progress_sink
+        self._output_dir = None if output_dir is None else Path(output_dir).absolute()
+        self._output_root, self._output_sub = _output_root(self._output_dir, output_root, job_id)
+        self._metrics_sink = metrics_sink
 
     @property
     def others(self) -> tuple[str, ...]:
@@ -166,6 +179,63 @@ class Context:
             return load_table(Path(source))
         return source
 
+    @property
+    def output_dir(self) -> Path:
+        """This party's folder for this job's files, created (private to its user) on first use.
+
+        Raises:
+            ConfigError: this context was built without one.
+        """
+        if self._output_dir is None:
+            raise ConfigError(
+                f"{self.party} has no output folder in job {self.job_id}: pass output_dir= to Context "
+                "(the daemon and the simulator always do)"
+            )
+        return make_folder(self._output_dir)
+
+    def output_path(self, value: str, *, scope: Literal["job", "party"] = "job") -> Path:
+        """A path parameter resolved inside this party's output folder; its parent folders are made.
+
+        Args:
+            value: a relative path, e.g. the ``checkpoint=`` parameter.
+            scope: ``job`` resolves inside ``output_dir``; ``party`` inside the folder that holds
+                every job folder of this party, for reading an earlier job's files
+                (``resume=<job id>/ckpt``).
+
+        Raises:
+            PolicyRefused: the value is absolute, has a ``..`` part, or leads outside the folder
+                (through a symlink too): an initiator never chooses where another party writes.
+            ConfigError: this context has no output folder.
+        """
+        if scope not in ("job", "party"):
+            raise ValueError(f"scope must be 'job' or 'party', got {scope!r}")
+        if scope == "party":  # reading an earlier job's files: nothing is created
+            return self._earlier_job_path(value)
+        path = resolve_inside(self.output_dir, value, party=self.party)
+        make_folder(path.parent)
+        return path
+
+    def _earlier_job_path(self, value: str) -> Path:
+        """``<job id>/<path>`` inside the output folder of that job of this party."""
+        root = self.output_dir.parent if self._output_root is None else self._output_root
+        resolve_inside(root, value, party=self.party)  # the shape and symlinks, checked whole
+        job, _, rest = value.replace("\\", "/").partition("/")
+        if not rest.strip("/"):
+            raise PolicyRefused(
+                f"{self.party} refuses the path {value!r}: expected <job id>/<path>, a path in the "
+                "output folder of an earlier job of this party"
+            )
+        return resolve_inside(root / job / self._output_sub, rest, party=self.party)
+
+    def metrics(self, round: int, **values: float | None) -> None:
+        """Report one round's metrics (``ctx.metrics(3, accuracy=0.91, loss=0.3)``): the daemon
+        stores them with the job, and its status page draws them per round. None and
+        non-finite values are left out (a diverged loss is no point on a chart)."""
+        if self._metrics_sink is None:
+            return
+        finite = {k: float(v) for k, v in values.items() if v is not None and math.isfinite(float(v))}
+        self._metrics_sink(int(round), finite)
+
     def progress(
         self,
         message: str | None = None,
@@ -182,3 +252,13 @@ class Context:
 
     def __repr__(self) -> str:
         return f"<Context party={self.party!r} job={self.job_id!r} parties={len(self.parties)}>"
+
+
+def _output_root(output_dir: Path | None, root: str | Path | None, job_id: str) -> tuple[Path | None, Path]:
+    """The folder of every job folder of this party and ``output_dir``'s place inside its job's."""
+    if output_dir is None or root is None:
+        return None, Path()  # job folders are output_dir's siblings
+    absolute = Path(root).absolute()
+    if not output_dir.is_relative_to(absolute / job_id):
+        raise ConfigError(f"output_dir {output_dir} is not inside {absolute / job_id} (output_root/job_id)")
+    return absolute, output_dir.relative_to(absolute / job_id)

@@ -19,22 +19,31 @@ How a run goes:
 4. ``kill={party: K}``: the party stops its node abruptly right after its K-th send (no abort,
    no goodbye); the others find out through the heartbeat, as they would with a real crash.
 
-Results come back as in ``simulate``: what ``main`` returned, or ``{"error": ...}``.
+Outcomes come back as in ``simulate``: ``Ok`` with what ``main`` returned, or a ``RemoteError``.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from fedcore.context import DEFAULT_TIMEOUT_S, Context
 from fedcore.errors import ConfigError
+from fedcore.params import convert_params
+from fedcore.party.messages import Outcome, RemoteError
 from fedcore.script import load_script
-from fedcore.sim import SimResult, _run_one, party_names
+from fedcore.sim import (
+    DEFAULT_OUTPUT_ROOT,
+    KILLED_BEFORE_START,
+    SimResult,
+    _run_one,
+    new_job_id,
+    party_names,
+    party_output_dir,
+)
 from fedcore.transport import Transport
 from fedcore.transport.kill import KillSwitch
 
@@ -60,13 +69,17 @@ class PartyHost:
 
         tls = TlsMaterial(ca_pem, cert_pem, key_pem)
         self.node = PeerNode(
-            self.party, f"{host}:0", {}, tls,
-            heartbeat_s=self.heartbeat_s, peer_timeout_s=self.peer_timeout_s,
+            self.party,
+            f"{host}:0",
+            {},
+            tls,
+            heartbeat_s=self.heartbeat_s,
+            peer_timeout_s=self.peer_timeout_s,
         )
         return int(self.node.start())
 
-    def run(self, job: dict[str, Any]) -> Any:
-        """Open the job with every party's address and run ``main``; returns its result."""
+    def run(self, job: dict[str, Any]) -> Outcome:
+        """Open the job with every party's address and run ``main``; returns its outcome."""
         from fedcore.runtime import make_runtime
         from fedcore.runtime._ray import load_scripts
 
@@ -77,16 +90,22 @@ class PartyHost:
         transport: Transport = self.node.open_job(job["job_id"], tuple(job["parties"]))
         kill_after = job["kill"]
         if kill_after == 0:
-            transport.abort(None, "killed by fault injection before it started")
-            return {"error": "killed by fault injection before it started"}
+            transport.abort(None, KILLED_BEFORE_START)
+            return RemoteError(self.party, None, "PartyKilled", KILLED_BEFORE_START)
         if kill_after is not None:
             transport = KillSwitch(transport, kill_after, lambda: self.node.stop(grace_s=0))
-        results: dict[str, Any] = {}
+        results: dict[str, Outcome] = {}
         with make_runtime(job["runtime"]) as runtime:
             runtime.register_script(module_name, path)
             ctx = Context(
-                self.party, transport, runtime, params=job["params"], seed=job["seed"],
-                job_id=job["job_id"], timeout_s=job["timeout_s"],
+                self.party,
+                transport,
+                runtime,
+                params=job["params"],
+                seed=job["seed"],
+                job_id=job["job_id"],
+                timeout_s=job["timeout_s"],
+                output_dir=party_output_dir(Path(job["output_root"]), self.party, job["job_id"]),
             )
             _run_one(main, ctx, job["params"], results)
         return results[self.party]
@@ -108,6 +127,8 @@ def simulate_on_ray(
     runtime: str = "ray",
     heartbeat_s: float = 1.0,
     peer_timeout_s: float = 10.0,
+    output_dir: str | Path | None = None,
+    job_id: str | None = None,
 ) -> SimResult:
     """Run ``main(ctx, **params)`` of ``script`` once per party, each party a Ray actor.
 
@@ -122,6 +143,10 @@ def simulate_on_ray(
         runtime: each party's local runtime backend inside its actor (``ray``, ``threads``, ...).
         heartbeat_s: gRPC heartbeat interval between parties.
         peer_timeout_s: a party silent this long is dropped by the others.
+        output_dir: each party writes under ``<output_dir>/<party>/<job_id>/`` on the node its
+            actor runs on (the same absolute path on every node; default ``./fedcore-output``
+            of the driver).
+        job_id: names the run and its output folders (default ``sim-<time>-<random>``).
 
     Raises:
         ConfigError: Ray is not installed, the cluster is unreachable, bad names or params.
@@ -129,9 +154,11 @@ def simulate_on_ray(
     ray = _import_ray()
     from fedcore.runtime._ray import acquire, release
 
-    params = dict(params or {})
     loaded = load_script(script)
-    loaded.check_params(params)
+    loaded.check_params(dict(params or {}))
+    params = convert_params(loaded.main, dict(params or {}))
+    job_id = new_job_id(job_id)
+    root = Path(output_dir if output_dir is not None else DEFAULT_OUTPUT_ROOT).absolute()
     all_names = party_names(len(names), names)
     kill = dict(kill or {})
     for name in kill:
@@ -140,10 +167,14 @@ def simulate_on_ray(
     owner = acquire(address, None)
     try:
         job = {
-            "job_id": f"raysim-{uuid.uuid4().hex[:12]}",
+            "job_id": job_id,
+            "output_root": str(root),
             "parties": list(all_names),
             "script": (loaded.module_name, str(loaded.path), loaded.path.read_text(encoding="utf-8")),
-            "params": params, "seed": seed, "timeout_s": timeout_s, "runtime": runtime,
+            "params": params,
+            "seed": seed,
+            "timeout_s": timeout_s,
+            "runtime": runtime,
         }
         return _run(ray, job, kill, heartbeat_s, peer_timeout_s)
     finally:
@@ -159,8 +190,9 @@ def _import_ray() -> Any:
     return ray
 
 
-def _run(ray: Any, job: dict[str, Any], kill: dict[str, int], heartbeat_s: float,
-         peer_timeout_s: float) -> SimResult:
+def _run(
+    ray: Any, job: dict[str, Any], kill: dict[str, int], heartbeat_s: float, peer_timeout_s: float
+) -> SimResult:
     """Place the actors, wire them up, run the job and collect every party's result."""
     from fedcore.crypto import pki
 
@@ -178,19 +210,20 @@ def _run(ray: Any, job: dict[str, Any], kill: dict[str, int], heartbeat_s: float
         job["addresses"] = {n: f"{ips[n]}:{port}" for n, port in zip(names, ports, strict=True)}
         start = time.perf_counter()
         runs = {n: actors[n].run.remote({**job, "kill": kill.get(n)}) for n in names}
-        results = {n: _result(ray, runs[n]) for n in names}
+        results = {n: _result(ray, n, runs[n]) for n in names}
         seconds = time.perf_counter() - start
         ray.wait([actor.stop.remote() for actor in actors.values()], num_returns=len(actors), timeout=10)
-        return SimResult(results, seconds)
+        return SimResult(results, seconds, job["job_id"], Path(job["output_root"]))
     finally:
         for actor in actors.values():
             ray.kill(actor)
 
 
-def _result(ray: Any, ref: Any) -> Any:
-    """A party's result, or ``{"error": ...}`` when its actor itself failed."""
+def _result(ray: Any, party: str, ref: Any) -> Outcome:
+    """A party's outcome, or a RemoteError naming its actor's failure."""
     try:
-        return ray.get(ref)
+        outcome: Outcome = ray.get(ref)
+        return outcome
     except ray.exceptions.RayError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return {"error": f"{type(exc).__name__}: {first}"}
+        return RemoteError(party, None, type(exc).__name__, first)

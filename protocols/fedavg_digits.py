@@ -8,6 +8,12 @@ coordinates (and trains on its share too): it runs ``rounds`` rounds of ``strate
 noise multiplier, ``clip`` = L2 bound), and returns the per-round test accuracy and loss,
 the parties in each round and those lost. Every party returns ``{"samples": n}``.
 
+Files stay in the coordinator's own output folder (``ctx.output_path``): ``checkpoint=ckpt``
+writes ``<output folder>/ckpt/round-NNNNN.npz``, ``plot=history.png`` draws there, and
+``resume=<earlier job id>/ckpt`` continues from an earlier job of the same party. An absolute
+path or one with ``..`` is refused (PolicyRefused): the initiator of a job never chooses where
+another party writes.
+
     fedcore simulate protocols/fedavg_digits.py --parties 10 --param rounds=20 --json
 """
 
@@ -16,7 +22,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -79,12 +85,6 @@ def initial_params(seed: int) -> list[np.ndarray]:
     return params
 
 
-def _flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
 def _strategy(
     name: str, min_parties: Any, server_lr: float | None, mu: float, trim: float, krum_f: int
 ) -> Any:
@@ -141,10 +141,10 @@ class Trainer:
         return {"accuracy": metrics["accuracy"], "loss": metrics["loss"]}
 
 
-def _dp(dp: Any, clip: float, secure: bool) -> Any:
+def _dp(dp: float | None, clip: float, secure: bool) -> Any:
     from fedcore.fl.dp import DPConfig
 
-    if dp in (None, "", 0, "none", "off"):
+    if not dp:
         return None
     return DPConfig(float(dp), float(clip), placement="party" if secure else "server")
 
@@ -153,15 +153,15 @@ def main(
     ctx: Context,
     rounds: int = 5,
     strategy: str = "fedavg",
-    partition: str = "iid",
+    partition: Literal["iid", "dirichlet"] = "iid",
     alpha: float = 0.5,
-    secure: Any = False,
+    secure: bool = False,
     dp: float | None = None,
     clip: float = 1.0,
     local_epochs: int = 2,
     lr: float = 0.2,
     batch_size: int = 16,
-    min_parties: Any = 1,
+    min_parties: int | Literal["all"] = 1,
     server_lr: float | None = None,
     mu: float = 0.01,
     trim: float = 0.1,
@@ -187,18 +187,19 @@ def main(
         own = xy_from_table(ctx.data(data))
     trainer = Trainer(ctx, own, (x[test], y[test]), local_epochs, lr, batch_size)
     floor = len(ctx.parties) if min_parties == "all" else min_parties
+    coordinator = ctx.party == ctx.parties[0]  # only the coordinator holds the global model
     config = TrainConfig(
         rounds=int(rounds),
         strategy=_strategy(str(strategy), floor, server_lr, mu, trim, krum_f),
-        secure=_flag(secure),
-        dp=_dp(dp, clip, _flag(secure)),
-        checkpoint=checkpoint,
-        resume=resume,
+        secure=secure,
+        dp=_dp(dp, clip, secure),
+        checkpoint=str(ctx.output_path(checkpoint)) if checkpoint and coordinator else None,
+        resume=str(ctx.output_path(resume, scope="party")) if resume and coordinator else None,
     )
     result = train(ctx, initial_params(ctx.seed), trainer.fit, trainer.score, config)
     result["samples"] = len(own[1])
     if plot and "history" in result:
         from fedcore.fl.checkpoint import plot_history
 
-        result["plot"] = plot_history(result["history"], plot)
+        result["plot"] = plot_history(result["history"], ctx.output_path(plot))
     return result

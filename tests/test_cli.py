@@ -23,19 +23,84 @@ def test_simulate_json_prints_one_object_with_a_correct_sum() -> None:
     out = fedcore("simulate", "protocols/plain_sum.py", "--parties", "5", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert set(result) == {"parties", "seconds"} and len(result["parties"]) == 5
+    assert {"parties", "seconds", "job_id", "output_dir", "failed"} <= set(result)
+    assert len(result["parties"]) == 5 and result["failed"] == []
     inputs = np.array([p["input"] for p in result["parties"].values()])
     assert np.allclose(result["parties"]["p0"]["sum"], inputs.sum(axis=0))
 
 
-def test_simulate_with_names_params_and_kill() -> None:
+def test_simulate_with_names_params_and_kill_exits_1_and_lists_every_party() -> None:
     out = fedcore(
-        "simulate", "protocols/plain_sum.py", "--party-names", "ann,bob,cy", "--param", "dim=3",
-        "--kill", "cy:after=0", "--json",
+        "simulate",
+        "protocols/plain_sum.py",
+        "--party-names",
+        "ann,bob,cy",
+        "--param",
+        "dim=3",
+        "--kill",
+        "cy:after=0",
+        "--json",
     )
-    result = json.loads(out.stdout)["parties"]
+    assert out.returncode == 1, out.stderr
+    document = json.loads(out.stdout)
+    result = document["parties"]
     assert len(result["bob"]["input"]) == 3
     assert "killed" in result["cy"]["error"] and "cy" in result["ann"]["error"]
+    assert result["cy"]["kind"] == "PartyKilled" and result["ann"]["party"] == "ann"
+    assert document["failed"] == ["ann", "cy"]
+
+
+def test_simulate_exits_1_when_every_party_failed(tmp_path: Path) -> None:
+    path = tmp_path / "s.py"
+    path.write_text("def main(ctx):\n    raise ValueError('no data')\n")
+    out = fedcore("simulate", str(path), "--parties", "2")
+    assert out.returncode == 1 and "2 parties, 2 failed" in out.stdout
+    assert out.stdout.count("ValueError: no data") == 2
+
+
+@pytest.mark.parametrize(
+    "param, line",
+    [
+        ("rounds=abc", "--param rounds='abc': expected int"),
+        ("rounds=2.5", "--param rounds='2.5': expected int"),
+        ("secure=maybe", "--param secure='maybe': expected bool (true/false)"),
+        ("partition=skewed", "--param partition='skewed': expected one of 'iid', 'dirichlet'"),
+        ("min_parties=most", "--param min_parties='most': expected int | 'all'"),
+    ],
+)
+def test_a_param_that_does_not_convert_is_exit_2_before_any_party_starts(
+    tmp_path: Path, param: str, line: str
+) -> None:
+    out = fedcore(
+        "simulate",
+        str(ROOT / "protocols/fedavg_digits.py"),
+        "--param",
+        param,
+        "--output-dir",
+        str(tmp_path),
+        cwd=tmp_path,
+    )
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.strip().splitlines() == [f"fedcore: error: {line}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_simulate_files_go_to_the_output_dir(tmp_path: Path) -> None:
+    script = tmp_path / "w.py"
+    script.write_text(
+        "def main(ctx, out: str = 'x.txt'):\n    ctx.output_path(out).write_text(ctx.party)\n    return {}\n"
+    )
+    out = fedcore(
+        "simulate", str(script), "--parties", "2", "--param", "out=a/1.txt", "--job-id", "run1", cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "fedcore-output/p1/run1/a/1.txt").read_text() == "p1"
+    assert "files: 2 under" in out.stdout and "(job run1)" in out.stdout
+    refused = fedcore(
+        "simulate", str(script), "--parties", "2", "--param", "out=/tmp/x", "--json", cwd=tmp_path
+    )
+    parties = json.loads(refused.stdout)["parties"]
+    assert refused.returncode == 1 and {p["kind"] for p in parties.values()} == {"PolicyRefused"}
 
 
 def test_simulate_without_json_prints_a_summary() -> None:
@@ -68,7 +133,11 @@ def test_params_parse_as_json_else_string() -> None:
     from fedcore.commands._common import parse_params
 
     assert parse_params(["a=3", "b=[1,2]", "c=hello", "d=true", "e=1e-3"]) == {
-        "a": 3, "b": [1, 2], "c": "hello", "d": True, "e": 0.001,
+        "a": 3,
+        "b": [1, 2],
+        "c": "hello",
+        "d": True,
+        "e": 0.001,
     }
 
 

@@ -136,8 +136,67 @@ def test_missing_data_source_names_what_is_configured(runtime) -> None:
         ({"parties": 0}, "at least one party"),
         ({"kill": {"zed": 1}}, "not a party"),
         ({"params": {"nope": 1}}, "unknown parameter 'nope'"),
+        ({"params": {"dim": 2.5}}, "--param dim=2.5: expected int"),
+        ({"params": {"dim": "abc"}}, "--param dim='abc': expected int"),
+        ({"job_id": "../x"}, "job id '../x'"),
     ],
 )
 def test_bad_simulation_arguments_are_config_errors(kwargs: dict, match: str, runtime) -> None:
     with pytest.raises(ConfigError, match=match):
         simulate(PLAIN_SUM, runtime=runtime, **kwargs)
+
+
+def test_each_party_has_a_typed_outcome(runtime) -> None:
+    def main(ctx: Context) -> dict:
+        if ctx.party == "p1":
+            ctx.progress(step="load")
+            raise ValueError("bad data file")
+        return {"ok": ctx.party}
+
+    result = simulate(main, parties=3, runtime=runtime)
+    bad = result.outcomes["p1"]
+    assert not bad.ok and (bad.party, bad.step, bad.kind) == ("p1", "load", "ValueError")
+    assert "bad data file" in bad.message
+    assert set(result.errors()) == {"p1"} and result.errors()["p1"].startswith("ValueError: bad data file")
+    # the view every older caller reads: the result itself, or the error as JSON
+    assert result.parties["p1"]["kind"] == "ValueError" and result.parties["p1"]["step"] == "load"
+    killed = simulate(main, parties=2, kill={"p0": 0}, runtime=runtime).outcomes["p0"]
+    assert not killed.ok and killed.kind == "PartyKilled"
+
+
+def test_params_are_converted_before_any_party_starts(runtime) -> None:
+    started = []
+
+    def main(ctx: Context, rounds: int = 1, secure: bool = False) -> dict:
+        started.append(ctx.party)
+        return {"rounds": rounds, "secure": secure}
+
+    with pytest.raises(ConfigError, match="--param secure='maybe': expected bool"):
+        simulate(main, parties=2, params={"secure": "maybe"}, runtime=runtime)
+    assert started == []
+    ok = simulate(main, parties=1, params={"rounds": "3", "secure": "yes"}, runtime=runtime)
+    assert ok.parties["p0"] == {"rounds": 3, "secure": True}
+
+
+def test_each_party_writes_in_its_own_folder_of_the_job(tmp_path: Path, runtime) -> None:
+    def main(ctx: Context, name: str = "out.txt") -> dict:
+        path = ctx.output_path(name)
+        path.write_text(ctx.party)
+        return {"path": str(path)}
+
+    result = simulate(
+        main, parties=2, params={"name": "a/b.txt"}, output_dir=tmp_path, job_id="j1", runtime=runtime
+    )
+    assert result.job_id == "j1" and result.output_dir == tmp_path
+    for party in ("p0", "p1"):
+        assert (tmp_path / party / "j1" / "a" / "b.txt").read_text() == party
+    refused = simulate(
+        main, parties=2, params={"name": str(tmp_path / "x")}, output_dir=tmp_path, runtime=runtime
+    )
+    assert {o.kind for o in refused.outcomes.values()} == {"PolicyRefused"}
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_run_that_writes_nothing_leaves_no_folder(tmp_path: Path, runtime) -> None:
+    result = simulate(PLAIN_SUM, parties=2, output_dir=tmp_path / "out", runtime=runtime)
+    assert result.job_id.startswith("sim-") and not (tmp_path / "out").exists()

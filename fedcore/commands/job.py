@@ -1,4 +1,4 @@
-"""``fedcore job run|list|status``: start a job through the local daemon and inspect jobs."""
+"""``fedcore job run|wait|result|cancel|status|logs|list``: jobs through the local daemon's API."""
 
 from __future__ import annotations
 
@@ -12,117 +12,216 @@ from typing import Any
 from fedcore.commands._common import parse_params, print_json, summarize
 from fedcore.errors import ConfigError
 
+WAIT_POLL_S = 10
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("job", help="run a job through the local party daemon, list and inspect jobs")
+    p = sub.add_parser("job", help="run jobs through the local party daemon; follow, cancel and inspect them")
     jsub = p.add_subparsers(dest="job_command", required=True, metavar="ACTION")
-    run = jsub.add_parser("run", help="propose a job to the parties and wait for the results")
+    run = jsub.add_parser("run", help="propose a job to the parties, start it and wait for the results")
     run.add_argument("script", help="protocol script; every party must allow a file of that name and hash")
-    _config_arg(run)
+    config_arg(run)
     run.add_argument("--parties", required=True, help="comma-separated party ids, this party included")
-    run.add_argument("--param", action="append", metavar="KEY=VALUE",
-                     help="script parameter (JSON or string)")
+    run.add_argument(
+        "--param", action="append", metavar="KEY=VALUE", help="script parameter (JSON or string)"
+    )
     run.add_argument("--seed", type=int, default=0, help="job seed (default 0)")
-    run.add_argument("--timeout", type=float, default=120.0,
-                     help="seconds any receive may wait (default 120)")
+    run.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds any receive may wait (default 120)"
+    )
+    run.add_argument("--detach", action="store_true", help="print the job id and return at once")
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     run.set_defaults(func=run_job)
-    listing = jsub.add_parser("list", help="jobs the local daemon knows")
-    _config_arg(listing)
-    listing.add_argument("--json", action="store_true")
+    for name, func, text in (
+        ("wait", wait_job, "follow a job's progress until it ends, then print its results"),
+        ("result", job_result, "a finished job's results (also after a restart), as job run prints them"),
+        ("cancel", cancel_job, "cancel a job at every party (at its initiator) or at this party"),
+        ("status", job_status, "one job's state at this party, its state changes and outcomes"),
+        ("logs", job_logs, "a job's log lines at this party"),
+    ):
+        cmd = jsub.add_parser(name, help=text)
+        cmd.add_argument("job_id")
+        config_arg(cmd)
+        cmd.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        cmd.set_defaults(func=func)
+    listing = jsub.add_parser("list", help="every job in the local daemon's job store, newest first")
+    config_arg(listing)
+    listing.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     listing.set_defaults(func=list_jobs)
-    status = jsub.add_parser("status", help="one job's state, step, error and outcome")
-    status.add_argument("job_id")
-    _config_arg(status)
-    status.add_argument("--json", action="store_true")
-    status.set_defaults(func=job_status)
 
 
-def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=os.environ.get("FEDCORE_CONFIG", "party.toml"),
-                   help="the local party's party.toml (default: $FEDCORE_CONFIG, else ./party.toml)")
+def config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        default=os.environ.get("FEDCORE_CONFIG", "party.toml"),
+        help="the local party's party.toml (default: $FEDCORE_CONFIG, else ./party.toml)",
+    )
 
 
-def _endpoint(config_path: str) -> Any:
+def client(args: argparse.Namespace) -> Any:
+    from fedcore.party.client import ApiClient
     from fedcore.party.config import load_config
 
-    return load_config(config_path).control
+    return ApiClient(load_config(args.config))
 
 
 def run_job(args: argparse.Namespace) -> int:
-    from fedcore import wire
-    from fedcore.party import control
+    from fedcore.party.messages import RunRequest
     from fedcore.party.policy import sha256_file
 
     script = Path(args.script)
     if not script.is_file():
         raise ConfigError(f"protocol script {script} does not exist")
-    request = {
-        "op": "run", "script": script.name, "sha256": sha256_file(script),
-        "parties": [p.strip() for p in args.parties.split(",") if p.strip()],
-        "params": parse_params(args.param), "seed": args.seed, "timeout_s": args.timeout,
-    }
-    start = time.monotonic()
-    result: dict[str, Any] = {}
-    for frame in control.request(_endpoint(args.config), request):
-        if frame.get("event") == "started":
-            sys.stderr.write(f"job {frame['job_id']}: started with {', '.join(frame['parties'])}\n")
-        elif frame.get("event") == "progress":
-            sys.stderr.write(_progress_line(frame) + "\n")
-        elif frame.get("event") == "result":
-            result = frame
+    request = RunRequest(
+        script.name, sha256_file(script), tuple(p.strip() for p in args.parties.split(",") if p.strip()),
+        parse_params(args.param), args.seed, args.timeout,
+    )  # fmt: skip
+    with client(args) as api:
+        started = api.post("/api/v1/jobs", request.to_json())
+        job_id = started["job_id"]
+        if args.detach:
+            if args.json:
+                print_json({"job_id": job_id})
+            else:
+                sys.stdout.write(f"{job_id}\n")
+            return 0
+        sys.stderr.write(f"job {job_id}: started with {', '.join(started['parties'])}\n")
+        return _attached(args, api, job_id)
+
+
+def _attached(args: argparse.Namespace, api: Any, job_id: str) -> int:
+    try:
+        _follow(api, job_id)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\ndetached from job {job_id}; it goes on at the daemons. Reattach with:\n"
+                         f"  fedcore job wait {job_id} --config {args.config}\n")  # fmt: skip
+        return 130
+    return _print_result(args, api.get(f"/api/v1/jobs/{job_id}/result"))
+
+
+def _follow(api: Any, job_id: str) -> None:
+    """Print the job's progress on stderr until it is done."""
+    seen = 0
+    while True:
+        reply = api.get(f"/api/v1/jobs/{job_id}/wait", since=seen, timeout_s=WAIT_POLL_S)
+        for event in reply["events"]:
+            sys.stderr.write(progress_line(event) + "\n")
         sys.stderr.flush()
-    parties = {p: v if isinstance(v, dict) else wire.decode(v) for p, v in result["parties"].items()}
-    failed = [p for p, v in parties.items() if isinstance(v, dict) and set(v) == {"error"}]
-    seconds = time.monotonic() - start
-    if args.json:
-        print_json({"parties": parties, "seconds": seconds})
-    else:
-        head = f"job {result['job_id']}: {len(parties)} parties, {len(failed)} failed, {seconds:.2f} s"
-        sys.stdout.write(head + "\n")
-        for name, value in parties.items():
-            sys.stdout.write(f"  {name}: {summarize(value)}\n")
-    return 1 if failed else 0
+        seen = max(seen, int(reply["total"]))
+        if reply["done"]:
+            return
 
 
-def _progress_line(frame: dict[str, Any]) -> str:
-    parts = [f"  {frame.get('party')}"]
-    if frame.get("step"):
-        parts.append(f"step {frame['step']}")
-    if frame.get("done") is not None and frame.get("total"):
-        parts.append(f"{frame['done']:g}/{frame['total']:g}")
-    if frame.get("message"):
-        parts.append(str(frame["message"]))
+def progress_line(event: dict[str, Any]) -> str:
+    parts = [f"  {event.get('party')}"]
+    if event.get("step"):
+        parts.append(f"step {event['step']}")
+    if event.get("done") is not None and event.get("total"):
+        parts.append(f"{event['done']:g}/{event['total']:g}")
+    if event.get("message"):
+        parts.append(str(event["message"]))
     return " | ".join(parts)
 
 
-def list_jobs(args: argparse.Namespace) -> int:
-    from fedcore.party import control
+def _failed(parties: dict[str, Any]) -> list[str]:
+    """Parties whose outcome is an error (``outcome_json`` renders those with kind and party)."""
+    return [p for p, v in parties.items() if isinstance(v, dict) and {"error", "kind", "party"} <= set(v)]
 
-    jobs = control.call(_endpoint(args.config), {"op": "jobs"})["jobs"]
+
+def _print_result(args: argparse.Namespace, result: dict[str, Any]) -> int:
+    parties, seconds = result["parties"], result.get("seconds")
+    failed = _failed(parties)
     if args.json:
-        print_json({"jobs": jobs})
-        return 0
-    for job in jobs:
-        sys.stdout.write(f"{job['job_id']}  {job['state']:<9}  {job['script']}  "
-                         f"initiator {job['initiator']}  "
-                         f"parties {','.join(job['parties'])}\n")
-    if not jobs:
-        sys.stdout.write("no jobs\n")
+        print_json({"job_id": result["job_id"], "parties": parties, "seconds": seconds})
+    else:
+        took = f"{seconds:.2f} s" if isinstance(seconds, (int, float)) else "time unknown"
+        sys.stdout.write(f"job {result['job_id']}: {result['state']}, {len(parties)} parties, "
+                         f"{len(failed)} failed, {took}\n")  # fmt: skip
+        for name, value in parties.items():
+            shown = value["error"] if name in failed else summarize(value)
+            sys.stdout.write(f"  {name}: {shown}\n")
+        for party, files in (result.get("files") or {}).items():
+            if files:
+                sys.stdout.write(f"  files of {party} in {result.get('output_dir')}: {', '.join(files)}\n")
+    return 1 if failed or not parties else 0
+
+
+def wait_job(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        return _attached(args, api, args.job_id)
+
+
+def job_result(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        result = api.get(f"/api/v1/jobs/{args.job_id}/result")
+    if result["state"] in ("proposed", "running") and not result["parties"]:
+        sys.stderr.write(f"job {args.job_id} is {result['state']}; follow it with: "
+                         f"fedcore job wait {args.job_id} --config {args.config}\n")  # fmt: skip
+        return 1
+    return _print_result(args, result)
+
+
+def cancel_job(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        reply = api.post(f"/api/v1/jobs/{args.job_id}/cancel")
+    if args.json:
+        print_json(reply)
+    else:
+        told = f"; told {', '.join(reply['told'])}" if reply["told"] else ""
+        sys.stdout.write(f"job {args.job_id}: {reply['state']}{told}\n")
     return 0
 
 
 def job_status(args: argparse.Namespace) -> int:
-    from fedcore.party import control
-
-    job = control.call(_endpoint(args.config), {"op": "job", "job_id": args.job_id})["job"]
+    with client(args) as api:
+        job = api.get(f"/api/v1/jobs/{args.job_id}")
     if args.json:
         print_json({"job": job})
         return 0
-    sys.stdout.write(f"{job['job_id']}: {job['state']} {job['script']} (initiator {job['initiator']}, "
-                     f"parties {','.join(job['parties'])}, step {job['step']})\n")
+    out = sys.stdout
+    out.write(f"{job['job_id']}: {job['state']} {job['script']} (initiator {job['initiator']}, "
+              f"parties {','.join(job['parties'])}, step {job['step']})\n")  # fmt: skip
     if job.get("error"):
-        sys.stdout.write(f"  error: {job['error']}\n")
-    for party, outcome in (job.get("outcome") or {}).items():
-        sys.stdout.write(f"  {party}: {outcome}\n")
+        out.write(f"  error: {job['error']}\n")
+    for change in job["states"]:
+        why = f": {change['reason']}" if change["reason"] else ""
+        out.write(f"  {_clock(change['at'])} {change['state']}{why}\n")
+    for party, outcome in job["outcomes"].items():
+        shown = outcome["error"] if party in _failed({party: outcome}) else "ok"
+        out.write(f"  {party}: {shown}\n")
     return 0
+
+
+def job_logs(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        reply = api.get(f"/api/v1/jobs/{args.job_id}/logs")
+    if args.json:
+        print_json(reply)
+    else:
+        sys.stdout.write("".join(f"{line}\n" for line in reply["log"]))
+    return 0
+
+
+def list_jobs(args: argparse.Namespace) -> int:
+    with client(args) as api:
+        jobs = api.get("/api/v1/jobs")["jobs"]
+    if args.json:
+        print_json({"jobs": jobs})
+        return 0
+    if not jobs:
+        sys.stdout.write("no jobs\n")
+        return 0
+    rows = [("JOB", "STATE", "SCRIPT", "STARTED", "DURATION", "PARTIES", "INITIATOR")]
+    for job in jobs:
+        started = _clock(job["started"]) if job["started"] else "-"
+        took = f"{job['seconds']:.1f} s" if isinstance(job["seconds"], (int, float)) else "-"
+        rows.append((job["job_id"], job["state"], job["script"], started, took, ",".join(job["parties"]),
+                     job["initiator"]))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
+    return 0
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))

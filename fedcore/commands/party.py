@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Any
 
@@ -14,24 +15,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("party", help="check, serve or inspect a party daemon")
     psub = p.add_subparsers(dest="party_command", required=True, metavar="ACTION")
     check = psub.add_parser("check", help="validate a party.toml and its files; --peers dials every peer")
-    check.add_argument("config", help="the party's party.toml")
+    _config(check)
     check.add_argument("--peers", action="store_true", help="also dial every peer over mTLS")
     check.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     check.set_defaults(func=run_check)
     serve = psub.add_parser("serve", help="run the party daemon until SIGTERM")
-    serve.add_argument("config", help="the party's party.toml")
+    _config(serve)
     serve.set_defaults(func=run_serve)
     status = psub.add_parser("status", help="ask the running daemon: peers, certificate, jobs")
-    status.add_argument("config", help="the party's party.toml")
+    _config(status)
     status.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     status.set_defaults(func=run_status)
+
+
+def _config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", default=None,
+                   help="the party's party.toml (or --config; default $FEDCORE_CONFIG, else ./party.toml)")
+    p.add_argument("--config", dest="config_flag", default=None, metavar="CONFIG", help="the same, as a flag")
+
+
+def _resolve(args: argparse.Namespace) -> str:
+    return str(args.config or args.config_flag or os.environ.get("FEDCORE_CONFIG", "party.toml"))
 
 
 def run_check(args: argparse.Namespace) -> int:
     from fedcore.party.config import load_config
     from fedcore.party.tlscheck import verify_tls
 
-    config = load_config(args.config)
+    config = load_config(_resolve(args))
     info = verify_tls(config)
     report: dict[str, Any] = {
         "party": config.party_id, "federation": config.federation, "config": str(config.path),
@@ -84,16 +95,15 @@ def run_serve(args: argparse.Namespace) -> int:
     from fedcore.party.config import load_config
     from fedcore.party.daemon import PartyDaemon
 
-    return PartyDaemon(load_config(args.config)).serve()
+    return PartyDaemon(load_config(_resolve(args))).serve()
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from fedcore.party import control
+    from fedcore.party.client import ApiClient
     from fedcore.party.config import load_config
 
-    config = load_config(args.config)
-    status = control.call(config.control, {"op": "status"})
-    status.pop("final", None)
+    with ApiClient(load_config(_resolve(args))) as api:
+        status = api.get("/api/v1/status")
     if args.json:
         print_json(status)
         return 0
@@ -104,9 +114,5 @@ def run_status(args: argparse.Namespace) -> int:
     for p in status["peers"]:
         state = "reachable" if p["reachable"] and p["tls_verified"] else f"NOT reachable ({p.get('error')})"
         out.write(f"  peer {p['peer']} at {p['address']}: {state}\n")
-    jobs = status["jobs"]
-    out.write(f"  running jobs: {len(jobs)}\n")
-    for job in jobs:
-        out.write(f"    {job['job_id']} {job['script']} {job['state']} step {job['step']} "
-                  f"(initiator {job['initiator']})\n")
+    out.write(f"  running jobs: {status['jobs_running']} (see: fedcore job list)\n")
     return 0

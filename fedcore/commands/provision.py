@@ -55,6 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("kit", nargs="?", metavar="KIT_DIR", help="the kit folder (renew, rotate-ca)")
     p.add_argument("--out", metavar="DIR", help="kit folder to write (DIR/ca and DIR/<party>)")
     p.add_argument("--force", action="store_true", help="replace an existing kit")
+    p.add_argument("--control", choices=("unix", "tcp"), default="unix",
+                   help="operator API: unix socket control.sock, mode 0600 (default), or loopback TCP on "
+                        "control_port with the token in operator.token (containers)")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="each party's writable state folder (job store, job folders, and the unix socket); "
+                        "{party} is replaced by the party id (default: state/ beside party.toml)")
     p.add_argument("--protocols", metavar="DIR",
                    help="folder of allowed protocol scripts written into each party's [policy] scripts "
                         "as an absolute path (default: the repository's protocols/)")
@@ -86,7 +92,8 @@ def _provision(args: argparse.Namespace) -> int:
     protocols = Path(args.protocols) if args.protocols else default_protocols()
     if not protocols.is_dir():
         raise ConfigError(f"no protocols folder at {protocols}: pass --protocols DIR")
-    configs = provision(spec, Path(args.out), protocols=protocols, force=args.force)
+    configs = provision(spec, Path(args.out), protocols=protocols, force=args.force,
+                        control=args.control, state_dir=args.state_dir)
     out = Path(args.out).resolve()
     sys.stdout.write(f"federation {spec.federation}: CA in {out / 'ca'} (keep ca.key offline)\n")
     for config in configs:

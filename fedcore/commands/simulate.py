@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from fedcore.commands._common import ProgressBoard, parse_params, print_json, summarize
+from fedcore.commands._common import ProgressBoard, print_json, summarize
 from fedcore.errors import ConfigError
-from fedcore.sim import SimResult, party_names, simulate
+from fedcore.params import convert_params
+from fedcore.script import load_script
+from fedcore.sim import DEFAULT_OUTPUT_ROOT, SimResult, new_job_id, party_names, simulate
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +18,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("script", help="protocol script with main(ctx, **params)")
     p.add_argument("--parties", type=int, default=3, help="number of parties (default 3)")
     p.add_argument("--party-names", help="comma-separated party names (default p0..pN-1)")
-    p.add_argument("--param", action="append", metavar="KEY=VALUE", help="script parameter (JSON or string)")
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="script parameter, converted to the type main() annotates (exit 2 if it does not convert)",
+    )
     p.add_argument("--seed", type=int, default=0, help="job seed (default 0)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds any receive may wait (default 120)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -26,6 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="where parties run")
     p.add_argument("--address", help="Ray cluster address for --engine ray")
     p.add_argument("--runtime", default="processes", help="shared local runtime backend")
+    p.add_argument(
+        "--output-dir",
+        default=str(DEFAULT_OUTPUT_ROOT),
+        help="each party's files go to DIR/PARTY/JOB_ID/ (default ./fedcore-output)",
+    )
+    p.add_argument("--job-id", help="names the run and its output folders (default sim-<time>-<random>)")
     p.set_defaults(func=run)
 
 
@@ -43,19 +57,47 @@ def parse_kill(items: list[str] | None) -> dict[str, int]:
     return kills
 
 
+def text_params(items: list[str] | None) -> dict[str, str]:
+    """``KEY=VALUE`` pairs as given; ``main``'s annotations say what each value becomes."""
+    params: dict[str, str] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ConfigError(f"--param {item!r}: expected KEY=VALUE with KEY a Python identifier")
+        params[key] = raw
+    return params
+
+
+def script_params(script: str, items: list[str] | None) -> dict[str, Any]:
+    """The ``--param`` values checked and converted against the script's ``main`` (exit 2 if not)."""
+    loaded = load_script(script)
+    raw = text_params(items)
+    loaded.check_params(raw)
+    return convert_params(loaded.main, raw, from_text=True)
+
+
 def run(args: argparse.Namespace) -> int:
     names = args.party_names.split(",") if args.party_names else None
     all_names = party_names(None if names else args.parties, names)
-    params = parse_params(args.param)
+    params = script_params(args.script, args.param)
     kills = parse_kill(args.kill)
+    args.job_id = new_job_id(args.job_id)
     board = ProgressBoard(len(all_names))
     with board:
         result = _run_engine(args, list(all_names), params, kills, board)
     if args.json:
-        print_json({"parties": result.parties, "seconds": result.seconds})
+        print_json(
+            {
+                "parties": result.parties,
+                "seconds": result.seconds,
+                "job_id": result.job_id,
+                "output_dir": str(result.output_dir),
+                "failed": sorted(result.errors()),
+            }
+        )
     else:
         _print_summary(result)
-    return 0
+    return 1 if result.errors() else 0  # any failed party fails the run; the output still lists all
 
 
 def _run_engine(
@@ -66,24 +108,58 @@ def _run_engine(
 
         runtime = "ray" if args.runtime == "processes" else args.runtime  # actors use their node's cores
         return simulate_on_ray(
-            args.script, names=names, params=params, seed=args.seed, timeout_s=args.timeout,
-            kill=kills, address=args.address, runtime=runtime,
+            args.script,
+            names=names,
+            params=params,
+            seed=args.seed,
+            timeout_s=args.timeout,
+            kill=kills,
+            address=args.address,
+            runtime=runtime,
+            output_dir=args.output_dir,
+            job_id=args.job_id,
         )
     from fedcore.runtime import make_runtime
 
     with make_runtime(args.runtime) as runtime:
         return simulate(
-            args.script, names=names, params=params, seed=args.seed, timeout_s=args.timeout,
-            kill=kills, runtime=runtime, transport=args.transport, progress=board,
+            args.script,
+            names=names,
+            params=params,
+            seed=args.seed,
+            timeout_s=args.timeout,
+            kill=kills,
+            runtime=runtime,
+            transport=args.transport,
+            progress=board,
+            output_dir=args.output_dir,
+            job_id=args.job_id,
         )
 
 
 def _print_summary(result: SimResult) -> None:
     errors = result.errors()
     out = sys.stdout
-    out.write(f"{len(result.parties)} parties, {len(errors)} failed, {result.seconds:.2f} s\n")
+    out.write(
+        f"{len(result.parties)} parties, {len(errors)} failed, {result.seconds:.2f} s (job {result.job_id})\n"
+    )
     shown = list(result.parties.items())
     for name, value in shown[:20]:
         out.write(f"  {name}: {summarize(value)}\n")
     if len(shown) > 20:
         out.write(f"  ... and {len(shown) - 20} more (use --json for all)\n")
+    written = _written(result)
+    if written:
+        out.write(f"  files: {written} under {result.output_dir}/PARTY/{result.job_id}/\n")
+
+
+def _written(result: SimResult) -> int:
+    """How many files the parties wrote into their output folders."""
+    if result.output_dir is None:
+        return 0
+    return sum(
+        1
+        for party in result.parties
+        for path in (result.output_dir / party / result.job_id).rglob("*")
+        if path.is_file()
+    )

@@ -6,6 +6,10 @@ A checkpoint is one ``round-NNNNN.npz`` file written with numpy (never pickle; r
 uint8: round, strategy, metric history, DP ledger), so one file is enough to resume.
 ``history.json`` beside it holds the metrics for people and tools. Files are written to a
 temporary name and renamed, so a crash never leaves a half-written checkpoint behind.
+
+Checkpoints, plots and resumes live in the party's own output folder: ``job_path`` keeps a
+path that the script already resolved there and sends anything else (a job parameter)
+through ``ctx.output_path``, which refuses an absolute path, ``..`` or a symlink that leaves it.
 """
 
 from __future__ import annotations
@@ -15,13 +19,16 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from fedcore.errors import ConfigError
 from fedcore.fl.arrays import Params
 from fedcore.fl.strategies import State
+
+if TYPE_CHECKING:
+    from fedcore.context import Context
 
 _NAME = re.compile(r"^round-(\d{5,})\.npz$")
 
@@ -34,6 +41,19 @@ class Checkpoint:
     params: Params
     state: State = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def job_path(ctx: Context, value: str | Path, *, scope: Literal["job", "party"] = "job") -> Path:
+    """``value`` as a path in this party's output folder (``scope="party"``: any of its jobs).
+
+    Raises:
+        PolicyRefused: the path would leave the folder.
+    """
+    root = ctx.output_dir if scope == "job" else ctx.output_dir.parent
+    path = Path(value)
+    if path.is_absolute() and path.resolve().is_relative_to(root.resolve()):
+        return path  # the script resolved it already (ctx.output_path)
+    return ctx.output_path(str(value), scope=scope)
 
 
 def save_checkpoint(directory: str | Path, checkpoint: Checkpoint) -> Path:

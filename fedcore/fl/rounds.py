@@ -41,7 +41,7 @@ from fedcore.context import Context
 from fedcore.errors import ConfigError, DecodeError, PartyDropped, ProtocolError, Timeout
 from fedcore.fl import dp as dpm
 from fedcore.fl.arrays import Params, check_like, flatten, subtract, unflatten
-from fedcore.fl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from fedcore.fl.checkpoint import Checkpoint, job_path, load_checkpoint, save_checkpoint
 from fedcore.fl.messages import ClientUpdate, RoundStart, Stop
 from fedcore.fl.strategies import Strategy, Update
 
@@ -65,8 +65,10 @@ class TrainConfig:
         weight_cap: secure mode: a public bound on sample counts, the same at every party; a party
             sends weight ``min(n, weight_cap) / weight_cap`` (so at most 1).
         secure_clip: secure mode: every delta coordinate is clamped to [-secure_clip, secure_clip].
-        checkpoint: directory to save a checkpoint into after each round.
-        resume: a checkpoint file or directory to continue from.
+        checkpoint: directory to save a checkpoint into after each round, inside the party's output
+            folder (``ctx.output_path``).
+        resume: a checkpoint file or directory to continue from, inside the party's output
+            folders (``ctx.output_path(..., scope="party")``: ``<earlier job id>/ckpt``).
     """
 
     rounds: int
@@ -198,7 +200,7 @@ class Coordinator:
             self._resume(config.resume)
 
     def _resume(self, path: str) -> None:
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(job_path(self.ctx, path, scope="party"))
         if len(ckpt.params) != len(self.params) or any(
             np.shape(a) != np.shape(b) for a, b in zip(ckpt.params, self.params, strict=True)
         ):
@@ -248,6 +250,8 @@ class Coordinator:
             sigma = dpm.effective_multiplier(self.config.dp, len(included), len(expected))
             entry["epsilon"] = self.ledger.record(sigma)
         entry["seconds"] = round(time.perf_counter() - began, 4)
+        numbers = {k: v for k, v in entry.items() if k != "round" and isinstance(v, (int, float))}
+        self.ctx.metrics(rnd, **numbers)  # the daemon stores them; its status page charts them
         self._save(rnd, entry)
         return entry
 
@@ -319,7 +323,8 @@ class Coordinator:
         meta = {"strategy": self.strategy.name, "history": [*self.history, entry]}
         if self.ledger is not None:
             meta["privacy"] = [list(r) for r in self.ledger.rounds]
-        save_checkpoint(self.config.checkpoint, Checkpoint(rnd, self.params, self.state, meta))
+        folder = job_path(self.ctx, self.config.checkpoint)
+        save_checkpoint(folder, Checkpoint(rnd, self.params, self.state, meta))
 
 
 def _check_update(party: str, value: Any, rnd: int, params: Params) -> Update:

@@ -15,7 +15,7 @@ from fedcore.transport.base import PARTY_NAME
 
 RUNTIME_BACKENDS = ("inline", "threads", "processes", "ray")
 TLS_KEYS = ("ca", "cert", "key")
-SECTIONS = ("party", "tls", "peers", "runtime", "policy", "limits", "data")
+SECTIONS = ("party", "tls", "peers", "runtime", "policy", "limits", "data", "state", "api")
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,8 @@ class PartyConfig:
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     limits: Limits = field(default_factory=Limits)
     data: Mapping[str, Path] = field(default_factory=dict)
+    state_dir: Path = Path("state")
+    api_token_file: Path | None = None
 
 
 class TomlReader:
@@ -172,6 +174,8 @@ def load_config(path: str | Path) -> PartyConfig:
         policy=_policy(r),
         limits=_limits(r),
         data=_data(r),
+        state_dir=_state_dir(r),
+        api_token_file=_api_token(r),
     )
 
 
@@ -292,3 +296,32 @@ def _data(r: TomlReader) -> dict[str, Path]:
             raise r.fail(f"data.{name}", f"expected a path to a .npz or .csv file, got {raw!r}")
         out[name] = r.file(f"data.{name}", raw)
     return out
+
+
+def _state_dir(r: TomlReader) -> Path:
+    """``[state] dir``: the job store and per-job folders; default ``state/`` beside party.toml."""
+    table = r.table("state", required=False)
+    r.check_keys("state", table, ("dir",))
+    raw: str = r.get("state", "dir", str, "a folder path", "state", table=table)
+    return (r.path.parent / raw).resolve()
+
+
+def _api_token(r: TomlReader) -> Path | None:
+    """``[api] token_file``: the operator credential; required when ``control`` is TCP."""
+    table = r.table("api", required=False)
+    r.check_keys("api", table, ("token_file",))
+    raw = r.get("api", "token_file", str, "a path to a token file (mode 0600)", None, table=table)
+    tcp = not str(r.get("party", "control", str, "")).startswith("unix:")
+    if raw is None:
+        if tcp:
+            raise r.fail("api.token_file", "a TCP control endpoint needs an operator credential: set "
+                                           '[api] token_file = "operator.token" (fedcore provision writes '
+                                           'one), or use control = "unix:control.sock"')
+        return None
+    if not tcp and not (r.path.parent / raw).exists():
+        return None  # on the unix socket the token is unused; a kit copied without it still serves
+    path = r.file("api.token_file", raw)
+    if path.stat().st_mode & 0o037:  # group read is allowed: k8s projects Secrets 0440 to an fsGroup
+        raise r.fail("api.token_file", f"{path} is readable or writable by other users (mode "
+                                       f"{path.stat().st_mode & 0o777:o}): chmod 600 {path}")
+    return path

@@ -1,4 +1,9 @@
-"""The initiator's side of a job: propose to every party, start, stream progress, collect results."""
+"""The initiator's side of a job: propose to every party, start, collect progress and outcomes.
+
+``submit`` proposes synchronously (a refusal is the operator's error at once) and then drives
+the job in a background thread, so the job does not depend on the operator's connection:
+the CLI may detach, exit, and come back with ``fedcore job wait``/``result``.
+"""
 
 from __future__ import annotations
 
@@ -6,116 +11,131 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
-from fedcore import wire
 from fedcore.errors import ConfigError, FedcoreError, PartyDropped, PolicyRefused
+from fedcore.party import messages as m
 from fedcore.party.jobs import Job, JobState, new_job_id
 from fedcore.party.runner import WAIT_POLL_S, JobRunner
 from fedcore.transport import check_party_names
 
-Emit = Callable[[dict[str, Any]], None]
 CALL_TIMEOUT_S = 15.0
 
 
-def job_from_request(runner: JobRunner, req: dict[str, Any]) -> Job:
-    """Validate an operator's ``run`` request into a Job initiated by this party."""
+def job_from_request(runner: JobRunner, req: m.RunRequest) -> Job:
+    """Check an operator's run request against this party's config: a Job initiated here."""
     me, peers = runner.me, runner.config.peers
-    parties = req.get("parties")
-    if not isinstance(parties, list) or not parties:
-        raise ConfigError("--parties: expected a comma-separated list of party ids")
-    parties = list(check_party_names([str(p) for p in parties]))
+    parties = list(check_party_names(list(req.parties)))
     if me not in parties:
         raise ConfigError(f"--parties {','.join(parties)} must include this daemon's party {me!r}")
     unknown = [p for p in parties if p != me and p not in peers]
     if unknown:
         raise ConfigError(f"--parties names {', '.join(unknown)}, not in [peers] of {runner.config.path}")
-    for key, kind in (("script", str), ("sha256", str), ("params", dict), ("seed", int)):
-        if not isinstance(req.get(key), kind):
-            raise ConfigError(f"run request: {key} is missing or not {kind.__name__}")
-    timeout_s = req.get("timeout_s")
-    if not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
-        raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout_s!r}")
     return Job(
-        job_id=new_job_id(), script=req["script"], sha256=req["sha256"], initiator=me,
-        parties=tuple(parties), params=req["params"], seed=req["seed"], timeout_s=float(timeout_s),
+        job_id=new_job_id(),
+        script=req.script,
+        sha256=req.sha256,
+        initiator=me,
+        parties=tuple(parties),
+        params=dict(req.params),
+        seed=req.seed,
+        timeout_s=req.timeout_s,
     )
 
 
-def run_job(runner: JobRunner, req: dict[str, Any], emit: Emit) -> None:
-    """Run one job for the operator: ``emit`` gets started/progress/tick frames then the result.
+def submit(runner: JobRunner, req: m.RunRequest) -> Job:
+    """Propose a job to its parties and start it in the background; returns it once started.
 
     Raises:
         PolicyRefused: a party (this one included) refused; the message names it and why.
         ConfigError: a malformed request or bad parameters.
     """
     if runner.closing:
-        raise FedcoreError(f"the daemon of {runner.me} is shutting down; no new jobs")
+        raise PolicyRefused(f"the daemon of {runner.me} is shutting down; no new jobs")
     job = job_from_request(runner, req)
     runner.prepare(job, runner.me)
     others = [p for p in job.parties if p != runner.me]
     try:
-        emit({"event": "started", "job_id": job.job_id, "parties": list(job.parties)})
         _propose_all(runner, job, others)
-    except BaseException:  # the operator left or a call failed oddly: never leave it half-proposed
-        runner.cancel(job.job_id, JobState.CANCELLED, "the initiator gave up before starting it")
+    except BaseException:  # never leave it half-proposed
+        runner.end(job.job_id, JobState.REFUSED, "a party refused it", "PolicyRefused")
         raise
-    _start_all(runner, job, others)
+    thread = threading.Thread(
+        target=_drive, args=(runner, job, others), name=f"drive-{job.job_id}", daemon=True
+    )
+    thread.start()
+    return job
+
+
+def cancel(runner: JobRunner, job_id: str) -> list[str]:
+    """The operator cancels a job here; at its initiator every party is told. Returns who was told."""
+    job = runner.store.job(job_id)
+    reason = f"cancelled by the operator of {runner.me}"
+    told: list[str] = []
+    if job["initiator"] == runner.me:
+        others = [p for p in job["parties"] if p != runner.me]
+        errors = _call_all(runner, others, m.Cancel(job_id, reason))
+        told = [p for p in others if p not in errors]
+    runner.end(job_id, JobState.CANCELLED, reason, "Cancelled")
+    return told
+
+
+def _drive(runner: JobRunner, job: Job, others: list[str]) -> None:
     start = time.monotonic()
-    results = _collect(runner, job, others, emit)
-    outcome = {p: ("ok" if not _is_error(r) else r["error"]) for p, r in results.items()}
-    job.outcome = outcome
-    runner.log(job.job_id, "collected: " + ", ".join(f"{p} {'ok' if v == 'ok' else 'failed'}"
-                                                    for p, v in outcome.items()))
-    parties = {p: r if _is_error(r) else r["result"] for p, r in results.items()}
-    emit({"event": "result", "job_id": job.job_id, "parties": parties,
-          "seconds": time.monotonic() - start, "final": True})
-
-
-def _is_error(entry: dict[str, Any]) -> bool:
-    return "error" in entry
+    try:
+        _start_all(runner, job, others)
+        _collect(runner, job, others)
+    except Exception as exc:  # a daemon bug must still close the job for its operator
+        runner.log(job.job_id, f"collecting failed: {type(exc).__name__}: {exc}")
+        for party in job.parties:
+            if party not in job.outcomes:
+                runner.jobs.set_outcome(job.job_id, party, m.RemoteError.from_exception(party, job.step, exc))
+    outcome = ", ".join(f"{p} {'ok' if o.ok else 'failed'}" for p, o in job.outcomes.items())
+    runner.log(job.job_id, f"collected: {outcome}")
+    runner.jobs.collected(job.job_id, time.monotonic() - start)
 
 
 def _propose_all(runner: JobRunner, job: Job, others: list[str]) -> None:
-    body = wire.encode({
-        "job_id": job.job_id, "script": job.script, "sha256": job.sha256, "params": job.params,
-        "seed": job.seed, "parties": list(job.parties), "timeout_s": job.timeout_s,
-    })
+    proposal = m.Propose(job.job_id, job.script, job.sha256, job.params, job.seed, job.parties, job.timeout_s)
     # a peer that just restarted may still be in the channel's reconnect backoff: retry a little
-    errors = _call_all(runner, others, "job.propose", body, retry_s=runner.config.limits.peer_timeout_s)
+    errors = _call_all(runner, others, proposal, retry_s=runner.config.limits.peer_timeout_s)
     if not errors:
         return
     accepted = [p for p in others if p not in errors]
-    cancel = wire.encode({"job_id": job.job_id})
-    _call_all(runner, accepted, "job.cancel", cancel)
+    _call_all(runner, accepted, m.Cancel(job.job_id, "another party refused the job"))
     reasons = "; ".join(str(e) for e in errors.values())
-    runner.cancel(job.job_id, JobState.REFUSED, reasons)
-    first = next(iter(errors.values()))
+    runner.log(job.job_id, f"refused: {reasons!r}")  # peers' text, escaped
     if all(isinstance(e, PolicyRefused) for e in errors.values()):
         raise PolicyRefused(reasons)
+    first = next(iter(errors.values()))
     raise type(first)(reasons) if isinstance(first, FedcoreError) else FedcoreError(reasons)
 
 
 def _start_all(runner: JobRunner, job: Job, others: list[str]) -> None:
-    errors = _call_all(runner, others, "job.start", wire.encode({"job_id": job.job_id}))
+    errors = _call_all(runner, others, m.Start(job.job_id))
     runner.start(job.job_id)
     if errors:  # the started parties learn it from this party's abort and fail fast
         reasons = "; ".join(f"{p}: {e}" for p, e in errors.items())
         runner.abort(job.job_id, "start", f"the job could not start at every party: {reasons}")
 
 
-def _call_all(runner: JobRunner, peers: list[str], kind: str, body: bytes,
-              retry_s: float = 0.0) -> dict[str, BaseException]:
-    """Call every peer in parallel, retrying an unreachable one for ``retry_s``; errors by peer."""
+def _call_all(
+    runner: JobRunner, peers: list[str], message: m.Message, retry_s: float = 0.0
+) -> dict[str, BaseException]:
+    """Send ``message`` to every peer in parallel, retrying an unreachable one; errors by peer."""
     if not peers:
         return {}
+    body = m.encode(message)
 
     def one(peer: str) -> BaseException | None:
         deadline = time.monotonic() + retry_s
         while True:
             try:
-                runner.node.call(peer, kind, body, timeout_s=CALL_TIMEOUT_S)
-                return None
+                reply = m.decode(
+                    runner.node.call(peer, message.kind.value, body, timeout_s=CALL_TIMEOUT_S),
+                    m.MessageKind.ACCEPT,
+                    m.MessageKind.REFUSE,
+                )
+                return m.refusal_error(reply) if isinstance(reply, m.Refuse) else None
             except PartyDropped as exc:  # not reached: the request never arrived, so retrying is safe
                 if time.monotonic() >= deadline:
                     return exc
@@ -128,19 +148,11 @@ def _call_all(runner: JobRunner, peers: list[str], kind: str, body: bytes,
     return {p: e for p, e in outcomes.items() if e is not None}
 
 
-def _collect(runner: JobRunner, job: Job, others: list[str], emit: Emit) -> dict[str, dict[str, Any]]:
-    """Wait for every party's result (own and peers'), streaming progress, within the deadline."""
-    results: dict[str, dict[str, Any]] = {}
-    lock = threading.Lock()
+def _collect(runner: JobRunner, job: Job, others: list[str]) -> None:
+    """Wait for every party's outcome (own and peers'), within the job deadline."""
     deadline = time.monotonic() + runner.config.limits.job_timeout_s
-
-    def put(party: str, entry: dict[str, Any]) -> None:
-        with lock:
-            results.setdefault(party, entry)
-        runner.jobs.notify()
-
     pollers = [
-        threading.Thread(target=_poll_peer, args=(runner, job, peer, deadline, put), daemon=True)
+        threading.Thread(target=_poll_peer, args=(runner, job, peer, deadline), daemon=True)
         for peer in others
     ]
     for thread in pollers:
@@ -148,73 +160,64 @@ def _collect(runner: JobRunner, job: Job, others: list[str], emit: Emit) -> dict
     seen = 0
     while True:
         current = runner.jobs.wait_change(job.job_id, seen, 2.0)
-        seen = _stream(current, seen, emit)
-        if current.state.final:
-            put(runner.me, _own_entry(current))
-        with lock:
-            done = len(results) == len(job.parties)
-        if done:
-            # a poller adds a peer's last events before its result: send what came after our snapshot
-            _stream(runner.jobs.get(job.job_id), seen, emit)
-            break
+        seen = current.events_total
+        if current.state.final and runner.me not in current.outcomes and current.own is not None:
+            runner.jobs.set_outcome(job.job_id, runner.me, current.own)
+        if all(p in job.outcomes for p in job.parties):
+            return
         if time.monotonic() > deadline:
-            _give_up(runner, job, results, lock)
-            break
-        emit({"event": "tick"})
-    with lock:
-        return {p: results[p] for p in job.parties}
+            _give_up(runner, job)
+            return
 
 
-def _stream(job: Job, seen: int, emit: Emit) -> int:
-    """Emit the job's progress events after the first ``seen``; returns the new count."""
-    for event in job.events_since(seen):
-        emit({"event": "progress", **event})
-    return job.events_total
-
-
-def _own_entry(job: Job) -> dict[str, Any]:
-    if job.state is JobState.SUCCEEDED and job.result is not None:
-        return {"result": job.result}
-    return {"error": job.error or f"ended {job.state.value}"}
-
-
-def _give_up(runner: JobRunner, job: Job, results: dict[str, Any], lock: threading.Lock) -> None:
+def _give_up(runner: JobRunner, job: Job) -> None:
     limit = runner.config.limits.job_timeout_s
-    with lock:
-        for party in job.parties:
-            results.setdefault(party, {"error": f"Timeout: no result from {party} within "
-                                                f"job_timeout_s = {limit:g} s"})
+    reason = f"no outcome within job_timeout_s = {limit:g} s"
+    for party in job.parties:
+        if party not in job.outcomes:
+            runner.jobs.set_outcome(job.job_id, party, m.RemoteError(party, job.step, "Timeout", reason))
     runner.abort(job.job_id, job.step, f"job_timeout_s = {limit:g} s passed at the initiator")
 
 
-def _poll_peer(runner: JobRunner, job: Job, peer: str, deadline: float,
-               put: Callable[[str, dict[str, Any]], None]) -> None:
-    """Long-poll ``peer`` for progress and its result; report it lost after peer_timeout_s of silence."""
+def _poll_peer(runner: JobRunner, job: Job, peer: str, deadline: float) -> None:
+    """Long-poll ``peer`` for progress and its outcome; lost after peer_timeout_s of silence."""
     limits = runner.config.limits
     seen, last_ok, last_error, step = 0, time.monotonic(), "", None
+    put: Callable[[m.Outcome], None] = lambda o: runner.jobs.set_outcome(job.job_id, peer, o)  # noqa: E731
     while time.monotonic() < deadline:
-        body = wire.encode({"job_id": job.job_id, "seen": seen, "wait_s": WAIT_POLL_S})
+        body = m.encode(m.Wait(job.job_id, seen, WAIT_POLL_S))
         try:
-            reply = wire.decode(runner.node.call(peer, "job.wait", body,
-                                                 timeout_s=WAIT_POLL_S + limits.peer_timeout_s))
+            raw = runner.node.call(
+                peer, m.MessageKind.WAIT.value, body, timeout_s=WAIT_POLL_S + limits.peer_timeout_s
+            )
+            status = m.decode(raw, m.MessageKind.STATUS)
         except FedcoreError as exc:
             last_error = f"{type(exc).__name__}: {exc}"
             if time.monotonic() - last_ok > limits.peer_timeout_s:
                 at = f" at step {step!r}" if step else ""
-                put(peer, {"error": f"PartyDropped: lost contact with {peer}{at} for "
-                                    f"{limits.peer_timeout_s:g} s ({last_error})"})
+                put(
+                    m.RemoteError(
+                        peer,
+                        step,
+                        "PartyDropped",
+                        f"lost contact with {peer}{at} for {limits.peer_timeout_s:g} s ({last_error})",
+                    )
+                )
                 return
             time.sleep(limits.heartbeat_s)  # retry pacing while the peer may be blipping
             continue
+        assert isinstance(status, m.Status)  # decode checked the kind
         last_ok = time.monotonic()
-        for event in reply.get("events", []):
+        for event in status.events:
             runner.jobs.add_event(job.job_id, event, own=False)
-        seen = int(reply.get("total", seen))
-        step = reply.get("step") or step
-        state = reply.get("state")
-        if state == JobState.SUCCEEDED.value:
-            put(peer, {"result": reply.get("result")})
+        seen, step = status.total, status.step or step
+        if status.outcome is not None:
+            put(status.outcome)
             return
-        if state in (JobState.FAILED.value, JobState.CANCELLED.value, JobState.REFUSED.value):
-            put(peer, {"error": str(reply.get("error") or f"ended {state}")})
+        if JobState(status.state).final if status.state in _STATES else False:
+            put(m.RemoteError(peer, step, "ProtocolError", f"{peer} ended {status.state} without an outcome"))
             return
+    put(m.RemoteError(peer, step, "Timeout", "the job deadline passed at the initiator"))
+
+
+_STATES = {s.value for s in JobState}

@@ -10,6 +10,7 @@ Theory of operation
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,15 @@ def _check_unique(r: TomlReader, parties: tuple[PartySpec, ...]) -> None:
         seen.add(party.party_id)
 
 
-def provision(spec: FederationSpec, out: Path, *, protocols: Path, force: bool = False) -> list[Path]:
+def provision(
+    spec: FederationSpec,
+    out: Path,
+    *,
+    protocols: Path,
+    force: bool = False,
+    control: str = "unix",
+    state_dir: str | None = None,
+) -> list[Path]:
     """Write the kit: ``out/ca/`` and one folder per party (layout in PARTY_FORMATS.md).
 
     Args:
@@ -96,6 +105,10 @@ def provision(spec: FederationSpec, out: Path, *, protocols: Path, force: bool =
         protocols: the folder of allowed protocol scripts, written as an absolute path into
             every party's ``[policy] scripts``.
         force: replace an existing kit.
+        control: ``"unix"`` (the operator API on ``control.sock``, mode 0600) or ``"tcp"``
+            (``127.0.0.1:<control_port>``, with the token of ``operator.token``: containers).
+        state_dir: each party's state folder (``{party}`` is replaced by its id), written as
+            ``[state] dir``; the unix socket goes there too, for a kit mounted read-only.
 
     Returns:
         The written party.toml paths.
@@ -123,8 +136,12 @@ def provision(spec: FederationSpec, out: Path, *, protocols: Path, force: bool =
         (folder / "ca.pem").write_bytes(ca_cert)
         (folder / "party.pem").write_bytes(cert)
         pki.write_private(folder / "party.key", key)
+        # the operator API's credential when it listens on TCP (containers); 0600 like the key
+        pki.write_private(folder / "operator.token", (secrets.token_urlsafe(32) + "\n").encode())
         config = folder / "party.toml"
-        config.write_text(party_toml(spec, party, protocols), encoding="utf-8")
+        config.write_text(
+            party_toml(spec, party, protocols, control=control, state_dir=state_dir), encoding="utf-8"
+        )
         written.append(config)
     return written
 
@@ -150,15 +167,31 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def party_toml(spec: FederationSpec, party: PartySpec, protocols: Path) -> str:
+def party_toml(
+    spec: FederationSpec,
+    party: PartySpec,
+    protocols: Path,
+    *,
+    control: str = "unix",
+    state_dir: str | None = None,
+) -> str:
     """The text of one party's ``party.toml``."""
+    state = state_dir.replace("{party}", party.party_id) if state_dir else "state"
+    sock = f"{state}/control.sock" if state_dir else "control.sock"
     peers = "\n".join(
         f"{p.party_id} = {_quote(f'{p.host}:{p.peer_port}')}" for p in spec.parties if p is not party
     )
     return _TEMPLATE.format(
-        id=party.party_id, federation=spec.federation, id_q=_quote(party.party_id),
-        federation_q=_quote(spec.federation), listen=_quote(f"{party.listen_host}:{party.peer_port}"),
-        control=_quote(f"127.0.0.1:{party.control_port}"), peers=peers, scripts=_quote(str(protocols)),
+        id=party.party_id,
+        federation=spec.federation,
+        id_q=_quote(party.party_id),
+        federation_q=_quote(spec.federation),
+        listen=_quote(f"{party.listen_host}:{party.peer_port}"),
+        control_port=party.control_port,
+        control=_quote(f"unix:{sock}" if control == "unix" else f"127.0.0.1:{party.control_port}"),
+        state=_quote(state),
+        peers=peers,
+        scripts=_quote(str(protocols)),
         initiators=", ".join(_quote(p.party_id) for p in spec.parties),
     )
 
@@ -170,7 +203,16 @@ _TEMPLATE = """# {id} of federation {federation}; written by fedcore provision.
 id = {id_q}
 federation = {federation_q}
 listen = {listen}
+# the operator API: a unix socket (mode 0600) by default; on TCP (containers), every request
+# needs the token of [api] token_file:  control = "127.0.0.1:{control_port}"
 control = {control}
+
+[api]
+token_file = "operator.token"
+
+[state]
+# the job store and each job's folder (writable by the daemon)
+dir = {state}
 
 [tls]
 ca = "ca.pem"

@@ -1,19 +1,18 @@
-"""The job manager: proposing jobs to peers, answering proposals, running this party's side.
+"""The job manager: answering peers' job messages and running this party's side of jobs.
 
-Peer control messages (``PeerNode.call`` kinds; bodies are ``fedcore.wire`` maps; the
-sender's identity always comes from its TLS certificate, never from a body):
+Peer control messages are the typed ones of ``fedcore.party.messages`` (Control call kind =
+``MessageKind`` value, body = ``messages.encode``); the sender's identity always comes from its
+TLS certificate, never from a body:
 
-- ``job.propose`` (initiator -> party): script name, SHA-256, params, seed, parties, job id.
-  The party checks its policy (``Policy.check``), loads its own copy of the script, checks
-  the params and opens the job's transport, or raises ``PolicyRefused``/``ConfigError``.
-- ``job.start`` / ``job.cancel`` (initiator -> party): run, or forget, a proposed job.
-- ``job.wait`` (initiator -> party): long poll; returns new progress events, and the
-  party's result or error once its side has finished. A party that does not answer for
-  ``peer_timeout_s`` is reported lost.
+- PROPOSE -> ACCEPT | REFUSE: the party checks its policy (``Policy.check``), loads its own
+  copy of the script, checks the params and opens the job's transport.
+- START / CANCEL / ABORT (initiator only): run, cancel (recorded ``cancelled``) or fail a job.
+- WAIT -> STATUS: long poll; new progress events, and this party's outcome once its side ended.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -25,36 +24,31 @@ from typing import Any
 from fedcore import wire
 from fedcore.context import Context, ProgressEvent
 from fedcore.errors import FedcoreError, PolicyRefused, ProtocolError
+from fedcore.params import convert_params
+from fedcore.party import messages as m
 from fedcore.party.config import PartyConfig
 from fedcore.party.jobs import Job, JobState, JobTable
+from fedcore.party.metered import PartyTransport
+from fedcore.party.metrics import DaemonMetrics
 from fedcore.party.policy import Policy
+from fedcore.party.store import JobStore
 from fedcore.results import jsonable
 from fedcore.runtime import Runtime
 from fedcore.script import Script, load_script
-from fedcore.transport import Transport, check_party_names
 
 log = logging.getLogger("fedcore.party")
 
 PROPOSAL_TTL_S = 60.0  # a proposed job never started is dropped after this long
 WAIT_POLL_S = 2.0  # longest a job.wait long poll holds a peer's server thread
+_CONTEXT_ARGS = frozenset(inspect.signature(Context).parameters)
 
 
-def encode_result(value: Any) -> bytes:
-    """A party's result as wire bytes; values the codec refuses go as their JSON rendering."""
-    try:
-        return wire.encode(value)
-    except (TypeError, ValueError, FedcoreError):
-        return wire.encode(jsonable(value))
-
-
-def error_text(exc: BaseException) -> str:
-    """``Type: message`` plus, for a script's own bug, the file and line it came from."""
-    text = f"{type(exc).__name__}: {exc}"
-    if not isinstance(exc, FedcoreError):
-        frames = traceback.extract_tb(exc.__traceback__)
-        if frames:
-            text += f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})"
-    return text
+def error_detail(exc: BaseException) -> str:
+    """For a script's own bug (not a FedcoreError), `` (at file.py:LINE)`` where it came from."""
+    if isinstance(exc, FedcoreError):
+        return ""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
 
 
 class JobRunner:
@@ -62,21 +56,32 @@ class JobRunner:
 
     Args:
         config: this party's configuration.
-        node: the started ``PeerNode`` (``open_job``, ``close_job``, ``call``).
+        node: the started ``PeerNode`` (``open_job``, ``call``).
         runtime_factory: builds the local runtime on first use.
+        store: the party's job store.
+        metrics: the daemon's Prometheus metrics.
     """
 
-    def __init__(self, config: PartyConfig, node: Any, runtime_factory: Callable[[], Runtime]):
+    def __init__(
+        self,
+        config: PartyConfig,
+        node: Any,
+        runtime_factory: Callable[[], Runtime],
+        store: JobStore,
+        metrics: DaemonMetrics,
+    ):
         self.config = config
         self.me = config.party_id
         self.node = node
         self.policy = Policy(self.me, config.policy)
-        self.jobs = JobTable()
+        self.store = store
+        self.metrics = metrics
+        self.jobs = JobTable(store)
         self.closing = False
         self._runtime_factory = runtime_factory
         self._runtime: Runtime | None = None
         self._lock = threading.Lock()
-        self._transports: dict[str, Transport] = {}
+        self._transports: dict[str, PartyTransport] = {}
         self._scripts: dict[str, Script] = {}
         self._threads: dict[str, threading.Thread] = {}
 
@@ -108,8 +113,10 @@ class JobRunner:
         allowed = self.policy.check(job.script, job.sha256, initiator)
         script = load_script(allowed.path)
         script.check_params(job.params)
+        # every party checks the values against its own copy of main(): rounds=2.5 is refused here
+        job.params = convert_params(script.main, job.params)
         self.jobs.add(job)
-        transport = self.node.open_job(job.job_id, list(job.parties))
+        transport = PartyTransport(self.node.open_job(job.job_id, list(job.parties)), self.metrics)
         with self._lock:
             self._transports[job.job_id] = transport
             self._scripts[job.job_id] = script
@@ -124,12 +131,41 @@ class JobRunner:
         thread.start()
         self.log(job_id, "started")
 
-    def cancel(self, job_id: str, state: JobState = JobState.CANCELLED, reason: str = "") -> None:
+    def end(self, job_id: str, state: JobState, reason: str, kind: str) -> bool:
+        """End this party's side now as ``state`` (cancelled, failed, interrupted); False if it had ended.
+
+        A proposed job is released; a running one records the outcome and its script's waits
+        fail at once (a script busy computing ends at its next message, its result dropped).
+        """
         job = self.jobs.find(job_id)
-        if job is not None and job.state is JobState.PROPOSED:
-            self.jobs.move(job_id, state, error=reason or None)
+        if job is None or job.state.final:
+            return False
+        was_running = job.state is JobState.RUNNING
+        if not self.jobs.finish(
+            job_id, state, self.me, m.RemoteError(self.me, job.step, kind, reason), reason
+        ):
+            return False
+        self.log(job_id, f"{state.value}: {reason}")
+        if was_running:
+            with self._lock:
+                transport = self._transports.get(job_id)
+            if transport is not None:
+                transport.stop(job.step, reason)
+        else:
             self._release(job_id)
-            self.log(job_id, f"{state.value}{': ' + reason if reason else ''}")
+        return True
+
+    def leave(self, reason: str) -> list[str]:
+        """Leave every running job: peers are told (a dropout to them), this side stops."""
+        left = []
+        for job in self.jobs.running():
+            with self._lock:
+                transport = self._transports.get(job.job_id)
+            if transport is not None and job.state is JobState.RUNNING:
+                transport.abort(job.step, reason)  # the peers' mailboxes mark this party dropped
+            if self.end(job.job_id, JobState.INTERRUPTED, reason, "PartyDropped"):
+                left.append(job.job_id)
+        return left
 
     def abort(self, job_id: str, step: str | None, reason: str) -> None:
         """Abort this party's side of a running job: the others fail fast, naming this party."""
@@ -138,13 +174,8 @@ class JobRunner:
         if transport is not None:
             transport.abort(step, reason)
 
-    def abort_all(self, reason: str) -> None:
-        """Abort every running job (daemon shutdown)."""
-        for job in self.jobs.running():
-            self.abort(job.job_id, job.step, reason)
-
     def wait_idle(self, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` for running jobs to end; True when none is left."""
+        """Wait up to ``timeout_s`` for running jobs' threads to end; True when none is left."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with self._lock:
@@ -157,36 +188,57 @@ class JobRunner:
 
     def log(self, job_id: str, message: str) -> None:
         log.info("job=%s party=%s %s", job_id, self.me, message)
+        self.store.add_log(job_id, message)
+
+    def _context(self, job: Job, transport: PartyTransport) -> Context:
+        def sink(event: ProgressEvent) -> None:
+            progress = m.Progress(
+                event.party, event.step, event.done, event.total, event.message, time.time()
+            )
+            self.jobs.add_event(job.job_id, progress)
+
+        def metrics_sink(round_: int, values: dict[str, Any]) -> None:
+            self.store.add_metrics(job.job_id, self.me, int(round_), dict(values))
+            seconds = values.get("seconds")
+            if isinstance(seconds, (int, float)):
+                self.metrics.round_done(job.script, float(seconds))
+
+        extra: dict[str, Any] = {}
+        if "metrics_sink" in _CONTEXT_ARGS:  # per-round metrics, where Context offers them
+            extra["metrics_sink"] = metrics_sink
+        if "output_root" in _CONTEXT_ARGS:  # this party's own folder; an initiator never picks it
+            extra["output_dir"] = self.store.folder / "jobs" / job.job_id / "output"
+            extra["output_root"] = self.store.folder / "jobs"
+        return Context(
+            self.me,
+            transport,
+            self.runtime(),
+            params=job.params,
+            seed=job.seed,
+            job_id=job.job_id,
+            data={k: str(v) for k, v in self.config.data.items()},
+            progress_sink=sink,
+            timeout_s=job.timeout_s,
+            **extra,
+        )
 
     def _run_party(self, job: Job) -> None:
         with self._lock:
             transport = self._transports[job.job_id]
             script = self._scripts[job.job_id]
-
-        def sink(event: ProgressEvent) -> None:
-            self.jobs.add_event(job.job_id, {
-                "party": event.party, "step": event.step, "done": event.done,
-                "total": event.total, "message": event.message,
-            })
-
-        ctx = Context(
-            self.me, transport, self.runtime(), params=job.params, seed=job.seed, job_id=job.job_id,
-            data={k: str(v) for k, v in self.config.data.items()}, progress_sink=sink,
-            timeout_s=job.timeout_s,
-        )
+        ctx = self._context(job, transport)
         try:
             self.runtime().register_script(script.module_name, str(script.path))
             result = script.main(ctx, **job.params)
             transport.finish()
-            job.result = encode_result(result)
-            self.jobs.move(job.job_id, JobState.SUCCEEDED)
-            self.log(job.job_id, "succeeded")
+            if self.jobs.finish(job.job_id, JobState.SUCCEEDED, self.me, m.Ok(wire_safe(result))):
+                self.log(job.job_id, "succeeded")
         except Exception as exc:  # the script's failure ends this party's side, never the daemon
-            message = error_text(exc)
-            job.step = ctx.step
-            transport.abort(ctx.step, message)
-            self.jobs.move(job.job_id, JobState.FAILED, error=message)
-            self.log(job.job_id, f"failed at step {ctx.step!r}: {message}")
+            outcome = m.RemoteError.from_exception(self.me, ctx.step, exc, error_detail(exc))
+            if transport.stopped is None:
+                transport.abort(ctx.step, str(outcome))
+            if self.jobs.finish(job.job_id, JobState.FAILED, self.me, outcome, str(outcome)):
+                self.log(job.job_id, f"failed at step {ctx.step!r}: {outcome}")
         finally:
             self._release(job.job_id, linger_s=self.config.limits.peer_timeout_s)
 
@@ -198,45 +250,50 @@ class JobRunner:
             self._threads.pop(job_id, None)
         if transport is None:
             return
-
-        def close() -> None:
-            transport.close()  # the node forgets the job: later messages for it are refused
-
         if linger_s > 0:
-            timer = threading.Timer(linger_s, close)
+            timer = threading.Timer(linger_s, transport.close)  # then the node refuses its messages
             timer.daemon = True
             timer.start()
         else:
-            close()
+            transport.close()
 
     # ------------------------------------------------------------------ peer side
 
     def handle_peer(self, src: str, kind: str, body: bytes) -> bytes:
         """``control_handler`` of the PeerNode: ``src`` comes from the peer's certificate."""
-        request = wire.decode(body)
-        if not isinstance(request, dict) or not isinstance(request.get("job_id"), str):
-            raise ProtocolError(f"{kind} from {src}: expected a map with a job_id")
-        handlers = {
-            "job.propose": self._on_propose, "job.start": self._on_start,
-            "job.cancel": self._on_cancel, "job.wait": self._on_wait,
-        }
-        handler = handlers.get(kind)
-        if handler is None:
-            raise ProtocolError(f"{self.me} does not know the control message {kind!r} from {src}")
-        return wire.encode(handler(src, request))
+        message = m.decode(body, m.kind_of(kind))
+        if isinstance(message, m.Propose):
+            return m.encode(self._on_propose(src, message))
+        if isinstance(message, m.Wait):
+            return m.encode(self._on_wait(src, message))
+        if isinstance(message, (m.Start, m.Cancel, m.Abort)):
+            self._own_job(src, message.job_id)
+            if isinstance(message, m.Start):
+                self.start(message.job_id)
+            elif isinstance(message, m.Cancel):
+                self.end(message.job_id, JobState.CANCELLED, message.reason, "Cancelled")
+            else:
+                self.end(message.job_id, JobState.FAILED, message.reason, "Aborted")
+            return m.encode(m.Accept(message.job_id))
+        raise ProtocolError(f"{self.me} does not take a {kind} message from {src}")
 
-    def _on_propose(self, src: str, req: dict[str, Any]) -> dict[str, Any]:
-        job = job_from_proposal(req, initiator=src)
+    def _on_propose(self, src: str, proposal: m.Propose) -> m.Accept | m.Refuse:
+        job = job_from_proposal(proposal, initiator=src)
         try:
             self.prepare(job, src)
         except FedcoreError as exc:
-            self.log(job.job_id, f"refused {job.script!r} from {src}: {exc}")
-            raise
-        timer = threading.Timer(PROPOSAL_TTL_S, self.cancel, args=(job.job_id, JobState.CANCELLED,
-                                                                   "never started by its initiator"))
+            self.metrics.refused(exc)
+            log.info("job=%s party=%s refused %r from %s: %s", job.job_id, self.me, job.script, src, exc)
+            return m.Refuse(job.job_id, self.me, type(exc).__name__, str(exc))
+        timer = threading.Timer(PROPOSAL_TTL_S, self._expire, args=(job.job_id,))
         timer.daemon = True
         timer.start()
-        return {"accepted": True}
+        return m.Accept(job.job_id)
+
+    def _expire(self, job_id: str) -> None:
+        job = self.jobs.find(job_id)
+        if job is not None and job.state is JobState.PROPOSED:
+            self.end(job_id, JobState.CANCELLED, "never started by its initiator", "Cancelled")
 
     def _own_job(self, src: str, job_id: str) -> Job:
         job = self.jobs.get(job_id)
@@ -244,44 +301,39 @@ class JobRunner:
             raise ProtocolError(f"{src} is not the initiator of job {job_id} ({job.initiator} is)")
         return job
 
-    def _on_start(self, src: str, req: dict[str, Any]) -> dict[str, Any]:
-        self._own_job(src, req["job_id"])
-        self.start(req["job_id"])
-        return {"started": True}
-
-    def _on_cancel(self, src: str, req: dict[str, Any]) -> dict[str, Any]:
-        self._own_job(src, req["job_id"])
-        self.cancel(req["job_id"], reason=f"cancelled by {src}")
-        return {"cancelled": True}
-
-    def _on_wait(self, src: str, req: dict[str, Any]) -> dict[str, Any]:
-        self._own_job(src, req["job_id"])
-        seen = req.get("seen", 0)
-        wait_s = req.get("wait_s", WAIT_POLL_S)
-        if not isinstance(seen, int) or not isinstance(wait_s, (int, float)):
-            raise ProtocolError("job.wait: seen must be an int and wait_s a number")
-        job = self.jobs.wait_change(req["job_id"], seen, min(max(float(wait_s), 0.0), WAIT_POLL_S))
-        return {
-            "state": job.state.value, "events": job.events_since(seen), "total": job.events_total,
-            "result": job.result if job.state is JobState.SUCCEEDED else None,
-            "error": job.error, "step": job.step,
-        }
+    def _on_wait(self, src: str, wait: m.Wait) -> m.Status:
+        self._own_job(src, wait.job_id)
+        job = self.jobs.wait_change(wait.job_id, wait.seen, min(float(wait.wait_s), WAIT_POLL_S))
+        return m.Status(
+            job.job_id,
+            job.state.value,
+            tuple(job.events_since(wait.seen)),
+            job.events_total,
+            job.step,
+            job.own if job.state.final else None,
+        )
 
 
-def job_from_proposal(req: dict[str, Any], *, initiator: str) -> Job:
-    """Validate a ``job.propose`` body into a Job (the initiator is the certified sender)."""
-    checks = {
-        "job_id": str, "script": str, "sha256": str, "params": dict, "seed": int,
-        "parties": list, "timeout_s": (int, float),
-    }
-    for key, kind in checks.items():
-        if not isinstance(req.get(key), kind) or isinstance(req.get(key), bool):
-            raise ProtocolError(f"job.propose from {initiator}: {key} is missing or not {kind}")
-    parties = check_party_names([str(p) for p in req["parties"]])
-    if initiator not in parties:
+def wire_safe(value: Any) -> Any:
+    """``value`` if the codec takes it, else its JSON rendering (a script may return anything)."""
+    try:
+        wire.encode(value)
+        return value
+    except (TypeError, ValueError, FedcoreError):
+        return jsonable(value)
+
+
+def job_from_proposal(proposal: m.Propose, *, initiator: str) -> Job:
+    """A validated proposal as a Job (the initiator is the certified sender)."""
+    if initiator not in proposal.parties:
         raise ProtocolError(f"job.propose from {initiator}: the initiator is not a party of the job")
     return Job(
-        job_id=req["job_id"], script=req["script"], sha256=req["sha256"], initiator=initiator,
-        parties=parties, params=dict(req["params"]), seed=req["seed"], timeout_s=float(req["timeout_s"]),
+        job_id=proposal.job_id,
+        script=proposal.script,
+        sha256=proposal.sha256,
+        initiator=initiator,
+        parties=proposal.parties,
+        params=dict(proposal.params),
+        seed=proposal.seed,
+        timeout_s=float(proposal.timeout_s),
     )
-

@@ -26,13 +26,22 @@ FEDERATION = ROOT / "parties" / "federation.toml"
 IN_CONTAINER_CONFIG = "/etc/fedcore/party.toml"
 
 
+IN_CONTAINER_STATE = "/var/lib/fedcore"
+
+
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory) -> Path:
+    """A kit made as deploy/README.md says for containers: API on loopback TCP, state on a volume."""
     out = tmp_path_factory.mktemp("deploy") / "kit"
-    done = subprocess.run(
-        [sys.executable, "-m", "fedcore.cli", "provision", str(FEDERATION), "--out", str(out)],
-        capture_output=True, text=True, timeout=120,
-    )
+    command = [sys.executable, "-m", "fedcore.cli", "provision", str(FEDERATION), "--out", str(out),
+               "--control", "tcp"]
+    done = subprocess.run([*command, "--state-dir", IN_CONTAINER_STATE], capture_output=True, text=True,
+                          timeout=120)
+    if "unrecognized arguments: --state-dir" in done.stderr:  # the README's one-line edit instead
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        for config in out.glob("*/party.toml"):
+            text = config.read_text().replace('dir = "state"', f'dir = "{IN_CONTAINER_STATE}"')
+            config.write_text(text)
     assert done.returncode == 0, done.stderr
     return out
 
@@ -81,16 +90,18 @@ def interpolate(value, env: dict[str, str]):
 def compose(kit: Path) -> dict:
     protocols = party_toml(kit, "alice")["policy"]["scripts"][0]
     env = {"FEDCORE_KIT": str(kit), "FEDCORE_PROTOCOLS": protocols, "FEDCORE_UID": "1000",
-           "FEDCORE_GID": "1000"}
+           "FEDCORE_GID": "1000", "FEDCORE_STATE": str(kit.parent / "state")}
     return interpolate(yaml.safe_load((DEPLOY / "compose.yaml").read_text()), env)
 
 
-def mounts(service: dict) -> dict[str, Path]:
-    """Container target -> host source (resolved from the compose file's folder)."""
+def mounts(service: dict, *, writable: bool = False) -> dict[str, Path]:
+    """Container target -> host source (resolved from the compose file's folder) of the read-only
+    bind mounts, or of the writable ones."""
     out = {}
     for volume in service["volumes"]:
-        assert volume["type"] == "bind" and volume["read_only"] is True, volume
-        out[volume["target"]] = (DEPLOY / volume["source"]).resolve()
+        assert volume["type"] == "bind", volume
+        if volume["read_only"] is not writable:
+            out[volume["target"]] = (DEPLOY / volume["source"]).resolve()
     return out
 
 
@@ -122,6 +133,16 @@ def test_compose_mounts_the_partys_kit_read_only(compose, kit, party):
         assert scripts in table, f"[policy] scripts {scripts} is not mounted in the container"
         assert table[scripts] == Path(scripts).resolve() and table[scripts].is_dir()
         assert list(table[scripts].glob("*.py")), "no protocol scripts in the mounted folder"
+
+
+@pytest.mark.parametrize("party", ["alice", "bob", "carol"])
+def test_compose_gives_each_party_one_writable_state_folder_of_its_own(compose, kit, party):
+    config = party_toml(kit, party)
+    assert config["state"]["dir"] == IN_CONTAINER_STATE
+    writable = mounts(compose["services"][party], writable=True)
+    assert list(writable) == [IN_CONTAINER_STATE]
+    others = {mounts(compose["services"][p], writable=True)[IN_CONTAINER_STATE] for p in compose["services"]}
+    assert len(others) == len(compose["services"])  # no two parties share a job store
 
 
 @pytest.mark.parametrize("party", ["alice", "bob", "carol"])
@@ -163,6 +184,8 @@ def test_containerfile_is_slim_non_root_and_serves_the_mounted_config():
     assert 'ENTRYPOINT ["fedcore", "party", "serve"]' in lines
     assert f'CMD ["{IN_CONTAINER_CONFIG}"]' in lines
     assert any(line.startswith("HEALTHCHECK") for line in lines)
+    assert f'VOLUME ["{IN_CONTAINER_STATE}"]' in lines
+    assert f"FEDCORE_CONFIG={IN_CONTAINER_CONFIG}" in text  # `docker exec ... fedcore job list`
     for line in lines:  # every COPY from the build context names something that exists
         if line.startswith("COPY ") and "--from=" not in line:
             sources = [w for w in shlex.split(line)[1:-1] if not w.startswith("--")]
@@ -204,7 +227,8 @@ def test_kustomization_builds_secret_and_configmap_from_the_kit(k8s, kit):
     assert "ca.key" not in {p.name for p in secret_files.values()}
     assert set(config_files) == {"party.toml"}
     party = config_files["party.toml"].parent.name
-    assert set(secret_files) == set(party_toml(kit, party)["tls"].values())
+    config = party_toml(kit, party)
+    assert set(secret_files) == {*config["tls"].values(), config["api"]["token_file"]}
 
 
 def test_deployment_mounts_every_file_party_toml_names(k8s, kit):
@@ -238,6 +262,23 @@ def test_deployment_mounts_every_file_party_toml_names(k8s, kit):
     assert k8s["Deployment"]["spec"]["replicas"] == 1
     assert k8s["Deployment"]["spec"]["strategy"]["type"] == "Recreate"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {e["name"]: e["value"] for e in container["env"]}["FEDCORE_CONFIG"] == IN_CONTAINER_CONFIG
+    token = config["api"]["token_file"]
+    assert visible[token].is_file() and visible[token].name == "operator.token"
+
+
+def test_k8s_state_lives_on_a_persistent_volume(k8s, kit):
+    pod = k8s["Deployment"]["spec"]["template"]["spec"]
+    container, = pod["containers"]
+    party = k8s["Deployment"]["metadata"]["name"].removeprefix("fedcore-")
+    state = party_toml(kit, party)["state"]["dir"]
+    mount, = [m for m in container["volumeMounts"] if m["mountPath"] == state]
+    assert not mount.get("readOnly")
+    volume, = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    claim = k8s["PersistentVolumeClaim"]
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "pvc.yaml" in k8s["Kustomization"]["resources"]
 
 
 def test_k8s_ports_match_the_kit(k8s, kit, federation):
@@ -272,6 +313,7 @@ def test_systemd_unit_serves_the_instance_kit_with_hardening(kit):
     }.items():
         assert service[key] == value, key
     assert "/etc/fedcore/%i" in service["ReadOnlyPaths"].split()
+    assert service["StateDirectory"] == "fedcore/%i"  # /var/lib/fedcore/<party>: --state-dir
     for party in ("alice", "bob", "carol"):  # the instance's folder is a kit party folder
         folder = kit / party
         assert (folder / Path(config).name).is_file()
@@ -279,9 +321,12 @@ def test_systemd_unit_serves_the_instance_kit_with_hardening(kit):
             assert (folder / name).is_file()
 
 
-def test_ray_cluster_example_installs_fedcore_with_ray():
+def test_ray_cluster_example_installs_the_wheel_built_here_with_ray():
     cluster = yaml.safe_load((DEPLOY / "ray" / "cluster.yaml").read_text())
-    assert "fedcore[ray]" in " ".join(cluster["setup_commands"])
+    (remote, local), = cluster["file_mounts"].items()
+    assert local == "./dist"
+    setup = " ".join(cluster["setup_commands"])
+    assert f"{remote}/fedcore-*.whl" in setup and "[ray]" in setup
     head = cluster["provider"]["head_ip"]
     assert any(f"--address={head}:6379" in c for c in cluster["worker_start_ray_commands"])
 
@@ -327,3 +372,65 @@ def test_probe_dials_loopback_for_a_wildcard_bind():
     assert probe.dial_address("::", 7101) == "[::1]:7101"
     assert probe.dial_address("127.0.0.1", 7102) == "127.0.0.1:7102"
     assert probe.dial_address("alice.example", 7101) == "alice.example:7101"
+
+
+# ------------------------------------------------------------------------------------ installs
+
+
+DOCS = [
+    ROOT / "README.md", ROOT / "parties" / "README.md", *sorted(p for p in DEPLOY.rglob("*") if p.is_file())
+]
+FROM_PYPI = re.compile(r"""^['"]?fedcore(\[[\w,]*\])?([=<>~!].*)?['"]?$""")
+
+
+def test_nothing_installs_fedcore_from_pypi():
+    """fedcore is not on PyPI (another project owns the name): installs name a wheel or a tree."""
+    for path in DOCS:
+        if path.suffix in (".png", ".pyc"):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for command in re.findall(r"pip3? install ([^`;&|]*)", line):
+                for word in command.split():
+                    assert not FROM_PYPI.match(word), f"{path.name}:{number}: {line.strip()}"
+
+
+def _third_party_imports(path: Path, seen: set[Path]) -> set[str]:
+    """Top-level modules a file imports (at any depth of its code), following fedcore's own."""
+    import ast
+
+    if path in seen:
+        return set()
+    seen.add(path)
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for name in names:
+            if name.split(".")[0] != "fedcore":
+                found.add(name.split(".")[0])
+                continue
+            module = ROOT / Path(*name.split("."))
+            for candidate in (module.with_suffix(".py"), module / "__init__.py"):
+                if candidate.is_file():
+                    found |= _third_party_imports(candidate, seen)
+    return found
+
+
+def test_the_image_default_extras_run_every_bundled_protocol():
+    import importlib.metadata as md
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    default = re.search(r'^ARG EXTRAS="([^"]*)"', (DEPLOY / "Containerfile").read_text(), re.M).group(1)
+    wanted = [*pyproject["dependencies"]]
+    for extra in filter(None, default.split(",")):
+        wanted += pyproject["optional-dependencies"][extra]
+    installed = {re.split(r"[\[<>=!~ ;]", req)[0].lower().replace("_", "-") for req in wanted}
+    dists = md.packages_distributions()
+    chosen_by_config = {"ray"}  # the ray runtime backend: [runtime] backend = "ray" and EXTRAS=torch,ray
+    for script in sorted((ROOT / "protocols").glob("*.py")):
+        for module in _third_party_imports(script, set()):
+            if module in sys.stdlib_module_names or module in {"__future__", *chosen_by_config}:
+                continue
+            names = {d.lower().replace("_", "-") for d in dists.get(module, [module])}
+            assert names & installed, f"{script.name} needs {module} ({names}), not in EXTRAS={default!r}"

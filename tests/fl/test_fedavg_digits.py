@@ -21,18 +21,31 @@ def runtime():
 
 
 def test_fedavg_digits_learns(runtime, tmp_path) -> None:
-    params = {"rounds": 4, "checkpoint": str(tmp_path)}
-    out = simulate(SCRIPT, parties=3, params=params, runtime=runtime, timeout_s=60).parties
+    params = {"rounds": 4, "checkpoint": "ckpt"}
+    where = {"output_dir": tmp_path, "runtime": runtime}
+    out = simulate(SCRIPT, parties=3, params=params, timeout_s=60, job_id="first", **where).parties
     coordinator = out["p0"]
     assert [h["round"] for h in coordinator["history"]] == [1, 2, 3, 4]
     assert coordinator["accuracy"] > 0.85 and coordinator["history"][-1]["parties"] == 3
     # 80% of the 1797 digits are trained on; the rest is the test split
     assert sum(r["samples"] for r in out.values()) == 1438
-    assert (tmp_path / "round-00004.npz").exists()
-    resumed = simulate(
-        SCRIPT, parties=3, params={"rounds": 5, "resume": str(tmp_path)}, runtime=runtime
-    ).parties
+    # only the coordinator holds the model, and it writes in its own output folder
+    assert (tmp_path / "p0/first/ckpt/round-00004.npz").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p0"]
+    params = {"rounds": 5, "resume": "first/ckpt"}
+    resumed = simulate(SCRIPT, parties=3, params=params, job_id="second", **where).parties
     assert [h["round"] for h in resumed["p0"]["history"]] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("param", ["checkpoint", "plot", "resume"])
+def test_an_initiator_cannot_choose_where_the_coordinator_writes(runtime, tmp_path, param) -> None:
+    target = tmp_path / "elsewhere" / "x"
+    for value in (str(target), "../../elsewhere/x"):
+        params = {"rounds": 1, param: value}
+        result = simulate(SCRIPT, parties=2, params=params, runtime=runtime, output_dir=tmp_path / "out")
+        error = result.outcomes["p0"]
+        assert not error.ok and error.kind == "PolicyRefused" and "p0 refuses" in error.message
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_fedavg_digits_secure_dirichlet_dp(runtime) -> None:

@@ -92,18 +92,43 @@ def test_dp_with_secure_aggregation_adds_noise_at_the_parties(runtime) -> None:
 
 def test_resume_continues_exactly(runtime, tmp_path) -> None:
     adam = FedAdam(eta=0.1, tau=0.01)
-    run(runtime, fake_main(strategy=adam, checkpoint=str(tmp_path / "full")), params={"rounds": 3})
-    run(runtime, fake_main(strategy=adam, checkpoint=str(tmp_path / "part")), params={"rounds": 1})
+    out = {"output_dir": tmp_path}  # checkpoints go to tmp_path/<party>/<job id>/<name>
+    run(runtime, fake_main(strategy=adam, checkpoint="full"), params={"rounds": 3}, job_id="a", **out)
+    run(runtime, fake_main(strategy=adam, checkpoint="part"), params={"rounds": 1}, job_id="b", **out)
     resumed = run(
         runtime,
-        fake_main(strategy=adam, checkpoint=str(tmp_path / "part"), resume=str(tmp_path / "part")),
+        fake_main(strategy=adam, checkpoint="part", resume="b/part"),
         params={"rounds": 3},
+        job_id="c",
+        **out,
     )
-    full, part = load_checkpoint(tmp_path / "full"), load_checkpoint(tmp_path / "part")
+    full, part = load_checkpoint(tmp_path / "p0/a/full"), load_checkpoint(tmp_path / "p0/c/part")
     assert full.round == part.round == 3
     assert np.array_equal(full.params[0], part.params[0])
     assert all(np.array_equal(full.state[k][0], part.state[k][0]) for k in ("m", "v"))
     assert [h["round"] for h in resumed["p0"]["history"]] == [1, 2, 3]
+
+
+def test_checkpoint_paths_outside_the_party_folder_are_refused(runtime, tmp_path) -> None:
+    outside = tmp_path / "outside"
+    for config in ({"checkpoint": str(outside)}, {"checkpoint": "../x"}, {"resume": str(outside)}):
+        out = run(runtime, fake_main(**config), params={"rounds": 1}, output_dir=tmp_path / "o")
+        assert "PolicyRefused" in out["p0"]["error"], config
+    assert not outside.exists()
+
+
+def test_each_round_reports_its_metrics_to_the_context(runtime) -> None:
+    seen: list[tuple[str, int, dict]] = []
+
+    def main(ctx, rounds: int = 2):
+        ctx._metrics_sink = lambda rnd, values: seen.append((ctx.party, rnd, values))
+        return fake_main()(ctx, rounds)
+
+    run(runtime, main, params={"rounds": 2})
+    coordinator = [(rnd, v) for party, rnd, v in seen if party == "p0"]
+    assert [rnd for rnd, _ in coordinator] == [1, 2]
+    assert [v["loss"] for _, v in coordinator] == [9.0, 18.0] and coordinator[0][1]["parties"] == 4
+    assert all(party == "p0" for party, _, _ in seen)
 
 
 def test_malformed_updates_are_rejected_not_fatal(runtime) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fedcore.party import control
+from fedcore.party.client import ApiClient
 from fedcore.party.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,15 +71,22 @@ class Federation:
         )
         self.wait_ready(party)
 
+    def api(self, party: str) -> ApiClient:
+        """An operator client of ``party``'s daemon (with its token when it serves TCP)."""
+        return ApiClient(load_config(self.config(party)), timeout_s=30.0)
+
+    def token(self, party: str) -> str:
+        return (self.kit / party / "operator.token").read_text().strip()
+
     def wait_ready(self, party: str) -> None:
-        endpoint = load_config(self.config(party)).control
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             if self.procs[party].poll() is not None:
                 raise RuntimeError(f"{party} daemon exited: {self.log(party)}")
             try:
-                if control.call(endpoint, {"op": "ping"}, idle_timeout_s=5)["party"] == party:
-                    return
+                with self.api(party) as api:
+                    if api.get("/api/v1/ping")["party"] == party:
+                        return
             except Exception:
                 if time.monotonic() > deadline:
                     raise
@@ -90,9 +97,9 @@ class Federation:
         proc.kill()
         proc.wait(timeout=10)
 
-    def stop(self, party: str) -> int:
+    def stop(self, party: str, sig: int = signal.SIGTERM) -> int:
         proc = self.procs.pop(party)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         return proc.wait(timeout=30)
 
     def log(self, party: str) -> str:
@@ -107,7 +114,8 @@ class Federation:
 def _policy_dir(root: Path, party: str) -> Path:
     folder = root / f"protocols_{party}"
     folder.mkdir()
-    shutil.copy(REPO / "protocols" / "plain_sum.py", folder)
+    for script in ("plain_sum.py", "fedavg_digits.py"):
+        shutil.copy(REPO / "protocols" / script, folder)
     for script in ("wait_step.py", "fail_step.py"):
         shutil.copy(SCRIPTS / script, folder)
     label = "carol's own" if party == "carol" else "shared"
@@ -116,7 +124,7 @@ def _policy_dir(root: Path, party: str) -> Path:
     return folder
 
 
-def _tune(config: Path, scripts: Path, initiators: list[str], unix_control: bool) -> None:
+def _tune(config: Path, scripts: Path, initiators: list[str], control_port: int | None) -> None:
     """Per-party policy folder and initiators, and short heartbeats so failures show in seconds."""
     text = config.read_text()
     lines = []
@@ -131,8 +139,8 @@ def _tune(config: Path, scripts: Path, initiators: list[str], unix_control: bool
             line = "peer_timeout_s = 2.0"
         elif line.startswith("backend = "):
             line = 'backend = "threads"'
-        elif line.startswith("control = ") and unix_control:
-            line = 'control = "unix:control.sock"'
+        elif line.startswith("control = ") and control_port is not None:
+            line = f'control = "127.0.0.1:{control_port}"'
         lines.append(line)
     config.write_text("\n".join(lines) + "\n")
 
@@ -140,7 +148,8 @@ def _tune(config: Path, scripts: Path, initiators: list[str], unix_control: bool
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("fed")
-    write_federation(root / "federation.toml", free_ports(6))
+    ports = free_ports(6)
+    write_federation(root / "federation.toml", ports)
     kit = root / "kit"
     protocols = str(REPO / "protocols")
     result = cli("provision", str(root / "federation.toml"), "--out", str(kit), "--protocols", protocols)
@@ -149,8 +158,9 @@ def federation(tmp_path_factory: pytest.TempPathFactory):
     for party in PARTIES:
         # alice lets only alice and bob start jobs with her; bob and carol allow everyone
         initiators = ["alice", "bob"] if party == "alice" else list(PARTIES)
-        # bob's operator endpoint is a unix socket, alice's and carol's loopback TCP
-        _tune(fed.config(party), _policy_dir(root, party), initiators, unix_control=party == "bob")
+        # bob's operator API is the unix socket provision writes, alice's and carol's loopback TCP + token
+        tcp = None if party == "bob" else ports[3 + PARTIES.index(party)]
+        _tune(fed.config(party), _policy_dir(root, party), initiators, tcp)
     try:
         for party in PARTIES:
             fed.start(party)

@@ -29,7 +29,8 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cfg")
     (root / "federation.toml").write_text(FEDERATION)
     (root / "protocols").mkdir()
-    provision(load_federation(root / "federation.toml"), root / "kit", protocols=root / "protocols")
+    provision(load_federation(root / "federation.toml"), root / "kit", protocols=root / "protocols",
+              control="tcp")
     return root / "kit"
 
 
@@ -37,8 +38,9 @@ def _edit(kit: Path, tmp_path: Path, old: str, new: str) -> Path:
     """A copy of alice's folder whose party.toml has ``old`` replaced by ``new``."""
     folder = tmp_path / "alice"
     folder.mkdir()
-    for name in ("ca.pem", "party.pem", "party.key"):
+    for name in ("ca.pem", "party.pem", "party.key", "operator.token"):
         (folder / name).write_bytes((kit / "alice" / name).read_bytes())
+    (folder / "operator.token").chmod(0o600)
     text = (kit / "alice" / "party.toml").read_text()
     assert old in text
     (folder / "party.toml").write_text(text.replace(old, new))
@@ -94,6 +96,34 @@ def test_not_toml_and_missing_file(tmp_path: Path) -> None:
 def test_unix_control_socket(kit: Path, tmp_path: Path) -> None:
     path = _edit(kit, tmp_path, 'control = "127.0.0.1:17201"', 'control = "unix:run/alice.sock"')
     assert load_config(path).control.unix_path == tmp_path / "alice" / "run" / "alice.sock"
+
+
+def test_tcp_control_needs_a_private_token_file(kit: Path, tmp_path: Path) -> None:
+    path = _edit(kit, tmp_path, 'token_file = "operator.token"', "")
+    with pytest.raises(ConfigError, match="needs an operator credential") as info:
+        load_config(path)
+    assert info.value.key == "api.token_file"
+    path.write_text(path.read_text().replace("[api]\n", '[api]\ntoken_file = "operator.token"\n'))
+    for mode in (0o644, 0o660):
+        (path.parent / "operator.token").chmod(mode)
+        with pytest.raises(ConfigError, match="readable or writable by other users"):
+            load_config(path)
+    (path.parent / "operator.token").chmod(0o440)  # the daemon's group may read it (k8s fsGroup)
+    load_config(path)
+    (path.parent / "operator.token").chmod(0o600)
+    config = load_config(path)
+    assert config.api_token_file == path.parent / "operator.token"
+    assert config.state_dir == path.parent / "state"  # [state] dir, beside party.toml
+
+
+def test_provision_defaults_to_the_unix_socket(tmp_path: Path) -> None:
+    (tmp_path / "federation.toml").write_text(FEDERATION)
+    (tmp_path / "protocols").mkdir()
+    provision(load_federation(tmp_path / "federation.toml"), tmp_path / "kit",
+              protocols=tmp_path / "protocols")
+    config = load_config(tmp_path / "kit" / "alice" / "party.toml")
+    assert config.control.unix_path == tmp_path / "kit" / "alice" / "control.sock"
+    assert (tmp_path / "kit" / "alice" / "operator.token").stat().st_mode & 0o777 == 0o600
 
 
 def test_check_rejects_foreign_certificate_and_mismatched_key(kit: Path, tmp_path: Path) -> None:

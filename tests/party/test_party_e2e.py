@@ -13,9 +13,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fedcore.party import control
-from fedcore.party.config import load_config
-
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 Federation = Any  # the conftest fixture's object
@@ -46,8 +43,10 @@ def test_status_and_job_list(federation: Federation) -> None:
     assert {p["peer"]: (p["reachable"], p["tls_verified"], p["identity"]) for p in report["peers"]} == {
         "alice": (True, True, "alice"), "carol": (True, True, "carol")}
     assert report["certificate"]["days_left"] > 800
+    assert all(p["cert_expires"] and p["cert_expires"][:2] == "20" for p in report["peers"])
     socket_path = federation.config("bob").parent / "control.sock"
-    assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600  # bob's control endpoint: owner only
+    assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600  # bob's operator API: owner only
+    assert report["jobs_running"] == 0
     listing = cli("job", "list", "--config", str(federation.config("carol")), "--json")
     jobs = json.loads(listing.stdout)["jobs"]
     assert [j["state"] for j in jobs if j["script"] == "plain_sum.py"] == ["succeeded"]
@@ -99,10 +98,11 @@ def test_failing_party_aborts_others_naming_it_and_the_step(federation: Federati
 
 
 def _wait_until_waiting(federation: Federation, party: str) -> str:
-    endpoint = load_config(federation.config(party)).control
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        for job in control.call(endpoint, {"op": "jobs"})["jobs"]:
+        with federation.api(party) as api:
+            jobs = api.get("/api/v1/jobs")["jobs"]
+        for job in jobs:
             if job["script"] == "wait_step.py" and job["state"] == "running" and job["step"] == "waiting":
                 return job["job_id"]
         time.sleep(0.05)  # polling the daemon's job table

@@ -31,6 +31,9 @@ control_port = 17402
 """
 
 
+KIT_FILES = ["ca.pem", "operator.token", "party.key", "party.pem", "party.toml"]
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """The fedcore command, in this process (these commands start no daemon)."""
     out, err = io.StringIO(), io.StringIO()
@@ -58,7 +61,7 @@ def test_layout_modes_and_ca_key_only_in_ca(kit: Path) -> None:
     ca_key = (kit / "ca" / "ca.key").read_bytes()
     for party in ("alice", "bob"):
         folder = kit / party
-        assert sorted(p.name for p in folder.iterdir()) == ["ca.pem", "party.key", "party.pem", "party.toml"]
+        assert sorted(p.name for p in folder.iterdir()) == KIT_FILES
         assert _mode(folder / "party.key") == 0o600
         assert (folder / "ca.pem").read_bytes() == (kit / "ca" / "ca.pem").read_bytes()
         assert all(ca_key not in f.read_bytes() for f in folder.iterdir())

@@ -33,6 +33,9 @@ control_port = 17602
 """
 
 
+KIT_FILES = ["ca.pem", "operator.token", "party.key", "party.pem", "party.toml"]
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     """The fedcore command, in this process (these commands start no daemon)."""
     out, err = io.StringIO(), io.StringIO()
@@ -77,7 +80,7 @@ def test_renew_issues_a_new_key_and_certificate_from_the_kit_ca(kit: Path) -> No
     assert pki.party_hosts(after["party.pem"]) == ["bob.example.org"]  # the old certificate's hosts
     assert 29 <= pki.cert_info(after["party.pem"])["days_left"] <= 30
     assert pki.verify_party_cert(before["party.pem"], ca) == "bob"  # the old one still parses and chains
-    assert sorted(after) == ["ca.pem", "party.key", "party.pem", "party.toml"]  # no temp files left
+    assert sorted(after) == KIT_FILES  # no temp files left
     assert verify_tls(load_config(kit / "bob" / "party.toml"))["party_id"] == "bob"  # key matches cert
     assert _read(kit / "alice") == alice  # nobody else changes
 
