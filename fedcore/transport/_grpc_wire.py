@@ -28,13 +28,49 @@ ERROR_KEY = "fedcore-error"
 PARTY_KEY = "fedcore-party"
 STEP_KEY = "fedcore-step"
 
-# No message-size wall anywhere: values are chunked, and the per-value limit is our own.
-UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+FRAME_MARGIN = 64 << 10  # room for an envelope (its strings are capped) beside a full chunk
+MAX_FRAME_BYTES = CHUNK_BYTES + FRAME_MARGIN
+"""The largest gRPC message the peer port takes: values travel in chunks, so no frame needs more."""
+_GRPC_MAX = 2**31 - 1
+
+# Sending has no wall (values are chunked anyway); receiving is bounded on both ends.
+UNLIMITED = [("grpc.max_send_message_length", -1)]
 # Larger socket reads for bulk streams (measured a little faster on loopback than the defaults).
 BULK = [
     ("grpc.experimental.tcp_min_read_chunk_size", 1 << 20),
     ("grpc.experimental.tcp_max_read_chunk_size", 16 << 20),
 ]
+
+
+def server_options(keepalive_s: float, connection_age_s: float, peer_streams: int) -> list[tuple[str, int]]:
+    """gRPC server options of the peer port: frame limit, keepalive, connection age, streams."""
+    age_ms = int(connection_age_s * 1000)
+    return [
+        *UNLIMITED,
+        # a frame over the limit is refused from its length prefix, before it is buffered
+        ("grpc.max_receive_message_length", MAX_FRAME_BYTES),
+        ("grpc.keepalive_time_ms", int(keepalive_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(min(keepalive_s, 20.0) * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # our clients ping every keepalive_s: accept that, refuse a peer that pings much faster
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", int(keepalive_s * 500)),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.max_connection_age_ms", age_ms),
+        ("grpc.max_connection_age_grace_ms", min(age_ms, 600_000)),
+        ("grpc.max_connection_idle_ms", 300_000),
+        ("grpc.max_concurrent_streams", 4 * peer_streams),
+    ]
+
+
+def client_options(max_reply_bytes: int, keepalive_s: float) -> list[tuple[str, int]]:
+    """gRPC channel options toward a peer: replies (a peer's job result) bounded by our value limit."""
+    return [
+        *UNLIMITED,
+        ("grpc.max_receive_message_length", min(max_reply_bytes + FRAME_MARGIN, _GRPC_MAX)),
+        ("grpc.keepalive_time_ms", int(keepalive_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(min(keepalive_s, 20.0) * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
 
 
 @dataclass(frozen=True)
