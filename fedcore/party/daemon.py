@@ -40,8 +40,22 @@ def make_node(config: PartyConfig, handler: Any, *, listen: str | None = None) -
         config.party_id, listen or str(config.listen), dict(config.peers), tls,
         max_value_bytes=limits.max_value_bytes, mailbox_bytes=limits.mailbox_bytes,
         heartbeat_s=limits.heartbeat_s, peer_timeout_s=limits.peer_timeout_s,
-        control_handler=handler,
+        control_handler=handler, **port_guard(config),
     )
+
+
+def port_guard(config: PartyConfig) -> dict[str, Any]:
+    """``PeerNode``'s ``limits`` and ``revoked`` arguments from ``[limits]`` and ``[revocation]``."""
+    from fedcore.transport.grpc import PortLimits, Revoked
+
+    limits = config.limits
+    port = PortLimits(
+        peer_streams=limits.peer_streams, stream_idle_s=limits.stream_idle_s,
+        keepalive_s=limits.keepalive_s, connection_age_s=limits.connection_age_s,
+        pending_bytes=limits.pending_bytes,
+    )
+    revoked = Revoked(frozenset(config.revocation.ids), frozenset(config.revocation.serials))
+    return {"limits": port, "revoked": revoked}
 
 
 class PartyDaemon:

@@ -30,6 +30,9 @@ def job_from_request(runner: JobRunner, req: dict[str, Any]) -> Job:
     unknown = [p for p in parties if p != me and p not in peers]
     if unknown:
         raise ConfigError(f"--parties names {', '.join(unknown)}, not in [peers] of {runner.config.path}")
+    revoked = [p for p in parties if p in runner.config.revocation.ids]
+    if revoked:
+        raise ConfigError(f"--parties names {', '.join(revoked)}, revoked in [revocation] of {runner.config.path}")
     for key, kind in (("script", str), ("sha256", str), ("params", dict), ("seed", int)):
         if not isinstance(req.get(key), kind):
             raise ConfigError(f"run request: {key} is missing or not {kind.__name__}")
@@ -97,7 +100,8 @@ def _propose_all(runner: JobRunner, job: Job, others: list[str]) -> None:
 
 
 def _start_all(runner: JobRunner, job: Job, others: list[str]) -> None:
-    errors = _call_all(runner, others, "job.start", wire.encode({"job_id": job.job_id}))
+    errors = _call_all(runner, others, "job.start", wire.encode({"job_id": job.job_id}),
+                       retry_s=runner.config.limits.peer_timeout_s)  # start is idempotent at peers
     runner.start(job.job_id)
     if errors:  # the started parties learn it from this party's abort and fail fast
         reasons = "; ".join(f"{p}: {e}" for p, e in errors.items())
@@ -189,24 +193,32 @@ def _give_up(runner: JobRunner, job: Job, results: dict[str, Any], lock: threadi
 
 def _poll_peer(runner: JobRunner, job: Job, peer: str, deadline: float,
                put: Callable[[str, dict[str, Any]], None]) -> None:
-    """Long-poll ``peer`` for progress and its result; report it lost after peer_timeout_s of silence."""
+    """Long-poll ``peer`` for progress and its result.
+
+    ``peer`` is lost only after ``peer_timeout_s`` without any successful exchange with it (a
+    poll, a heartbeat, a message either way), across reconnects: a link that resets while
+    messages still get through loses polls, not the peer. After a failed poll the next one
+    returns at once, so that it fits between two resets.
+    """
     limits = runner.config.limits
-    seen, last_ok, last_error, step = 0, time.monotonic(), "", None
+    seen, last_ok, last_error, step, wait_s = 0, time.monotonic(), "", None, WAIT_POLL_S
     while time.monotonic() < deadline:
-        body = wire.encode({"job_id": job.job_id, "seen": seen, "wait_s": WAIT_POLL_S})
+        body = wire.encode({"job_id": job.job_id, "seen": seen, "wait_s": wait_s})
         try:
             reply = wire.decode(runner.node.call(peer, "job.wait", body,
-                                                 timeout_s=WAIT_POLL_S + limits.peer_timeout_s))
+                                                 timeout_s=wait_s + limits.peer_timeout_s))
         except FedcoreError as exc:
             last_error = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() - last_ok > limits.peer_timeout_s:
+            contact = max(last_ok, runner.node.last_contact(peer))
+            if time.monotonic() - contact > limits.peer_timeout_s:
                 at = f" at step {step!r}" if step else ""
                 put(peer, {"error": f"PartyDropped: lost contact with {peer}{at} for "
                                     f"{limits.peer_timeout_s:g} s ({last_error})"})
                 return
-            time.sleep(limits.heartbeat_s)  # retry pacing while the peer may be blipping
+            wait_s = 0.0
+            time.sleep(min(limits.heartbeat_s, 0.25))  # retry pacing while the link blips
             continue
-        last_ok = time.monotonic()
+        last_ok, wait_s = time.monotonic(), WAIT_POLL_S
         for event in reply.get("events", []):
             runner.jobs.add_event(job.job_id, event, own=False)
         seen = int(reply.get("total", seen))

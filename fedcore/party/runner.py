@@ -28,14 +28,15 @@ from fedcore.errors import FedcoreError, PolicyRefused, ProtocolError
 from fedcore.party.config import PartyConfig
 from fedcore.party.jobs import Job, JobState, JobTable
 from fedcore.party.policy import Policy
+from fedcore.party.proposals import Deadlines, ProposalBook
 from fedcore.results import jsonable
 from fedcore.runtime import Runtime
 from fedcore.script import Script, load_script
 from fedcore.transport import Transport, check_party_names
+from fedcore.transport._guard import safe
 
 log = logging.getLogger("fedcore.party")
 
-PROPOSAL_TTL_S = 60.0  # a proposed job never started is dropped after this long
 WAIT_POLL_S = 2.0  # longest a job.wait long poll holds a peer's server thread
 
 
@@ -79,6 +80,9 @@ class JobRunner:
         self._transports: dict[str, Transport] = {}
         self._scripts: dict[str, Script] = {}
         self._threads: dict[str, threading.Thread] = {}
+        limits = config.limits
+        self.proposals = ProposalBook(self.me, limits.pending_proposals, limits.pending_proposals_per_peer)
+        self.deadlines = Deadlines(f"fc-deadlines-{self.me}")  # one thread for every timer
 
     # ------------------------------------------------------------------ shared steps
 
@@ -118,6 +122,7 @@ class JobRunner:
     def start(self, job_id: str) -> None:
         """Start this party's side of a prepared job in its own thread."""
         job = self.jobs.move(job_id, JobState.RUNNING)
+        self.proposals.settle(job_id)
         thread = threading.Thread(target=self._run_party, args=(job,), name=f"job-{job_id}", daemon=True)
         with self._lock:
             self._threads[job_id] = thread
@@ -126,6 +131,7 @@ class JobRunner:
 
     def cancel(self, job_id: str, state: JobState = JobState.CANCELLED, reason: str = "") -> None:
         job = self.jobs.find(job_id)
+        self.proposals.settle(job_id)
         if job is not None and job.state is JobState.PROPOSED:
             self.jobs.move(job_id, state, error=reason or None)
             self._release(job_id)
@@ -203,9 +209,7 @@ class JobRunner:
             transport.close()  # the node forgets the job: later messages for it are refused
 
         if linger_s > 0:
-            timer = threading.Timer(linger_s, close)
-            timer.daemon = True
-            timer.start()
+            self.deadlines.after(linger_s, close)
         else:
             close()
 
@@ -227,16 +231,23 @@ class JobRunner:
 
     def _on_propose(self, src: str, req: dict[str, Any]) -> dict[str, Any]:
         job = job_from_proposal(req, initiator=src)
+        if self._known_proposal(job):  # a retry after a lost reply (a connection reset)
+            return {"accepted": True}
         try:
+            self.proposals.admit(src, job.job_id)
             self.prepare(job, src)
         except FedcoreError as exc:
-            self.log(job.job_id, f"refused {job.script!r} from {src}: {exc}")
+            self.proposals.settle(job.job_id)
+            self.log(job.job_id, f"refused {safe(job.script)!r} from {src}: {safe(exc, 300)}")
             raise
-        timer = threading.Timer(PROPOSAL_TTL_S, self.cancel, args=(job.job_id, JobState.CANCELLED,
-                                                                   "never started by its initiator"))
-        timer.daemon = True
-        timer.start()
+        ttl_s = self.config.limits.proposal_ttl_s
+        self.deadlines.after(ttl_s, lambda: self.cancel(job.job_id, JobState.CANCELLED,
+                                                        "never started by its initiator"))
         return {"accepted": True}
+
+    def _known_proposal(self, job: Job) -> bool:
+        known = self.jobs.find(job.job_id)
+        return known is not None and known.initiator == job.initiator and known.sha256 == job.sha256
 
     def _own_job(self, src: str, job_id: str) -> Job:
         job = self.jobs.get(job_id)
@@ -245,7 +256,9 @@ class JobRunner:
         return job
 
     def _on_start(self, src: str, req: dict[str, Any]) -> dict[str, Any]:
-        self._own_job(src, req["job_id"])
+        job = self._own_job(src, req["job_id"])
+        if job.state in (JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED):
+            return {"started": True}  # a retry after a lost reply (a connection reset)
         self.start(req["job_id"])
         return {"started": True}
 
