@@ -6,6 +6,9 @@ node never would: frames over the limit, lies about sizes, stalled streams, floo
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +101,62 @@ class Hostile:
             yield from ()
 
         return self.send_raw.future(nothing(), timeout=timeout_s)
+
+
+class CuttingProxy:
+    """A TCP proxy on 127.0.0.1 to ``upstream`` that resets every connection every ``cut_s``."""
+
+    def __init__(self, upstream: tuple[str, int], cut_s: float):
+        self.upstream, self.cut_s = upstream, cut_s
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.cuts = 0
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        for target in (self._accept, self._cutter):
+            threading.Thread(target=target, daemon=True).start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+        self._cut()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+                server = socket.create_connection(self.upstream)
+            except OSError:
+                continue
+            with self._lock:
+                self._conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _cutter(self) -> None:
+        while not self._stop.wait(self.cut_s):
+            self._cut()
+
+    def _cut(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, []
+        if conns:
+            self.cuts += 1
+        for sock in conns:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the pump blocked in recv: close alone does not
+            with contextlib.suppress(OSError):
+                sock.close()
