@@ -174,10 +174,15 @@ def test_stalled_streams_of_one_member_leave_the_others_served(fed: Federation) 
 def test_oversized_frames_lies_and_long_tags_are_refused_before_buffering(fed: Federation) -> None:
     carol = Hostile(kit_tls(fed.kit, "carol"), bob_address(fed), "bob")
     rss_before = rss_mib(fed)
+    peak_before = status_kib(fed.procs["bob"].pid, "VmHWM") / 1024
     big = pb.Frame(header=env("j-big", total=10), chunk=bytes(48 * MIB)).SerializeToString()
     with pytest.raises(ProtocolError, match="RESOURCE_EXHAUSTED"):  # the gRPC frame limit
         carol.frames(big, timeout_s=30)
     del big
+    peak = status_kib(fed.procs["bob"].pid, "VmHWM") / 1024
+    assert peak <= max(peak_before, rss_before + 16), (
+        f"bob's peak RSS rose to {peak:.0f} MiB"
+    )  # 48 MiB unbuffered
     with pytest.raises(ProtocolError, match="more bytes than the 10 it declared"):
         carol.frames(
             pb.Frame(header=env("j-lie", total=10)).SerializeToString(),
@@ -185,13 +190,15 @@ def test_oversized_frames_lies_and_long_tags_are_refused_before_buffering(fed: F
         )
     with pytest.raises(ProtocolError, match="max_value_bytes limit"):
         carol.message(env("j-huge", total=64 * MIB))
+    rss_before = rss_mib(fed)
     tag = "x" * MIB
-    for seq in range(100):  # 100 MiB of tags if they were kept
+    for seq in range(150):  # 150 MiB of tags if they were kept
         with pytest.raises(ProtocolError, match=r"tag of 1048576 bytes.*limit is 256"):
             carol.message(env("j-tags", tag, seq=seq))
     carol.close()
     growth = rss_mib(fed) - rss_before
-    assert growth < 24, f"bob's RSS grew by {growth:.0f} MiB"  # the bound this test states
+    # the bound this test states; what stays is the allocator's free lists, not the tags
+    assert growth < 40, f"bob's RSS grew by {growth:.0f} MiB"
     legit_job(fed)
 
 
