@@ -30,7 +30,7 @@ AMPLIFICATION = 4
 SLACK_BYTES = 4 * 2**20
 STEP_FLOOR = 256
 TOKEN_FLOOR = 48  # per token of a short payload, walked one token at a time
-TINY_MESSAGE = 1024  # decoding this many bytes cannot allocate more than SLACK_BYTES: no walk
+TINY_MESSAGE = 512  # decoding this many bytes cannot allocate SLACK_BYTES (nested headers: ~2 MB): no walk
 _SHORT_BLOB = 512
 
 _LIST_BASE, _SLOT = 56, 8
