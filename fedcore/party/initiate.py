@@ -32,7 +32,8 @@ def job_from_request(runner: JobRunner, req: dict[str, Any]) -> Job:
         raise ConfigError(f"--parties names {', '.join(unknown)}, not in [peers] of {runner.config.path}")
     revoked = [p for p in parties if p in runner.config.revocation.ids]
     if revoked:
-        raise ConfigError(f"--parties names {', '.join(revoked)}, revoked in [revocation] of {runner.config.path}")
+        raise ConfigError(f"--parties names {', '.join(revoked)}, revoked in [revocation] of "
+                          f"{runner.config.path}")
     for key, kind in (("script", str), ("sha256", str), ("params", dict), ("seed", int)):
         if not isinstance(req.get(key), kind):
             raise ConfigError(f"run request: {key} is missing or not {kind.__name__}")

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 from fedcore.errors import PolicyRefused
+
+log = logging.getLogger("fedcore.party")
 
 
 class Deadlines:
@@ -28,7 +31,7 @@ class Deadlines:
         self._thread: threading.Thread | None = None
 
     def after(self, delay_s: float, fn: Callable[[], None]) -> None:
-        """Call ``fn()`` in ``delay_s`` seconds (exceptions are the callback's own business)."""
+        """Call ``fn()`` in ``delay_s`` seconds on the timer thread (keep it short)."""
         with self._cond:
             heapq.heappush(self._heap, (time.monotonic() + delay_s, next(self._order), fn))
             if self._thread is None:
@@ -47,7 +50,10 @@ class Deadlines:
                     wait = self._heap[0][0] - time.monotonic() if self._heap else None
                     self._cond.wait(wait)
                 _, _, fn = heapq.heappop(self._heap)
-            fn()
+            try:
+                fn()
+            except Exception:  # one failing callback must not stop every later timer
+                log.exception("%s: a timed callback failed", self.name)
 
 
 class ProposalBook:

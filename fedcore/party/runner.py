@@ -33,7 +33,6 @@ from fedcore.results import jsonable
 from fedcore.runtime import Runtime
 from fedcore.script import Script, load_script
 from fedcore.transport import Transport, check_party_names
-from fedcore.transport._guard import safe
 
 log = logging.getLogger("fedcore.party")
 
@@ -236,10 +235,9 @@ class JobRunner:
         try:
             self.proposals.admit(src, job.job_id)
             self.prepare(job, src)
-        except FedcoreError as exc:
+        except FedcoreError:
             self.proposals.settle(job.job_id)
-            self.log(job.job_id, f"refused {safe(job.script)!r} from {src}: {safe(exc, 300)}")
-            raise
+            raise  # the peer port logs the refusal, rate-limited per peer
         ttl_s = self.config.limits.proposal_ttl_s
         self.deadlines.after(ttl_s, lambda: self.cancel(job.job_id, JobState.CANCELLED,
                                                         "never started by its initiator"))
@@ -247,7 +245,8 @@ class JobRunner:
 
     def _known_proposal(self, job: Job) -> bool:
         known = self.jobs.find(job.job_id)
-        return known is not None and known.initiator == job.initiator and known.sha256 == job.sha256
+        return (known is not None and known.state is JobState.PROPOSED
+                and known.initiator == job.initiator and known.sha256 == job.sha256)
 
     def _own_job(self, src: str, job_id: str) -> Job:
         job = self.jobs.get(job_id)

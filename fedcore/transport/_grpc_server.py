@@ -362,7 +362,7 @@ class PartyServicer(pb_grpc.PartyServicer):
             return self.guard.take(src, context)
         except ProtocolError as exc:
             self.refused(src, "a call", exc)
-            abort_with(context, exc, grpc.StatusCode.RESOURCE_EXHAUSTED)
+            abort_with(context, exc, grpc.StatusCode.RESOURCE_EXHAUSTED, retry=True)  # senders back off
 
     def _single(self, requests: Iterator[Any], slot: Slot, what: str, context: grpc.ServicerContext) -> Any:
         """The one request of a unary call, awaited under the slot's idle deadline."""

@@ -27,6 +27,7 @@ CHUNK_BYTES = 1 << 20  # measured: 1 MiB messages stream faster through grpcio t
 ERROR_KEY = "fedcore-error"
 PARTY_KEY = "fedcore-party"
 STEP_KEY = "fedcore-step"
+RETRY_KEY = "fedcore-retry"  # set on refusals that pass (a peer at its stream cap): try again
 
 FRAME_MARGIN = 64 << 10  # room for an envelope (its strings are capped) beside a full chunk
 MAX_FRAME_BYTES = CHUNK_BYTES + FRAME_MARGIN
@@ -186,7 +187,11 @@ def _ascii(text: str) -> str:
 
 
 def abort_with(
-    context: grpc.ServicerContext, exc: FedcoreError, code: grpc.StatusCode | None = None
+    context: grpc.ServicerContext,
+    exc: FedcoreError,
+    code: grpc.StatusCode | None = None,
+    *,
+    retry: bool = False,
 ) -> NoReturn:
     """End an RPC with ``exc``: a status code, its message, and its type in trailing metadata."""
     if code is None:
@@ -198,6 +203,8 @@ def abort_with(
         metadata.append((PARTY_KEY, _ascii(party)))
     if step:
         metadata.append((STEP_KEY, _ascii(step)))
+    if retry:
+        metadata.append((RETRY_KEY, "1"))
     context.set_trailing_metadata(tuple(metadata))
     context.abort(code, str(exc))
     raise AssertionError("unreachable: grpc context.abort raises")  # pragma: no cover
@@ -233,6 +240,9 @@ def _rebuild(cls: type[FedcoreError], details: str, meta: dict[str, Any]) -> Fed
 
 def is_retryable(err: grpc.RpcError) -> bool:
     """Whether a failed send may be tried again (the peer was not reached or did not answer)."""
-    if not isinstance(err, grpc.Call) or err.code() != grpc.StatusCode.UNAVAILABLE:
+    if not isinstance(err, grpc.Call):
         return False
-    return not dict(err.trailing_metadata() or ()).get(ERROR_KEY)
+    meta = dict(err.trailing_metadata() or ())
+    if meta.get(RETRY_KEY):
+        return True
+    return err.code() == grpc.StatusCode.UNAVAILABLE and not meta.get(ERROR_KEY)

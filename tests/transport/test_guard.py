@@ -89,3 +89,20 @@ def test_empty_messages_count_against_the_mailbox() -> None:
         box.deliver("alice", "t", 3, b"")
     assert box.take("alice", "t", 1.0) == b""
     assert box.used == 2 * (EVENT_OVERHEAD + 1)
+
+
+def test_a_burst_over_the_stream_cap_backs_off_and_gets_through(make_nodes) -> None:
+    import threading
+
+    from fedcore.transport.grpc import PortLimits
+
+    with make_nodes(["alice", "bob"], limits=PortLimits(peer_streams=2)) as nodes:
+        ta = nodes["alice"].open_job("j", ("alice", "bob"))
+        tb = nodes["bob"].open_job("j", ("alice", "bob"))
+        value = bytes(4 << 20)
+        senders = [threading.Thread(target=ta.send, args=("bob", f"v{i}", value)) for i in range(8)]
+        for thread in senders:
+            thread.start()
+        for thread in senders:
+            thread.join(30)
+        assert all(len(tb.recv("alice", f"v{i}", 10.0)) == len(value) for i in range(8))
