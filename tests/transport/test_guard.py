@@ -106,3 +106,40 @@ def test_a_burst_over_the_stream_cap_backs_off_and_gets_through(make_nodes) -> N
         for thread in senders:
             thread.join(30)
         assert all(len(tb.recv("alice", f"v{i}", 10.0)) == len(value) for i in range(8))
+
+
+def test_connection_age_ends_a_stream_that_trickles_forever(federation: Federation) -> None:
+    """A stream that sends a byte now and then beats the idle deadline, not the connection age."""
+    import threading
+
+    import grpc
+
+    from fedcore.transport.grpc import PortLimits
+    from fedcore.wire import party_pb2 as pb
+
+    limits = PortLimits(stream_idle_s=30.0, connection_age_s=1.0)
+    bob = PeerNode("bob", "127.0.0.1:0", {"alice": "127.0.0.1:9"}, federation.tls("bob"), limits=limits)
+    port = bob.start()
+    channel = grpc.secure_channel(
+        f"127.0.0.1:{port}",
+        federation.tls("alice").channel_credentials(),
+        options=[("grpc.ssl_target_name_override", "bob")],
+    )
+    stop = threading.Event()
+
+    def trickle():
+        env = pb.Envelope(job="j", src="alice", dst="bob", tag="t", total_bytes=1 << 20)
+        yield pb.Frame(header=env).SerializeToString()
+        while not stop.wait(0.2):
+            yield pb.Frame(chunk=b"x").SerializeToString()
+
+    start = time.monotonic()
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            channel.stream_unary("/fedcore.v1.Party/Send")(trickle(), timeout=20)
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE  # the sender would reconnect and retry
+        assert time.monotonic() - start < 8  # age 1 s + grace 1 s, far below the 20 s deadline
+    finally:
+        stop.set()
+        channel.close()
+        bob.stop(0)
