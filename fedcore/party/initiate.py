@@ -16,6 +16,8 @@ from fedcore.transport import check_party_names
 
 Emit = Callable[[dict[str, Any]], None]
 CALL_TIMEOUT_S = 15.0
+EVENTS_PER_POLL = 1000  # the most progress events one poll reply may add (a job keeps 1000)
+EVENT_TEXT_CHARS = 512  # a peer's progress step or message is cut to this
 
 
 def job_from_request(runner: JobRunner, req: dict[str, Any]) -> Job:
@@ -192,6 +194,16 @@ def _give_up(runner: JobRunner, job: Job, results: dict[str, Any], lock: threadi
     runner.abort(job.job_id, job.step, f"job_timeout_s = {limit:g} s passed at the initiator")
 
 
+def peer_event(peer: str, event: Any) -> dict[str, Any]:
+    """A progress event from ``peer``'s reply: its party is the certified peer (never a field
+    of the reply), its strings are cut, its numbers are numbers."""
+    event = event if isinstance(event, dict) else {}
+    text = {k: str(event[k])[:EVENT_TEXT_CHARS] if event.get(k) is not None else None
+            for k in ("step", "message")}
+    numbers = {k: event[k] if isinstance(event.get(k), (int, float)) else None for k in ("done", "total")}
+    return {"party": peer, **text, **numbers}
+
+
 def _poll_peer(runner: JobRunner, job: Job, peer: str, deadline: float,
                put: Callable[[str, dict[str, Any]], None]) -> None:
     """Long-poll ``peer`` for progress and its result.
@@ -220,8 +232,8 @@ def _poll_peer(runner: JobRunner, job: Job, peer: str, deadline: float,
             time.sleep(min(limits.heartbeat_s, 0.25))  # retry pacing while the link blips
             continue
         last_ok, wait_s = time.monotonic(), WAIT_POLL_S
-        for event in reply.get("events", []):
-            runner.jobs.add_event(job.job_id, event, own=False)
+        for event in reply.get("events", [])[-EVENTS_PER_POLL:]:
+            runner.jobs.add_event(job.job_id, peer_event(peer, event), own=False)
         seen = int(reply.get("total", seen))
         step = reply.get("step") or step
         state = reply.get("state")

@@ -33,6 +33,7 @@ from fedcore.results import jsonable
 from fedcore.runtime import Runtime
 from fedcore.script import Script, load_script
 from fedcore.transport import Transport, check_party_names
+from fedcore.transport._grpc_server import JOB_ID
 
 log = logging.getLogger("fedcore.party")
 
@@ -289,6 +290,8 @@ def job_from_proposal(req: dict[str, Any], *, initiator: str) -> Job:
     for key, kind in checks.items():
         if not isinstance(req.get(key), kind) or isinstance(req.get(key), bool):
             raise ProtocolError(f"job.propose from {initiator}: {key} is missing or not {kind}")
+    if not JOB_ID.match(req["job_id"]) or len(req["script"]) > 256:
+        raise ProtocolError(f"job.propose from {initiator}: malformed job id or script name")
     parties = check_party_names([str(p) for p in req["parties"]])
     if initiator not in parties:
         raise ProtocolError(f"job.propose from {initiator}: the initiator is not a party of the job")
