@@ -1,4 +1,5 @@
-"""Codec throughput on one large float32 array, beside numpy's own tobytes/frombuffer."""
+"""Codec throughput: a large float32 array beside numpy's own tobytes/frombuffer, and the
+decode of worst-case structures (refused or accepted) against the 50 MB/s floor."""
 
 from __future__ import annotations
 
@@ -7,11 +8,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-DESCRIPTION = "encode/decode MB/s of a large float32 array vs ndarray.tobytes/np.frombuffer"
+DESCRIPTION = (
+    "encode/decode MB/s of a large float32 array vs ndarray.tobytes/np.frombuffer, "
+    "and decode MB/s of worst-case structures"
+)
+FLOOR_MB_S = 50.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size-mb", type=int, default=400, help="array size in MB (default 400)")
+    parser.add_argument(
+        "--worst-mb", type=int, default=8, help="size of each worst-case message in MB (default 8)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs (default 3)")
 
 
@@ -48,4 +56,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if path in baseline:
             row["vs numpy"] = timings[baseline[path]] / seconds
         rows.append(row)
-    return {"array": f"float32 x {array.size:,} ({mb:.0f} MB)", "rows": rows}
+    rows += _worst_cases(args.worst_mb * 1_000_000, args.repeat)
+    slowest = min(r["MB/s"] for r in rows if r["path"].startswith("decode worst"))
+    return {
+        "array": f"float32 x {array.size:,} ({mb:.0f} MB)",
+        "worst-case floor MB/s": FLOOR_MB_S,
+        "slowest worst case MB/s": slowest,
+        "rows": rows,
+    }
+
+
+def _outcome(data: bytes) -> str:
+    from fedcore import wire
+    from fedcore.errors import DecodeError
+
+    try:
+        wire.decode(data)
+    except DecodeError:
+        return "refused"
+    return "decoded"
+
+
+def _worst_cases(size: int, repeat: int) -> list[dict[str, Any]]:
+    from fedcore.bench._codec_cases import worst_case_messages
+
+    rows = []
+    for name, data in worst_case_messages(size).items():
+        seconds = _best(lambda data=data: _outcome(data), repeat)
+        rows.append(
+            {
+                "path": f"decode worst: {name}",
+                "seconds": seconds,
+                "MB/s": len(data) / 1e6 / seconds,
+                "outcome": _outcome(data),
+            }
+        )
+    return rows

@@ -48,6 +48,8 @@ def run_check(args: argparse.Namespace) -> int:
         "party": config.party_id, "federation": config.federation, "config": str(config.path),
         "certificate": {"not_after": info["not_after"], "days_left": info["days_left"],
                         "trusted_cas": info.get("trusted_cas", [])},
+        "revoked": {"ids": list(config.revocation.ids),
+                    "serials": [f"{s:#x}" for s in config.revocation.serials]},
     }
     if args.peers:
         report["peers"] = _check_peers(config)
@@ -82,6 +84,10 @@ def _print_check(report: dict[str, Any]) -> None:
     trusted = cert.get("trusted_cas", [])
     if len(trusted) > 1:  # a CA rotation is in progress: say which CAs this party accepts
         out.write(f"  trusts {len(trusted)} CAs (rotation in progress): {', '.join(map(str, trusted))}\n")
+    revoked = report["revoked"]
+    if revoked["ids"] or revoked["serials"]:
+        out.write(f"  revoked (refused on the peer port): ids {', '.join(revoked['ids']) or '-'}; "
+                  f"certificate serials {', '.join(revoked['serials']) or '-'}\n")
     for p in report.get("peers", []):
         reach = "reachable" if p["reachable"] else "UNREACHABLE"
         tls = "TLS verified" if p["tls_verified"] else "TLS NOT verified"

@@ -6,6 +6,7 @@ form is unchanged::
     fedcore provision FEDERATION.toml --out DIR [--force] [--protocols DIR]
     fedcore provision renew KIT_DIR --party ID [--valid-days N]
     fedcore provision rotate-ca KIT_DIR [--valid-days N] | --finish
+    fedcore provision revoke ID [--kit KIT_DIR]     (or: revoke KIT_DIR --party ID)
 
 (A federation file literally named ``renew`` or ``rotate-ca`` still works as ``./renew``, or
 as ``renew --out DIR`` with no KIT_DIR.)
@@ -19,11 +20,12 @@ from pathlib import Path
 
 from fedcore.errors import ConfigError
 
-ACTIONS = ("renew", "rotate-ca")
+ACTIONS = ("renew", "rotate-ca", "revoke")
 USAGE = """fedcore provision FEDERATION.toml --out DIR [--force] [--protocols DIR]
        fedcore provision renew KIT_DIR --party ID [--valid-days N]
        fedcore provision rotate-ca KIT_DIR [--valid-days N]
-       fedcore provision rotate-ca KIT_DIR --finish"""
+       fedcore provision rotate-ca KIT_DIR --finish
+       fedcore provision revoke ID [--kit KIT_DIR]"""
 
 
 def default_protocols() -> Path:
@@ -46,13 +48,17 @@ def _days(raw: str) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "provision", usage=USAGE, help="make the CA and each party's kit; renew a certificate; rotate the CA",
+        "provision", usage=USAGE,
+        help="make the CA and each party's kit; renew a certificate; rotate the CA; revoke a party",
         description="Write a federation's startup kit, renew one party's certificate from the kit's CA, "
                     "or rotate the CA (run renew and rotate-ca where DIR/ca/ca.key is kept).",
     )
-    p.add_argument("federation", metavar="FEDERATION.toml | renew | rotate-ca",
+    p.add_argument("federation", metavar="FEDERATION.toml | renew | rotate-ca | revoke",
                    help="federation.toml (federation name and [[party]] tables), or an action on a kit")
-    p.add_argument("kit", nargs="?", metavar="KIT_DIR", help="the kit folder (renew, rotate-ca)")
+    p.add_argument("kit", nargs="?", metavar="KIT_DIR | ID",
+                   help="the kit folder (renew, rotate-ca), or the party id to revoke (revoke)")
+    p.add_argument("--kit", dest="kit_dir", metavar="KIT_DIR",
+                   help="revoke: the kit whose parties' party.toml get the revocation (default: .)")
     p.add_argument("--out", metavar="DIR", help="kit folder to write (DIR/ca and DIR/<party>)")
     p.add_argument("--force", action="store_true", help="replace an existing kit")
     p.add_argument("--control", choices=("unix", "tcp"), default="unix",
@@ -64,7 +70,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--protocols", metavar="DIR",
                    help="folder of allowed protocol scripts written into each party's [policy] scripts "
                         "as an absolute path (default: the repository's protocols/)")
-    p.add_argument("--party", metavar="ID", help="renew: the party whose certificate and key to reissue")
+    p.add_argument("--party", metavar="ID",
+                   help="renew: the party whose certificate and key to reissue; revoke: the party to revoke")
     p.add_argument("--valid-days", type=_days, metavar="N",
                    help="renew, rotate-ca: validity of the new party certificates (default 825)")
     p.add_argument("--finish", action="store_true",
@@ -105,6 +112,10 @@ def _kit_action(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     action = args.federation
     kit_options = (("--out", args.out), ("--force", args.force), ("--protocols", args.protocols))
     wrong = [flag for flag, value in kit_options if value]
+    if action == "revoke":
+        return _revoke(args, parser, wrong)
+    if args.kit_dir:
+        wrong.append("--kit")
     if action == "renew":
         wrong += ["--finish"] if args.finish else []
         if not args.party:
@@ -131,6 +142,29 @@ def _renew(kit: Path, party: str, valid_days: int | None) -> int:
         f"{party}: new certificate and key in {kit / party} (expires {expires.isoformat()}); "
         f"check it with fedcore party check {kit / party / 'party.toml'}, install party.pem, party.key "
         "and ca.pem at the party, then restart its daemon when no job runs\n"
+    )
+    return 0
+
+
+def _revoke(args: argparse.Namespace, parser: argparse.ArgumentParser, wrong: list[str]) -> int:
+    from fedcore.party.revocation import revoke
+
+    wrong += [f for f, v in (("--finish", args.finish), ("--valid-days", args.valid_days)) if v]
+    if args.party:  # the renew-like form: revoke KIT_DIR --party ID
+        kit, party = args.kit, args.party
+        wrong += ["--kit (with KIT_DIR --party ID)"] if args.kit_dir else []
+    else:
+        kit, party = args.kit_dir or ".", args.kit
+    if not party:
+        parser.error("revoke: the following arguments are required: ID")
+    if wrong:
+        parser.error(f"revoke: {', '.join(wrong)} not allowed here")
+    serial, told = revoke(Path(kit), party)
+    which = f"{party} (certificate serial {serial:#x})" if serial is not None else f"party id {party}"
+    sys.stdout.write(
+        f"revoked {which} in the party.toml of {', '.join(told)} ([revocation]); install each "
+        "party.toml at its party and restart its daemon: from then on it refuses that certificate; "
+        f"check with fedcore party check {Path(kit).resolve() / told[0] / 'party.toml'}\n"
     )
     return 0
 

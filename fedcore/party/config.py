@@ -15,7 +15,7 @@ from fedcore.transport.base import PARTY_NAME
 
 RUNTIME_BACKENDS = ("inline", "threads", "processes", "ray")
 TLS_KEYS = ("ca", "cert", "key")
-SECTIONS = ("party", "tls", "peers", "runtime", "policy", "limits", "data", "state", "api")
+SECTIONS = ("party", "tls", "peers", "runtime", "policy", "limits", "revocation", "data", "state", "api")
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,29 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class Limits:
-    """Transport and job limits."""
+    """Transport and job limits: everything a peer can make the daemon hold is bounded here."""
 
     max_value_bytes: int = 2 * 1024**3
     mailbox_bytes: int = 4 * 1024**3
     heartbeat_s: float = 1.0
     peer_timeout_s: float = 5.0
     job_timeout_s: float = 3600.0
+    pending_bytes: int = 64 * 1024**2
+    peer_streams: int = 16
+    stream_idle_s: float = 30.0
+    keepalive_s: float = 30.0
+    connection_age_s: float = 3600.0
+    pending_proposals: int = 64
+    pending_proposals_per_peer: int = 16
+    proposal_ttl_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """Certificates this party refuses although the CA signed them (``[revocation]``)."""
+
+    ids: tuple[str, ...] = ()
+    serials: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +100,7 @@ class PartyConfig:
     data: Mapping[str, Path] = field(default_factory=dict)
     state_dir: Path = Path("state")
     api_token_file: Path | None = None
+    revocation: Revocation = field(default_factory=Revocation)
 
 
 class TomlReader:
@@ -176,6 +193,7 @@ def load_config(path: str | Path) -> PartyConfig:
         data=_data(r),
         state_dir=_state_dir(r),
         api_token_file=_api_token(r),
+        revocation=_revocation(r),
     )
 
 
@@ -286,6 +304,26 @@ def _limits(r: TomlReader) -> Limits:
     if values["peer_timeout_s"] <= values["heartbeat_s"]:
         raise r.fail("limits.peer_timeout_s", "expected more than limits.heartbeat_s (a few heartbeats)")
     return Limits(**values)
+
+
+def _revocation(r: TomlReader) -> Revocation:
+    table = r.table("revocation", required=False)
+    r.check_keys("revocation", table, ("ids", "serials"))
+    ids = r.get("revocation", "ids", list, "a list of party names", [], table=table)
+    serials = r.get("revocation", "serials", list, 'a list of hex serial numbers like "0x1f2e"', [],
+                    table=table)
+    for i, name in enumerate(ids):
+        if not isinstance(name, str):
+            raise r.fail(f"revocation.ids[{i}]", f"expected a party name, got {name!r}")
+        check_name(r, f"revocation.ids[{i}]", name)
+    out = []
+    for i, raw in enumerate(serials):
+        try:
+            out.append(int(raw, 16))
+        except (TypeError, ValueError):
+            raise r.fail(f"revocation.serials[{i}]", f'expected a hex serial like "0x1f2e", got {raw!r}') \
+                from None
+    return Revocation(tuple(ids), tuple(out))
 
 
 def _data(r: TomlReader) -> dict[str, Path]:

@@ -49,8 +49,22 @@ def make_node(config: PartyConfig, handler: Any, *, listen: str | None = None) -
         config.party_id, listen or str(config.listen), dict(config.peers), tls,
         max_value_bytes=limits.max_value_bytes, mailbox_bytes=limits.mailbox_bytes,
         heartbeat_s=limits.heartbeat_s, peer_timeout_s=limits.peer_timeout_s,
-        control_handler=handler,
+        control_handler=handler, **port_guard(config),
     )  # fmt: skip
+
+
+def port_guard(config: PartyConfig) -> dict[str, Any]:
+    """``PeerNode``'s ``limits`` and ``revoked`` arguments from ``[limits]`` and ``[revocation]``."""
+    from fedcore.transport.grpc import PortLimits, Revoked
+
+    limits = config.limits
+    port = PortLimits(
+        peer_streams=limits.peer_streams, stream_idle_s=limits.stream_idle_s,
+        keepalive_s=limits.keepalive_s, connection_age_s=limits.connection_age_s,
+        pending_bytes=limits.pending_bytes,
+    )
+    revoked = Revoked(frozenset(config.revocation.ids), frozenset(config.revocation.serials))
+    return {"limits": port, "revoked": revoked}
 
 
 class PartyDaemon:
@@ -175,7 +189,7 @@ class PartyDaemon:
         except FedcoreError as exc:
             view = {"peer": peer, "address": self.config.peers[peer], "reachable": False,
                     "tls_verified": False, "identity": None, "error": str(exc)}  # fmt: skip
-        seen = getattr(self.node, "_last_seen", {}).get(peer)  # monotonic time of its last heartbeat
+        seen = self.node.last_contact(peer)  # monotonic time of the last exchange, 0.0 if none
         last_seen = time.time() - (time.monotonic() - seen) if seen else None
         if view["reachable"] and view["tls_verified"]:
             last_seen = time.time()

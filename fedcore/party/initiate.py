@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 from fedcore.errors import ConfigError, FedcoreError, PartyDropped, PolicyRefused
 from fedcore.party import messages as m
@@ -19,6 +20,8 @@ from fedcore.party.runner import WAIT_POLL_S, JobRunner
 from fedcore.transport import check_party_names
 
 CALL_TIMEOUT_S = 15.0
+EVENTS_PER_POLL = 1000  # the most progress events one poll reply may add (a job keeps 1000)
+EVENT_TEXT_CHARS = 512  # a peer's progress step or message is cut to this
 
 
 def job_from_request(runner: JobRunner, req: m.RunRequest) -> Job:
@@ -30,6 +33,11 @@ def job_from_request(runner: JobRunner, req: m.RunRequest) -> Job:
     unknown = [p for p in parties if p != me and p not in peers]
     if unknown:
         raise ConfigError(f"--parties names {', '.join(unknown)}, not in [peers] of {runner.config.path}")
+    revoked = [p for p in parties if p in runner.config.revocation.ids]
+    if revoked:
+        raise ConfigError(
+            f"--parties names {', '.join(revoked)}, revoked in [revocation] of {runner.config.path}"
+        )
     return Job(
         job_id=new_job_id(),
         script=req.script,
@@ -111,7 +119,8 @@ def _propose_all(runner: JobRunner, job: Job, others: list[str]) -> None:
 
 
 def _start_all(runner: JobRunner, job: Job, others: list[str]) -> None:
-    errors = _call_all(runner, others, m.Start(job.job_id))
+    # start is idempotent at peers, so a start lost to a connection reset is sent again
+    errors = _call_all(runner, others, m.Start(job.job_id), retry_s=runner.config.limits.peer_timeout_s)
     runner.start(job.job_id)
     if errors:  # the started parties learn it from this party's abort and fail fast
         reasons = "; ".join(f"{p}: {e}" for p, e in errors.items())
@@ -179,21 +188,35 @@ def _give_up(runner: JobRunner, job: Job) -> None:
     runner.abort(job.job_id, job.step, f"job_timeout_s = {limit:g} s passed at the initiator")
 
 
+def peer_event(peer: str, event: m.Progress) -> m.Progress:
+    """A progress event from ``peer``'s reply: its party is the certified peer (never a field
+    of the reply) and its strings are cut."""
+    cut = lambda text: None if text is None else text[:EVENT_TEXT_CHARS]  # noqa: E731
+    return replace(event, party=peer, step=cut(event.step), message=cut(event.message))
+
+
 def _poll_peer(runner: JobRunner, job: Job, peer: str, deadline: float) -> None:
-    """Long-poll ``peer`` for progress and its outcome; lost after peer_timeout_s of silence."""
+    """Long-poll ``peer`` for progress and its outcome.
+
+    ``peer`` is lost only after ``peer_timeout_s`` without any successful exchange with it (a
+    poll, a heartbeat, a message either way), across reconnects: a link that resets while
+    messages still get through loses polls, not the peer. After a failed poll the next one
+    returns at once, so that it fits between two resets.
+    """
     limits = runner.config.limits
-    seen, last_ok, last_error, step = 0, time.monotonic(), "", None
+    seen, last_ok, last_error, step, wait_s = 0, time.monotonic(), "", None, WAIT_POLL_S
     put: Callable[[m.Outcome], None] = lambda o: runner.jobs.set_outcome(job.job_id, peer, o)  # noqa: E731
     while time.monotonic() < deadline:
-        body = m.encode(m.Wait(job.job_id, seen, WAIT_POLL_S))
+        body = m.encode(m.Wait(job.job_id, seen, wait_s))
         try:
             raw = runner.node.call(
-                peer, m.MessageKind.WAIT.value, body, timeout_s=WAIT_POLL_S + limits.peer_timeout_s
+                peer, m.MessageKind.WAIT.value, body, timeout_s=wait_s + limits.peer_timeout_s
             )
             status = m.decode(raw, m.MessageKind.STATUS)
         except FedcoreError as exc:
             last_error = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() - last_ok > limits.peer_timeout_s:
+            contact = max(last_ok, runner.node.last_contact(peer))
+            if time.monotonic() - contact > limits.peer_timeout_s:
                 at = f" at step {step!r}" if step else ""
                 put(
                     m.RemoteError(
@@ -204,12 +227,13 @@ def _poll_peer(runner: JobRunner, job: Job, peer: str, deadline: float) -> None:
                     )
                 )
                 return
-            time.sleep(limits.heartbeat_s)  # retry pacing while the peer may be blipping
+            wait_s = 0.0
+            time.sleep(min(limits.heartbeat_s, 0.25))  # retry pacing while the link blips
             continue
         assert isinstance(status, m.Status)  # decode checked the kind
-        last_ok = time.monotonic()
-        for event in status.events:
-            runner.jobs.add_event(job.job_id, event, own=False)
+        last_ok, wait_s = time.monotonic(), WAIT_POLL_S
+        for event in status.events[-EVENTS_PER_POLL:]:
+            runner.jobs.add_event(job.job_id, peer_event(peer, event), own=False)
         seen, step = status.total, status.step or step
         if status.outcome is not None:
             put(status.outcome)

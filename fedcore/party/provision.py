@@ -231,8 +231,17 @@ scripts = [{scripts}]
 initiators = [{initiators}]
 
 [limits]
+# what a peer can make this daemon hold (deploy/README.md, "Limits on the peer port")
 max_value_bytes = 2147483648
 mailbox_bytes = 4294967296
+pending_bytes = 67108864
+peer_streams = 16
+stream_idle_s = 30.0
+keepalive_s = 30.0
+connection_age_s = 3600.0
+pending_proposals = 64
+pending_proposals_per_peer = 16
+proposal_ttl_s = 60.0
 heartbeat_s = 1.0
 peer_timeout_s = 5.0
 job_timeout_s = 3600

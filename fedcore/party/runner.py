@@ -31,14 +31,16 @@ from fedcore.party.jobs import Job, JobState, JobTable
 from fedcore.party.metered import PartyTransport
 from fedcore.party.metrics import DaemonMetrics
 from fedcore.party.policy import Policy
+from fedcore.party.proposals import Deadlines, ProposalBook
 from fedcore.party.store import JobStore
 from fedcore.results import jsonable
 from fedcore.runtime import Runtime
 from fedcore.script import Script, load_script
+from fedcore.transport._guard import RateLimit, safe
 
 log = logging.getLogger("fedcore.party")
 
-PROPOSAL_TTL_S = 60.0  # a proposed job never started is dropped after this long
+MAX_SCRIPT_NAME = 256  # characters in a proposed script name
 WAIT_POLL_S = 2.0  # longest a job.wait long poll holds a peer's server thread
 _CONTEXT_ARGS = frozenset(inspect.signature(Context).parameters)
 
@@ -84,6 +86,10 @@ class JobRunner:
         self._transports: dict[str, PartyTransport] = {}
         self._scripts: dict[str, Script] = {}
         self._threads: dict[str, threading.Thread] = {}
+        limits = config.limits
+        self.proposals = ProposalBook(self.me, limits.pending_proposals, limits.pending_proposals_per_peer)
+        self.deadlines = Deadlines(f"fc-deadlines-{self.me}")  # one thread for every timer
+        self._refusal_logs = RateLimit()
 
     # ------------------------------------------------------------------ shared steps
 
@@ -125,6 +131,7 @@ class JobRunner:
     def start(self, job_id: str) -> None:
         """Start this party's side of a prepared job in its own thread."""
         job = self.jobs.move(job_id, JobState.RUNNING)
+        self.proposals.settle(job_id)
         thread = threading.Thread(target=self._run_party, args=(job,), name=f"job-{job_id}", daemon=True)
         with self._lock:
             self._threads[job_id] = thread
@@ -138,6 +145,7 @@ class JobRunner:
         fail at once (a script busy computing ends at its next message, its result dropped).
         """
         job = self.jobs.find(job_id)
+        self.proposals.settle(job_id)
         if job is None or job.state.final:
             return False
         was_running = job.state is JobState.RUNNING
@@ -251,9 +259,7 @@ class JobRunner:
         if transport is None:
             return
         if linger_s > 0:
-            timer = threading.Timer(linger_s, transport.close)  # then the node refuses its messages
-            timer.daemon = True
-            timer.start()
+            self.deadlines.after(linger_s, transport.close)  # then the node refuses its messages
         else:
             transport.close()
 
@@ -269,7 +275,8 @@ class JobRunner:
         if isinstance(message, (m.Start, m.Cancel, m.Abort)):
             self._own_job(src, message.job_id)
             if isinstance(message, m.Start):
-                self.start(message.job_id)
+                if self.jobs.get(message.job_id).state is JobState.PROPOSED:  # a retried start is a no-op
+                    self.start(message.job_id)
             elif isinstance(message, m.Cancel):
                 self.end(message.job_id, JobState.CANCELLED, message.reason, "Cancelled")
             else:
@@ -279,21 +286,41 @@ class JobRunner:
 
     def _on_propose(self, src: str, proposal: m.Propose) -> m.Accept | m.Refuse:
         job = job_from_proposal(proposal, initiator=src)
+        if self._known_proposal(job):  # a retry after a lost reply (a connection reset)
+            return m.Accept(job.job_id)
         try:
+            self.proposals.admit(src, job.job_id)
             self.prepare(job, src)
         except FedcoreError as exc:
+            self.proposals.settle(job.job_id)
             self.metrics.refused(exc)
-            log.info("job=%s party=%s refused %r from %s: %s", job.job_id, self.me, job.script, src, exc)
+            self._log_refusal(src, job, exc)
             return m.Refuse(job.job_id, self.me, type(exc).__name__, str(exc))
-        timer = threading.Timer(PROPOSAL_TTL_S, self._expire, args=(job.job_id,))
-        timer.daemon = True
-        timer.start()
+        self.deadlines.after(self.config.limits.proposal_ttl_s, lambda: self._expire(job.job_id))
         return m.Accept(job.job_id)
+
+    def _log_refusal(self, src: str, job: Job, exc: FedcoreError) -> None:
+        allowed, dropped = self._refusal_logs.allow(src)  # a peer's flood cannot fill the disk
+        if allowed:
+            more = f" ({dropped} more refusals not logged)" if dropped else ""
+            log.info(
+                "job=%s party=%s refused %s from %s: %s%s",
+                job.job_id, self.me, safe(job.script), src, safe(exc, 200), more,
+            )  # fmt: skip
 
     def _expire(self, job_id: str) -> None:
         job = self.jobs.find(job_id)
         if job is not None and job.state is JobState.PROPOSED:
             self.end(job_id, JobState.CANCELLED, "never started by its initiator", "Cancelled")
+
+    def _known_proposal(self, job: Job) -> bool:
+        known = self.jobs.find(job.job_id)
+        return (
+            known is not None
+            and known.state is JobState.PROPOSED
+            and known.initiator == job.initiator
+            and known.sha256 == job.sha256
+        )
 
     def _own_job(self, src: str, job_id: str) -> Job:
         job = self.jobs.get(job_id)
@@ -325,6 +352,10 @@ def wire_safe(value: Any) -> Any:
 
 def job_from_proposal(proposal: m.Propose, *, initiator: str) -> Job:
     """A validated proposal as a Job (the initiator is the certified sender)."""
+    if len(proposal.script) > MAX_SCRIPT_NAME:
+        raise ProtocolError(
+            f"job.propose from {initiator}: a script name is at most {MAX_SCRIPT_NAME} characters"
+        )
     if initiator not in proposal.parties:
         raise ProtocolError(f"job.propose from {initiator}: the initiator is not a party of the job")
     return Job(

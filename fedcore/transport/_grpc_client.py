@@ -16,8 +16,8 @@ from fedcore.errors import AuthError, ConfigError, FedcoreError, PartyDropped
 from fedcore.transport._grpc_wire import (
     BULK,
     CHUNK_BYTES,
-    UNLIMITED,
     TlsMaterial,
+    client_options,
     error_from_rpc,
     is_retryable,
     log,
@@ -64,14 +64,22 @@ def split_address(address: str) -> tuple[str, int]:
 class PeerLink:
     """A reusable mutual-TLS channel to one peer, verified against the peer's id (DNS SAN)."""
 
-    def __init__(self, me: str, peer: str, address: str, tls: TlsMaterial):
+    def __init__(
+        self,
+        me: str,
+        peer: str,
+        address: str,
+        tls: TlsMaterial,
+        max_reply_bytes: int = 2**31 - 1,
+        keepalive_s: float = 30.0,
+    ):
         self.me, self.peer, self.address = me, peer, address
         options = [
             ("grpc.ssl_target_name_override", peer),
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 1000),
-            *UNLIMITED,
+            *client_options(max_reply_bytes, keepalive_s),
             *BULK,
         ]
         self.channel = grpc.secure_channel(address, tls.channel_credentials(), options=options)
@@ -146,8 +154,6 @@ class PeerLink:
             return str(self._ping(pb.PingRequest(src=self.me), timeout=timeout_s).party)
         except grpc.RpcError as err:
             raise error_from_rpc(err, self.peer, self.address, "ping") from None
-
-
 
 
 def as_parts(payload: Payload) -> list[memoryview]:

@@ -27,14 +27,51 @@ CHUNK_BYTES = 1 << 20  # measured: 1 MiB messages stream faster through grpcio t
 ERROR_KEY = "fedcore-error"
 PARTY_KEY = "fedcore-party"
 STEP_KEY = "fedcore-step"
+RETRY_KEY = "fedcore-retry"  # set on refusals that pass (a peer at its stream cap): try again
 
-# No message-size wall anywhere: values are chunked, and the per-value limit is our own.
-UNLIMITED = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
+FRAME_MARGIN = 64 << 10  # room for an envelope (its strings are capped) beside a full chunk
+MAX_FRAME_BYTES = CHUNK_BYTES + FRAME_MARGIN
+"""The largest gRPC message the peer port takes: values travel in chunks, so no frame needs more."""
+_GRPC_MAX = 2**31 - 1
+
+# Sending has no wall (values are chunked anyway); receiving is bounded on both ends.
+UNLIMITED = [("grpc.max_send_message_length", -1)]
 # Larger socket reads for bulk streams (measured a little faster on loopback than the defaults).
 BULK = [
     ("grpc.experimental.tcp_min_read_chunk_size", 1 << 20),
     ("grpc.experimental.tcp_max_read_chunk_size", 16 << 20),
 ]
+
+
+def server_options(keepalive_s: float, connection_age_s: float, peer_streams: int) -> list[tuple[str, int]]:
+    """gRPC server options of the peer port: frame limit, keepalive, connection age, streams."""
+    age_ms = int(connection_age_s * 1000)
+    return [
+        *UNLIMITED,
+        # a frame over the limit is refused from its length prefix, before it is buffered
+        ("grpc.max_receive_message_length", MAX_FRAME_BYTES),
+        ("grpc.keepalive_time_ms", int(keepalive_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(min(keepalive_s, 20.0) * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        # our clients ping every keepalive_s: accept that, refuse a peer that pings much faster
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", int(keepalive_s * 500)),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.max_connection_age_ms", age_ms),
+        ("grpc.max_connection_age_grace_ms", min(age_ms, 600_000)),
+        ("grpc.max_connection_idle_ms", 300_000),
+        ("grpc.max_concurrent_streams", 4 * peer_streams),
+    ]
+
+
+def client_options(max_reply_bytes: int, keepalive_s: float) -> list[tuple[str, int]]:
+    """gRPC channel options toward a peer: replies (a peer's job result) bounded by our value limit."""
+    return [
+        *UNLIMITED,
+        ("grpc.max_receive_message_length", min(max_reply_bytes + FRAME_MARGIN, _GRPC_MAX)),
+        ("grpc.keepalive_time_ms", int(keepalive_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(min(keepalive_s, 20.0) * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+    ]
 
 
 @dataclass(frozen=True)
@@ -150,7 +187,11 @@ def _ascii(text: str) -> str:
 
 
 def abort_with(
-    context: grpc.ServicerContext, exc: FedcoreError, code: grpc.StatusCode | None = None
+    context: grpc.ServicerContext,
+    exc: FedcoreError,
+    code: grpc.StatusCode | None = None,
+    *,
+    retry: bool = False,
 ) -> NoReturn:
     """End an RPC with ``exc``: a status code, its message, and its type in trailing metadata."""
     if code is None:
@@ -162,6 +203,8 @@ def abort_with(
         metadata.append((PARTY_KEY, _ascii(party)))
     if step:
         metadata.append((STEP_KEY, _ascii(step)))
+    if retry:
+        metadata.append((RETRY_KEY, "1"))
     context.set_trailing_metadata(tuple(metadata))
     context.abort(code, str(exc))
     raise AssertionError("unreachable: grpc context.abort raises")  # pragma: no cover
@@ -197,6 +240,9 @@ def _rebuild(cls: type[FedcoreError], details: str, meta: dict[str, Any]) -> Fed
 
 def is_retryable(err: grpc.RpcError) -> bool:
     """Whether a failed send may be tried again (the peer was not reached or did not answer)."""
-    if not isinstance(err, grpc.Call) or err.code() != grpc.StatusCode.UNAVAILABLE:
+    if not isinstance(err, grpc.Call):
         return False
-    return not dict(err.trailing_metadata() or ()).get(ERROR_KEY)
+    meta = dict(err.trailing_metadata() or ())
+    if meta.get(RETRY_KEY):
+        return True
+    return err.code() == grpc.StatusCode.UNAVAILABLE and not meta.get(ERROR_KEY)

@@ -40,6 +40,26 @@ def join_payload(payload: Payload) -> bytes:
     return b"".join(payload)
 
 
+MAX_TAG_BYTES = 256
+"""The longest tag (UTF-8 bytes) a message may carry; receivers refuse longer ones."""
+EVENT_OVERHEAD = 256
+"""Bytes every message counts against a mailbox beside its payload and tag: none counts as 0."""
+
+
+def check_tag(tag: str) -> None:
+    """Raise ``ConfigError`` for a tag that is not a string or is over ``MAX_TAG_BYTES``."""
+    if not isinstance(tag, str):
+        raise ConfigError(f"a message tag is a string, got {type(tag).__name__}")
+    size = len(tag.encode())
+    if size > MAX_TAG_BYTES:
+        raise ConfigError(f"tag {tag[:40]!r}... is {size} bytes: tags are at most {MAX_TAG_BYTES} bytes")
+
+
+def message_bytes(tag: str, payload: Buffer) -> int:
+    """What one message counts against a mailbox: payload, tag and a fixed overhead."""
+    return len(payload) + len(tag.encode()) + EVENT_OVERHEAD
+
+
 PARTY_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -48,8 +68,7 @@ def check_party_names(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     for name in names:
         if not isinstance(name, str) or not PARTY_NAME.match(name):
             raise ConfigError(
-                f"bad party name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
-                "starting with a letter"
+                f"bad party name {name!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter"
             )
     seen: set[str] = set()
     for name in names:
@@ -167,18 +186,24 @@ class Mailbox:
             stream = self._streams.setdefault((src, tag), _Stream())
             if seq < stream.next_seq or seq in stream.early:
                 return False
-            if self.max_bytes is not None and self._bytes + len(payload) > self.max_bytes:
+            cost = message_bytes(tag, payload)
+            if self.max_bytes is not None and self._bytes + cost > self.max_bytes:
                 raise ProtocolError(
                     f"mailbox of {self.party} is full ({self.max_bytes} bytes): {src} sent "
                     f"more than the receiver has read; raise the job's mailbox limit or read sooner"
                 )
-            self._bytes += len(payload)
+            self._bytes += cost
             stream.early[seq] = payload
             while stream.next_seq in stream.early:
                 stream.ready.append(stream.early.pop(stream.next_seq))
                 stream.next_seq += 1
             self._cond.notify_all()
             return True
+
+    @property
+    def used(self) -> int:
+        """Bytes the unread messages count against ``max_bytes``."""
+        return self._bytes
 
     def set_peer(self, src: str, status: str, step: str | None = None, reason: str = "") -> None:
         """Record that ``src`` finished or dropped; wakes every waiting ``recv``."""
@@ -198,7 +223,7 @@ class Mailbox:
                 stream = self._streams.get((src, tag))
                 if stream is not None and stream.ready:
                     payload = stream.ready.popleft()
-                    self._bytes -= len(payload)
+                    self._bytes -= message_bytes(tag, payload)
                     return payload
                 self._raise_if_gone(src, tag)
                 remaining = deadline - time.monotonic()

@@ -22,12 +22,20 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from fedcore.crypto import pki
 from fedcore.errors import ConfigError, FedcoreError, PartyDropped
 from fedcore.transport._grpc_client import Payload, PeerCheck, PeerLink, as_parts, check_peer
-from fedcore.transport._grpc_server import JOB_ID, Inboxes, OpenJob, PartyServicer
-from fedcore.transport._grpc_wire import BULK, UNLIMITED, TlsFiles, TlsMaterial, deserialize_frame, log
-from fedcore.transport.base import Mailbox, Transport, check_party_names
+from fedcore.transport._grpc_server import (
+    JOB_ID,
+    MAX_REASON_BYTES,
+    MAX_STEP_BYTES,
+    Inboxes,
+    OpenJob,
+    PartyServicer,
+)
+from fedcore.transport._grpc_wire import BULK, TlsFiles, TlsMaterial, deserialize_frame, log, server_options
+from fedcore.transport._guard import Membership, PortLimits, Revoked, StreamGuard, safe
+from fedcore.transport.base import Mailbox, Transport, check_party_names, check_tag
 from fedcore.wire import party_pb2 as pb
 
-__all__ = ["GrpcTransport", "PeerCheck", "PeerNode", "TlsFiles", "TlsMaterial"]
+__all__ = ["GrpcTransport", "PeerCheck", "PeerNode", "PortLimits", "Revoked", "TlsFiles", "TlsMaterial"]
 
 SERVICE = "fedcore.v1.Party"
 _EVENT_WINDOW_S = 2.0  # how long abort/finish keep trying an unreachable peer
@@ -46,6 +54,12 @@ class PeerNode:
         heartbeat_s: ping interval.
         peer_timeout_s: a peer silent this long is dropped; also the send retry window.
         control_handler: ``(src, kind, body) -> reply body`` for ``Control`` calls from peers.
+        limits: what one peer can make this node hold (streams, idle deadline, keepalive,
+            connection age, pending buffer).
+        revoked: certificates refused although the CA signed them.
+
+    Only this party and the parties of ``peers`` are served; any other certificate, even one the
+    CA signed, is refused (``AuthError``) on its first call.
     """
 
     def __init__(
@@ -60,6 +74,8 @@ class PeerNode:
         heartbeat_s: float = 1.0,
         peer_timeout_s: float = 5.0,
         control_handler: Callable[[str, str, bytes], bytes] | None = None,
+        limits: PortLimits | None = None,
+        revoked: Revoked | None = None,
     ):
         federation, cert_party = pki.party_identity(tls.cert_pem)
         if cert_party != party_id:
@@ -73,10 +89,20 @@ class PeerNode:
         self._last_seen: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stopped = threading.Event()
-        pending = mailbox_bytes if mailbox_bytes is not None else 1 << 30
+        self.limits = limits or PortLimits()
+        pending = min(self.limits.pending_bytes, mailbox_bytes or self.limits.pending_bytes)
         self.inboxes = Inboxes(party_id, mailbox_bytes, pending)
+        self.membership = Membership(party_id, revoked or Revoked())
+        self.guard = StreamGuard(party_id, self.limits)
         self._servicer = PartyServicer(
-            party_id, federation, self.inboxes, max_value_bytes, self._seen, control_handler
+            party_id,
+            federation,
+            self.inboxes,
+            max_value_bytes,
+            self._seen,
+            control_handler,
+            self.membership,
+            self.guard,
         )
         self._server: grpc.Server | None = None
         self._heartbeat: threading.Thread | None = None
@@ -86,10 +112,18 @@ class PeerNode:
 
     def start(self) -> int:
         """Bind and serve; returns the bound port."""
+        limits = self.limits
+        # every peer can hold its peer_streams workers and some are left over for the rest
+        workers = max(32, limits.peer_streams * (len(self._peers) + 1) + 8)
         server = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"fc-{self.party_id}"),
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"fc-{self.party_id}"),
             # no SO_REUSEPORT: a second daemon on the same port must fail, not share it
-            options=[*UNLIMITED, *BULK, ("grpc.so_reuseport", 0)],
+            options=[
+                *server_options(limits.keepalive_s, limits.connection_age_s, limits.peer_streams),
+                *BULK,
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=4 * workers,  # past that, calls are refused, not queued
         )
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, self._handlers()),))
         health_servicer = health.HealthServicer()
@@ -103,6 +137,7 @@ class PeerNode:
         if not port:
             raise ConfigError(f"{self.party_id} cannot listen on {self.listen} (address in use?)")
         server.start()
+        self.guard.start()
         self._server, self.port = server, port
         self._heartbeat = threading.Thread(
             target=self._beat, name=f"fc-heartbeat-{self.party_id}", daemon=True
@@ -113,18 +148,19 @@ class PeerNode:
 
     def _handlers(self) -> dict[str, grpc.RpcMethodHandler]:
         servicer = self._servicer
+        # all client-streaming, Ping and Control too: see PartyServicer for why
         return {
             "Send": grpc.stream_unary_rpc_method_handler(
                 servicer.Send,
                 request_deserializer=deserialize_frame,
                 response_serializer=pb.SendReply.SerializeToString,
             ),
-            "Control": grpc.unary_unary_rpc_method_handler(
+            "Control": grpc.stream_unary_rpc_method_handler(
                 servicer.Control,
                 request_deserializer=pb.ControlRequest.FromString,
                 response_serializer=pb.ControlReply.SerializeToString,
             ),
-            "Ping": grpc.unary_unary_rpc_method_handler(
+            "Ping": grpc.stream_unary_rpc_method_handler(
                 servicer.Ping,
                 request_deserializer=pb.PingRequest.FromString,
                 response_serializer=pb.PingReply.SerializeToString,
@@ -134,6 +170,7 @@ class PeerNode:
     def stop(self, grace_s: float | None = 1.0) -> None:
         """Stop serving (letting calls in flight finish for ``grace_s``) and close every channel."""
         self._stopped.set()
+        self.guard.stop()
         if self._server is not None:
             self._server.stop(grace_s).wait()
         with self._lock:
@@ -149,6 +186,8 @@ class PeerNode:
             old = self._links
             self._peers = {p: a for p, a in peers.items() if p != self.party_id}
             self._links = {p: link for p, link in old.items() if self._peers.get(p) == link.address}
+            self.membership.set_peers(list(self._peers))
+            self.inboxes.peer_count = max(1, len(self._peers))
         for peer, link in old.items():
             if self._links.get(peer) is not link:
                 link.close()
@@ -162,7 +201,9 @@ class PeerNode:
                 address = self._peers.get(peer)
                 if address is None:
                     raise ConfigError(f"{self.party_id} has no address for peer {peer!r}; add it to [peers]")
-                link = self._links[peer] = PeerLink(self.party_id, peer, address, self.tls)
+                link = self._links[peer] = PeerLink(
+                    self.party_id, peer, address, self.tls, self.max_value_bytes, self.limits.keepalive_s
+                )
             return link
 
     # ------------------------------------------------------------------ jobs
@@ -195,7 +236,9 @@ class PeerNode:
             FedcoreError: the handler's own error, with its type (e.g. ``PolicyRefused``).
             PartyDropped: the peer is unreachable.  Timeout: it did not answer in time.
         """
-        return self._link(peer).call(kind, body, timeout_s)
+        reply = self._link(peer).call(kind, body, timeout_s)
+        self._seen(peer)
+        return reply
 
     def check_peer(self, peer: str, timeout_s: float = 5.0) -> PeerCheck:
         """Dial ``peer`` and report reachability, TLS verification and the identity it presents."""
@@ -209,6 +252,11 @@ class PeerNode:
 
     def _seen(self, peer: str) -> None:
         self._last_seen[peer] = time.monotonic()
+
+    def last_contact(self, peer: str) -> float:
+        """``time.monotonic()`` of the last successful exchange with ``peer`` (0.0 if none):
+        a call from it, an answered ping, an acknowledged send, a control reply."""
+        return self._last_seen.get(peer, 0.0)
 
     def _beat(self) -> None:
         while not self._stopped.wait(self.heartbeat_s):
@@ -266,6 +314,7 @@ class GrpcTransport(Transport):
             PartyDropped: ``dst`` stayed unreachable for the retry window (``peer_timeout_s``).
         """
         self._check_peer(dst, "sends to", tag)
+        check_tag(tag)
         if not self._still_there(dst, tag):
             return
         parts = as_parts(payload)
@@ -284,6 +333,7 @@ class GrpcTransport(Transport):
         )
         timeout_s = 4 * self.node.peer_timeout_s + size / 5e6  # a hung peer; a dead one fails sooner
         self.node._link(dst).send(env, parts, self.node.peer_timeout_s, timeout_s)
+        self.node._seen(dst)
 
     def _still_there(self, dst: str, tag: str) -> bool:
         """False for a peer whose script finished (it will read nothing more; the value is dropped,
@@ -310,8 +360,10 @@ class GrpcTransport(Transport):
         return self._box.take(src, tag, timeout_s)
 
     def abort(self, step: str | None, reason: str) -> None:
-        log.warning("job=%s party=%s aborting at step %r: %s", self.job_id, self.party, step, reason)
-        self._tell_all(pb.Envelope.ABORT, step or "", reason)
+        log.warning(
+            "job=%s party=%s aborting at step %r: %s", self.job_id, self.party, step, safe(reason, 300)
+        )
+        self._tell_all(pb.Envelope.ABORT, _cut(step or "", MAX_STEP_BYTES), _cut(reason, MAX_REASON_BYTES))
 
     def finish(self) -> None:
         self._tell_all(pb.Envelope.FINISH, "", "")
@@ -331,7 +383,7 @@ class GrpcTransport(Transport):
                 dst=peer,
                 kind=kind,  # type: ignore[arg-type]
                 step=step,
-                reason=reason[:2000],
+                reason=reason,
             )
             thread = threading.Thread(target=self._tell, args=(peer, env), daemon=True)
             thread.start()
@@ -344,3 +396,9 @@ class GrpcTransport(Transport):
             self.node._link(peer).send(env, [], _EVENT_WINDOW_S, _EVENT_WINDOW_S)
         except (FedcoreError, PartyDropped) as exc:
             log.info("job=%s party=%s could not tell %s: %s", self.job_id, self.party, peer, exc)
+
+
+def _cut(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes (receivers refuse longer step and reason)."""
+    data = text.encode()
+    return text if len(data) <= limit else data[: limit - 3].decode("utf-8", "ignore") + "..."

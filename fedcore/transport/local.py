@@ -8,7 +8,15 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from fedcore.errors import ConfigError
-from fedcore.transport.base import Mailbox, Payload, PeerBoard, Transport, check_party_names, join_payload
+from fedcore.transport.base import (
+    Mailbox,
+    Payload,
+    PeerBoard,
+    Transport,
+    check_party_names,
+    check_tag,
+    join_payload,
+)
 
 
 class PartyKilled(BaseException):
@@ -64,6 +72,7 @@ class LocalNetwork:
     def post(self, src: str, dst: str, tag: str, payload: bytes) -> None:
         if dst not in self._mailboxes:
             raise ConfigError(f"{src} sent {tag!r} to {dst!r}, which is not a party of this job")
+        check_tag(tag)  # the same cap as between daemons: what runs in simulation runs there
         with self._lock:
             seq = self._seq[(src, dst, tag)]
             self._seq[(src, dst, tag)] = seq + 1

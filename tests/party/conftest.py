@@ -41,11 +41,11 @@ def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     )
 
 
-def write_federation(path: Path, ports: list[int]) -> None:
+def write_federation(path: Path, ports: list[int], parties: tuple[str, ...] = PARTIES) -> None:
     lines = ['federation = "testfed"']
-    for i, party in enumerate(PARTIES):
+    for i, party in enumerate(parties):
         lines += ["[[party]]", f'id = "{party}"', 'host = "127.0.0.1"',
-                  f"peer_port = {ports[i]}", f"control_port = {ports[3 + i]}"]
+                  f"peer_port = {ports[i]}", f"control_port = {ports[len(parties) + i]}"]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -122,6 +122,18 @@ def _policy_dir(root: Path, party: str) -> Path:
     variant = f"def main(ctx):\n    return {{'variant': {label!r}}}\n"
     (folder / "variant.py").write_text(variant)
     return folder
+
+
+def set_keys(config: Path, values: dict[str, object]) -> None:
+    """Set ``key = value`` lines already in a party.toml (e.g. its [limits] or [peers])."""
+    lines = []
+    for line in config.read_text().splitlines():
+        key = line.split("=", 1)[0].strip()
+        if "=" in line and key in values:
+            value = values[key]
+            line = f"{key} = " + (f'"{value}"' if isinstance(value, str) else str(value))
+        lines.append(line)
+    config.write_text("\n".join(lines) + "\n")
 
 
 def _tune(config: Path, scripts: Path, initiators: list[str], control_port: int | None) -> None:

@@ -5,7 +5,15 @@ from fedcore.transport import grpc
 
 
 def test_grpc_transport_exports() -> None:
-    assert sorted(grpc.__all__) == ["GrpcTransport", "PeerCheck", "PeerNode", "TlsFiles", "TlsMaterial"]
+    assert sorted(grpc.__all__) == [
+        "GrpcTransport",
+        "PeerCheck",
+        "PeerNode",
+        "PortLimits",
+        "Revoked",
+        "TlsFiles",
+        "TlsMaterial",
+    ]
 
 
 def test_pki_exports() -> None:

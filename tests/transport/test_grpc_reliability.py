@@ -173,7 +173,10 @@ def test_control_call_carries_identity_and_typed_errors(federation) -> None:
             raise KeyError("bug")
         return body[::-1]
 
-    bob = PeerNode("bob", "127.0.0.1:0", {}, federation.tls("bob"), control_handler=handler)
+    # bob serves only members: alice is in its [peers] (the address is never dialled here)
+    bob = PeerNode(
+        "bob", "127.0.0.1:0", {"alice": "127.0.0.1:9"}, federation.tls("bob"), control_handler=handler
+    )
     book = {"bob": f"127.0.0.1:{bob.start()}"}
     alice = PeerNode("alice", "127.0.0.1:0", book, federation.tls("alice"))
     try:
