@@ -9,11 +9,11 @@ fedcore.vertical (guest-held key, masked gradients; see its theory header). The 
 returns {"accuracy", "auc", "samples", ...}; every host returns {"samples": rows trained on}.
 
 With ``model=NAME`` every party saves only its own part (its weights and its columns'
-standardisation), as JSON, to NAME.<party>.json in its own folder
-(``fedcore.vertical.model_path``). ``mode=predict model=NAME`` (run with the training
-job's seed) loads the parts and scores the held-out rows, aligned by id with PSI: hosts
-send their partial scores, and only the guest learns the probabilities, returned with
-the ids.
+standardisation), as JSON, to NAME.<party>.json in its own output folder of the job
+(``fedcore.vertical.model_path``). ``mode=predict model=<training job id>/NAME`` (run with
+the training job's seed) loads the parts from those folders and scores the held-out rows,
+aligned by id with PSI: hosts send their partial scores, and only the guest learns the
+probabilities, returned with the ids.
 
 ``key_bits`` 1024 (default) keeps the simulation fast and is about 80-bit security: fine
 for a demonstration, not for real data -- pass 2048 there.

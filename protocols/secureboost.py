@@ -9,9 +9,10 @@ them (chosen by its own ``ctx.rng``), so PSI (fedcore.psi) finds the rows all sh
 encrypted g/h histograms; see its theory header), then predicts the test rows
 federatedly: the guest returns {"accuracy", "auc", "samples", "trees", ...}, each host
 {"samples", "splits"}. With ``model=NAME`` every party saves only its own part, as JSON,
-to NAME.<party>.json in its own folder (``fedcore.vertical.model_path``).
+to NAME.<party>.json in its own output folder of the job (``fedcore.vertical.model_path``).
 
-``mode=predict model=NAME`` loads each party's part and predicts rows aligned by id:
+``mode=predict model=<training job id>/NAME`` loads each party's part from its own output
+folder of the training job (``ctx.output_path``) and predicts rows aligned by id:
 ``data=heldout`` (default) the test rows, or ``data=SOURCE`` a local data source of the
 party (an .npz with ``id`` and ``x``, the guest's optionally ``y``). Each party walks its
 own splits; only the guest learns the predictions, returned with the ids.

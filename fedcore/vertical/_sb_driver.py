@@ -236,16 +236,25 @@ def _check_decisions(host: str, value: Any, rows: int) -> tuple[np.ndarray, np.n
 
 
 def model_path(ctx: Context, name: str) -> Path:
-    """Where this party keeps its part of model ``name``: a file in its own folder.
+    """Where this party keeps its part of model ``name``: always a file in its own folders.
 
-    The folder is the party's choice, never the initiator's: ``ctx.output_dir`` where the
-    context has one, else ``$FEDCORE_OUTPUT_DIR``, else the working directory. ``name``
-    must be a plain file name, so a job parameter cannot point elsewhere.
+    A plain ``NAME`` is ``NAME.<party>.json`` in this job's output folder (``ctx.output_path``),
+    where training saves it. ``<job id>/NAME`` is that file in the output folder of an earlier
+    job of this party (``ctx.output_path(..., scope="party")``), which is how prediction names
+    the training job's parts. Neither form can point outside the party's folders.
+
+    Raises:
+        ConfigError: ``NAME`` is not a plain name (letters, digits, ``. _ -``).
+        PolicyRefused: the job part leads outside this party's folders.
     """
-    if type(name) is not str or not _MODEL_NAME.match(name) or ".." in name:
-        raise ConfigError(f"model must be a plain name (letters, digits, . _ -), got {name!r}")
-    folder = getattr(ctx, "output_dir", None) or os.environ.get("FEDCORE_OUTPUT_DIR") or "."
-    return Path(folder) / f"{name}.{ctx.party}.json"
+    job, _, plain = name.rpartition("/") if type(name) is str else ("", "", name)
+    if type(plain) is not str or not _MODEL_NAME.match(plain) or ".." in plain:
+        raise ConfigError(
+            f"model must be NAME or <training job id>/NAME with a plain NAME (letters, digits, . _ -), "
+            f"got {str(name)[:80]!r}"
+        )
+    file = f"{plain}.{ctx.party}.json"
+    return ctx.output_path(f"{job}/{file}", scope="party") if job else ctx.output_path(file)
 
 
 def model_to_json(model: GuestModel | HostModel) -> dict[str, Any]:
@@ -308,6 +317,11 @@ def load_model(path: Path) -> GuestModel | HostModel:
     Raises:
         ConfigError: missing or malformed file.
     """
+    if not Path(path).exists():
+        raise ConfigError(
+            f"no SecureBoost model part at {path}: to predict, name the training job's model as "
+            "model=<training job id>/NAME"
+        )
     try:
         doc = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:

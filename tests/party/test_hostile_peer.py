@@ -55,7 +55,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory):
     assert revoked.returncode == 0, revoked.stderr
     federation = Federation(kit)
     for party in PARTIES[:3]:
-        _tune(federation.config(party), _policy_dir(root, party), list(PARTIES[:3]), unix_control=False)
+        _tune(federation.config(party), _policy_dir(root, party), list(PARTIES[:3]), control_port=None)
         set_keys(federation.config(party), LIMITS)
     try:
         for party in PARTIES[:3]:

@@ -41,7 +41,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory):
     for me, other in (("alice", "bob"), ("bob", "alice")):
         folder = _policy_dir(root, me)
         (folder / "chatty.py").write_bytes((SCRIPTS / "chatty.py").read_bytes())
-        _tune(federation.config(me), folder, list(PAIR), unix_control=False)
+        _tune(federation.config(me), folder, list(PAIR), control_port=None)
         listen = load_config(federation.config(other)).listen
         proxy = CuttingProxy((listen.host, listen.port), cut_s=0.9)
         proxies.append(proxy)

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +21,13 @@ def load_script():
     return module
 
 
-def central_predictions(folder: Path, name: str, names: list[str], rows: np.ndarray) -> np.ndarray:
-    """Every party's part in one place, thresholds applied to the plain columns directly."""
+def central_predictions(
+    folder: Callable[[str], Path], name: str, names: list[str], rows: np.ndarray
+) -> np.ndarray:
+    """Every party's part (from ``folder(party)``) in one place, thresholds applied to the plain
+    columns directly."""
     x = load_breast_cancer(return_X_y=True)[0][rows]
-    parts = {p: model_from_json(json.loads((folder / f"{name}.{p}.json").read_text())) for p in names}
+    parts = {p: model_from_json(json.loads((folder(p) / f"{name}.{p}.json").read_text())) for p in names}
     columns = load_script().column_split(x.shape[1], len(names))
     blocks = {p: x[:, c] for p, c in zip(names, columns, strict=True)}
     guest = parts[names[0]]

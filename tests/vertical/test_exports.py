@@ -4,8 +4,25 @@ import fedcore.vertical
 
 
 def test_vertical_exports() -> None:
-    assert sorted(fedcore.vertical.__all__) == sorted([
-        "SCHEMES", "GuestSession", "HostSession", "Send", "Stage", "Training", "VerticalModel",
-        "make_plan", "score", "train", "BoostParams", "GuestModel", "HostModel", "load_model", "model_path",
-        "predict_secureboost", "save_model", "train_secureboost",
-    ])
+    assert sorted(fedcore.vertical.__all__) == sorted(
+        [
+            "SCHEMES",
+            "GuestSession",
+            "HostSession",
+            "Send",
+            "Stage",
+            "Training",
+            "VerticalModel",
+            "make_plan",
+            "score",
+            "train",
+            "BoostParams",
+            "GuestModel",
+            "HostModel",
+            "load_model",
+            "model_path",
+            "predict_secureboost",
+            "save_model",
+            "train_secureboost",
+        ]
+    )

@@ -65,15 +65,13 @@ def test_extra_parties_stay_idle_and_bad_hosts_are_refused(runtime) -> None:
     assert "hosts must be 1..1" in bad.parties["p0"]["error"]
 
 
-def test_predict_mode_scores_held_out_rows_with_the_saved_parts(runtime, tmp_path, monkeypatch) -> None:
+def test_predict_mode_scores_held_out_rows_with_the_saved_parts(runtime, tmp_path) -> None:
     import json
 
-    monkeypatch.setenv("FEDCORE_OUTPUT_DIR", str(tmp_path))
-    trained = simulate(SCRIPT, parties=2, seed=0, runtime=runtime, params={"epochs": 1, "model": "lr"})
+    where = {"output_dir": tmp_path, "runtime": runtime, "seed": 0, "parties": 2}
+    trained = simulate(SCRIPT, job_id="train", params={"epochs": 1, "model": "lr"}, **where)
     assert not trained.errors(), trained.errors()
-    predicted = simulate(
-        SCRIPT, parties=2, seed=0, runtime=runtime, params={"mode": "predict", "model": "lr"}
-    )
+    predicted = simulate(SCRIPT, job_id="predict", params={"mode": "predict", "model": "train/lr"}, **where)
     assert not predicted.errors(), predicted.errors()
     out = predicted.parties["p0"]
     script = load_script()
@@ -81,7 +79,7 @@ def test_predict_mode_scores_held_out_rows_with_the_saved_parts(runtime, tmp_pat
     rows = np.array([int(i.split("-")[1]) for i in out["ids"]])
     z = np.zeros(len(rows))
     for i, columns in enumerate(script.column_split(x.shape[1], 2)):
-        part = json.loads((tmp_path / f"lr.p{i}.json").read_text())
+        part = json.loads((tmp_path / f"p{i}" / "train" / f"lr.p{i}.json").read_text())
         block = (x[rows][:, columns] - np.array(part["mean"])) / np.array(part["std"])
         if i == 0:
             block = np.hstack([block, np.ones((len(rows), 1))])

@@ -73,12 +73,16 @@ def runtime():
 
 
 @pytest.mark.parametrize("parties", [2, 3])
-def test_paillier_matches_central_hgb_and_predict_matches_saved_parts(
-    runtime, parties, tmp_path, monkeypatch
-) -> None:
-    monkeypatch.setenv("FEDCORE_OUTPUT_DIR", str(tmp_path))
+def test_paillier_matches_central_hgb_and_predict_matches_saved_parts(runtime, parties, tmp_path) -> None:
     result = simulate(
-        SCRIPT, parties=parties, seed=0, runtime=runtime, timeout_s=300, params={**PLAN, "model": "sb"}
+        SCRIPT,
+        parties=parties,
+        seed=0,
+        runtime=runtime,
+        timeout_s=300,
+        params={**PLAN, "model": "sb"},
+        output_dir=tmp_path,
+        job_id="train",
     )
     assert not result.errors(), result.errors()
     guest = result.parties["p0"]
@@ -86,11 +90,11 @@ def test_paillier_matches_central_hgb_and_predict_matches_saved_parts(
     assert abs(guest["auc"] - reference) <= 0.005, (guest["auc"], reference)
     assert guest["accuracy"] > 0.9 and guest["samples"] == len(train) and guest["test_samples"] == len(test)
     assert all("auc" not in result.parties[f"p{i}"] for i in range(1, parties))
-    host_doc = json.loads((tmp_path / "sb.p1.json").read_text())
+    host_doc = json.loads((tmp_path / "p1" / "train" / "sb.p1.json").read_text())
     assert host_doc["role"] == "host" and "trees" not in host_doc  # a host keeps only its thresholds
     assert all(
         "threshold" not in n
-        for t in json.loads((tmp_path / "sb.p0.json").read_text())["trees"]
+        for t in json.loads((tmp_path / "p0" / "train" / "sb.p0.json").read_text())["trees"]
         for n in t
         if n.get("owner") == "p1"
     )  # ...and the guest never has them
@@ -101,7 +105,9 @@ def test_paillier_matches_central_hgb_and_predict_matches_saved_parts(
         seed=0,
         runtime=runtime,
         timeout_s=120,
-        params={"mode": "predict", "model": "sb"},
+        params={"mode": "predict", "model": "train/sb"},  # the parts the training job saved
+        output_dir=tmp_path,
+        job_id="predict",
     )
     assert not predicted.errors(), predicted.errors()
     out = predicted.parties["p0"]
@@ -109,7 +115,7 @@ def test_paillier_matches_central_hgb_and_predict_matches_saved_parts(
     assert set(rows) <= set(test) and len(rows) > 0.9 * len(test)
     np.testing.assert_allclose(
         out["predictions"],
-        central_predictions(tmp_path, "sb", [f"p{i}" for i in range(parties)], rows),
+        central_predictions(lambda p: tmp_path / p / "train", "sb", [f"p{i}" for i in range(parties)], rows),
         atol=1e-12,
     )
     assert "predictions" not in predicted.parties["p1"]
@@ -148,15 +154,26 @@ def test_lossless_on_100k_rows_through_the_plain_seam() -> None:
     assert abs(result.parties["p0"]["auc"] - want) <= 0.005, (result.parties["p0"]["auc"], want)
 
 
-def test_model_names_cannot_leave_the_party_folder(tmp_path, monkeypatch) -> None:
-    from fedcore.errors import ConfigError
+def test_model_names_cannot_leave_the_party_folder(tmp_path) -> None:
+    from fedcore import Context
+    from fedcore.errors import ConfigError, PolicyRefused
+    from fedcore.runtime import make_runtime
+    from fedcore.transport import LocalNetwork
 
-    monkeypatch.setenv("FEDCORE_OUTPUT_DIR", str(tmp_path))
-
-    class Ctx:
-        party = "bob"
-
-    assert model_path(Ctx(), "m.v1") == tmp_path / "m.v1.bob.json"
-    for bad in ("../x", "/etc/x", "a/b", "", ".hidden"):
-        with pytest.raises(ConfigError):
-            model_path(Ctx(), bad)
+    network = LocalNetwork(["alice", "bob"])
+    ctx = Context(
+        "bob",
+        network.transport("bob"),
+        make_runtime("inline"),
+        job_id="j2",
+        output_dir=tmp_path / "bob" / "j2",
+        output_root=tmp_path / "bob",
+    )
+    assert model_path(ctx, "m.v1") == tmp_path / "bob" / "j2" / "m.v1.bob.json"
+    assert model_path(ctx, "j1/m.v1") == tmp_path / "bob" / "j1" / "m.v1.bob.json"  # an earlier job's part
+    for bad in ("", ".hidden", "a/b/", "j1/.."):  # not a plain name
+        with pytest.raises(ConfigError, match="plain NAME"):
+            model_path(ctx, bad)
+    for outside in ("../x", "j1/../x", "../j1/x", "/etc/x"):  # out of bob's folders
+        with pytest.raises(PolicyRefused, match="bob refuses the path"):
+            model_path(ctx, outside)

@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fedcore.party.config import load_config
+
 
 def _load_helper():
     import importlib.util
@@ -59,45 +61,47 @@ def federation(tmp_path_factory: pytest.TempPathFactory):
         scripts.mkdir()
         for name in ("secureboost.py", "hetero_lr.py"):
             shutil.copy(REPO / "protocols" / name, scripts)
-        kit_module._tune(fed.config(party), scripts, list(PARTIES), unix_control=False)
-    outputs = root / "models"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("FEDCORE_OUTPUT_DIR", str(outputs))  # each daemon's own folder for model parts
-        try:
-            for party in PARTIES:
-                fed.start(party)
-            fed.outputs = outputs
-            yield fed
-        finally:
-            for party in list(fed.procs):
-                proc = fed.procs.pop(party)
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait(timeout=10)
+        kit_module._tune(fed.config(party), scripts, list(PARTIES), control_port=None)
+    try:
+        for party in PARTIES:
+            fed.start(party)
+        yield fed
+    finally:
+        for party in list(fed.procs):
+            proc = fed.procs.pop(party)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
 
 
-def _job(federation, script: str, *params: str) -> dict:
+def job_folder(federation, party: str, job_id: str) -> Path:
+    """A daemon's own output folder of one job: the only place its model part may be."""
+    return load_config(federation.config(party)).state_dir / "jobs" / job_id / "output"
+
+
+def _job(federation, script: str, *params: str) -> tuple[str, dict]:
     args = [arg for p in params for arg in ("--param", p)]
     proc = federation.job(REPO / "protocols" / script, "alice", *args, "--seed", "3", timeout=240)
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    return json.loads(proc.stdout)["parties"]
+    done = json.loads(proc.stdout)
+    return done["job_id"], done["parties"]
 
 
 def test_secureboost_trains_saves_parts_and_predicts_like_the_central_model(federation) -> None:
-    trained = _job(federation, "secureboost.py", "trees=3", "model=sb")
+    job_id, trained = _job(federation, "secureboost.py", "trees=3", "model=sb")
     assert trained["alice"]["auc"] > 0.95 and "auc" not in trained["bob"]
-    predicted = _job(federation, "secureboost.py", "mode=predict", "model=sb")
+    _, predicted = _job(federation, "secureboost.py", "mode=predict", f"model={job_id}/sb")
     out = predicted["alice"]
     assert predicted["bob"] == {"rows": len(out["ids"])} and predicted["carol"] == {"rows": len(out["ids"])}
     rows = np.array([int(i.split("-")[1]) for i in out["ids"]])
-    want = central_predictions(federation.outputs, "sb", list(PARTIES), rows)
+    want = central_predictions(lambda p: job_folder(federation, p, job_id), "sb", list(PARTIES), rows)
     np.testing.assert_allclose(out["predictions"], want, atol=1e-12)
     assert abs(out["auc"] - trained["alice"]["auc"]) < 0.05
-    files = sorted(p.name for p in federation.outputs.iterdir())
-    assert files == ["sb.alice.json", "sb.bob.json", "sb.carol.json"]
+    for party in PARTIES:  # each party saved only its own part, in its own folder
+        assert sorted(p.name for p in job_folder(federation, party, job_id).iterdir()) == [f"sb.{party}.json"]
 
 
 def test_hetero_lr_trains_and_predicts_between_daemons(federation) -> None:
-    _job(federation, "hetero_lr.py", "epochs=1", "model=lr")
-    predicted = _job(federation, "hetero_lr.py", "mode=predict", "model=lr")
+    job_id, _ = _job(federation, "hetero_lr.py", "epochs=1", "model=lr")
+    _, predicted = _job(federation, "hetero_lr.py", "mode=predict", f"model={job_id}/lr")
     assert predicted["alice"]["auc"] > 0.95 and "predictions" not in predicted["bob"]
