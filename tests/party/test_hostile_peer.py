@@ -19,6 +19,7 @@ import pytest
 
 from fedcore import wire
 from fedcore.errors import AuthError, PolicyRefused, ProtocolError
+from fedcore.party import messages as m
 from fedcore.party.config import load_config
 from fedcore.transport._grpc_client import PeerLink
 from fedcore.wire import party_pb2 as pb
@@ -224,20 +225,19 @@ def test_pending_proposals_are_capped_without_a_thread_each(fed: Federation) -> 
     sha = hashlib.sha256((fed.kit.parent / "protocols_bob" / "plain_sum.py").read_bytes()).hexdigest()
 
     def propose(i: int) -> None:
-        carol.control(
-            "job.propose",
-            wire.encode(
-                {
-                    "job_id": f"j-flood-{i}-{time.monotonic_ns()}",
-                    "script": "plain_sum.py",
-                    "sha256": sha,
-                    "params": {},
-                    "seed": 1,
-                    "parties": ["carol", "bob"],
-                    "timeout_s": 60.0,
-                }
-            ),
+        proposal = m.Propose(
+            job_id=f"j-flood-{i}-{time.monotonic_ns()}",
+            script="plain_sum.py",
+            sha256=sha,
+            params={},
+            seed=1,
+            parties=("carol", "bob"),
+            timeout_s=60.0,
         )
+        raw = carol.control(m.MessageKind.PROPOSE.value, m.encode(proposal))
+        reply = m.decode(raw, m.MessageKind.ACCEPT, m.MessageKind.REFUSE)
+        if isinstance(reply, m.Refuse):
+            raise m.refusal_error(reply)
 
     refused = []
     for i in range(30):
