@@ -79,7 +79,7 @@ class ProgressBoard:
         elapsed = time.monotonic() - self._start
         if not events:
             return f"[{elapsed:6.1f}s] {self.total} parties running"
-        lead = events[0] if len(events) == 1 else max(events, key=lambda e: (e.done or 0))
+        lead = events[0] if len(events) == 1 else max(events, key=lambda e: e.done or 0)
         parts = [f"[{elapsed:6.1f}s] {len(events)}/{self.total} parties reporting"]
         if lead.step:
             parts.append(f"step {lead.step}")

@@ -20,11 +20,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("script", help="protocol script; every party must allow a file of that name and hash")
     _config_arg(run)
     run.add_argument("--parties", required=True, help="comma-separated party ids, this party included")
-    run.add_argument("--param", action="append", metavar="KEY=VALUE",
-                     help="script parameter (JSON or string)")
+    run.add_argument(
+        "--param", action="append", metavar="KEY=VALUE", help="script parameter (JSON or string)"
+    )
     run.add_argument("--seed", type=int, default=0, help="job seed (default 0)")
-    run.add_argument("--timeout", type=float, default=120.0,
-                     help="seconds any receive may wait (default 120)")
+    run.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds any receive may wait (default 120)"
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     run.set_defaults(func=run_job)
     listing = jsub.add_parser("list", help="jobs the local daemon knows")
@@ -39,8 +41,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default=os.environ.get("FEDCORE_CONFIG", "party.toml"),
-                   help="the local party's party.toml (default: $FEDCORE_CONFIG, else ./party.toml)")
+    p.add_argument(
+        "--config",
+        default=os.environ.get("FEDCORE_CONFIG", "party.toml"),
+        help="the local party's party.toml (default: $FEDCORE_CONFIG, else ./party.toml)",
+    )
 
 
 def _endpoint(config_path: str) -> Any:
@@ -58,9 +63,13 @@ def run_job(args: argparse.Namespace) -> int:
     if not script.is_file():
         raise ConfigError(f"protocol script {script} does not exist")
     request = {
-        "op": "run", "script": script.name, "sha256": sha256_file(script),
+        "op": "run",
+        "script": script.name,
+        "sha256": sha256_file(script),
         "parties": [p.strip() for p in args.parties.split(",") if p.strip()],
-        "params": parse_params(args.param), "seed": args.seed, "timeout_s": args.timeout,
+        "params": parse_params(args.param),
+        "seed": args.seed,
+        "timeout_s": args.timeout,
     }
     start = time.monotonic()
     result: dict[str, Any] = {}
@@ -104,9 +113,11 @@ def list_jobs(args: argparse.Namespace) -> int:
         print_json({"jobs": jobs})
         return 0
     for job in jobs:
-        sys.stdout.write(f"{job['job_id']}  {job['state']:<9}  {job['script']}  "
-                         f"initiator {job['initiator']}  "
-                         f"parties {','.join(job['parties'])}\n")
+        sys.stdout.write(
+            f"{job['job_id']}  {job['state']:<9}  {job['script']}  "
+            f"initiator {job['initiator']}  "
+            f"parties {','.join(job['parties'])}\n"
+        )
     if not jobs:
         sys.stdout.write("no jobs\n")
     return 0
@@ -119,8 +130,10 @@ def job_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"job": job})
         return 0
-    sys.stdout.write(f"{job['job_id']}: {job['state']} {job['script']} (initiator {job['initiator']}, "
-                     f"parties {','.join(job['parties'])}, step {job['step']})\n")
+    sys.stdout.write(
+        f"{job['job_id']}: {job['state']} {job['script']} (initiator {job['initiator']}, "
+        f"parties {','.join(job['parties'])}, step {job['step']})\n"
+    )
     if job.get("error"):
         sys.stdout.write(f"  error: {job['error']}\n")
     for party, outcome in (job.get("outcome") or {}).items():

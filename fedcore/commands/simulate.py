@@ -66,15 +66,28 @@ def _run_engine(
 
         runtime = "ray" if args.runtime == "processes" else args.runtime  # actors use their node's cores
         return simulate_on_ray(
-            args.script, names=names, params=params, seed=args.seed, timeout_s=args.timeout,
-            kill=kills, address=args.address, runtime=runtime,
+            args.script,
+            names=names,
+            params=params,
+            seed=args.seed,
+            timeout_s=args.timeout,
+            kill=kills,
+            address=args.address,
+            runtime=runtime,
         )
     from fedcore.runtime import make_runtime
 
     with make_runtime(args.runtime) as runtime:
         return simulate(
-            args.script, names=names, params=params, seed=args.seed, timeout_s=args.timeout,
-            kill=kills, runtime=runtime, transport=args.transport, progress=board,
+            args.script,
+            names=names,
+            params=params,
+            seed=args.seed,
+            timeout_s=args.timeout,
+            kill=kills,
+            runtime=runtime,
+            transport=args.transport,
+            progress=board,
         )
 
 
