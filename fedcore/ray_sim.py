@@ -60,12 +60,8 @@ class PartyHost:
 
         tls = TlsMaterial(ca_pem, cert_pem, key_pem)
         self.node = PeerNode(
-            self.party,
-            f"{host}:0",
-            {},
-            tls,
-            heartbeat_s=self.heartbeat_s,
-            peer_timeout_s=self.peer_timeout_s,
+            self.party, f"{host}:0", {}, tls,
+            heartbeat_s=self.heartbeat_s, peer_timeout_s=self.peer_timeout_s,
         )
         return int(self.node.start())
 
@@ -89,13 +85,8 @@ class PartyHost:
         with make_runtime(job["runtime"]) as runtime:
             runtime.register_script(module_name, path)
             ctx = Context(
-                self.party,
-                transport,
-                runtime,
-                params=job["params"],
-                seed=job["seed"],
-                job_id=job["job_id"],
-                timeout_s=job["timeout_s"],
+                self.party, transport, runtime, params=job["params"], seed=job["seed"],
+                job_id=job["job_id"], timeout_s=job["timeout_s"],
             )
             _run_one(main, ctx, job["params"], results)
         return results[self.party]
@@ -152,10 +143,7 @@ def simulate_on_ray(
             "job_id": f"raysim-{uuid.uuid4().hex[:12]}",
             "parties": list(all_names),
             "script": (loaded.module_name, str(loaded.path), loaded.path.read_text(encoding="utf-8")),
-            "params": params,
-            "seed": seed,
-            "timeout_s": timeout_s,
-            "runtime": runtime,
+            "params": params, "seed": seed, "timeout_s": timeout_s, "runtime": runtime,
         }
         return _run(ray, job, kill, heartbeat_s, peer_timeout_s)
     finally:
@@ -171,9 +159,8 @@ def _import_ray() -> Any:
     return ray
 
 
-def _run(
-    ray: Any, job: dict[str, Any], kill: dict[str, int], heartbeat_s: float, peer_timeout_s: float
-) -> SimResult:
+def _run(ray: Any, job: dict[str, Any], kill: dict[str, int], heartbeat_s: float,
+         peer_timeout_s: float) -> SimResult:
     """Place the actors, wire them up, run the job and collect every party's result."""
     from fedcore.crypto import pki
 

@@ -153,14 +153,8 @@ def _run_parties(
             results[name] = {"error": "killed by fault injection before it started"}
             continue
         ctx = Context(
-            name,
-            transport,
-            runtime,
-            params=params,
-            seed=seed,
-            timeout_s=timeout_s,
-            data=(data or {}).get(name),
-            progress_sink=progress,
+            name, transport, runtime, params=params, seed=seed, timeout_s=timeout_s,
+            data=(data or {}).get(name), progress_sink=progress,
         )
         thread = threading.Thread(target=_run_one, args=(main, ctx, params, results), name=f"party-{name}")
         threads.append(thread)

@@ -153,7 +153,6 @@ class TransportConformance:
     def test_concurrent_senders(self) -> None:
         names = ["hub", "s1", "s2", "s3", "s4"]
         with self.open_transports(names) as t:
-
             def flood(src: str) -> None:
                 for i in range(20):
                     t[src].send("hub", "n", f"{src}:{i}".encode())

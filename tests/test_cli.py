@@ -30,15 +30,8 @@ def test_simulate_json_prints_one_object_with_a_correct_sum() -> None:
 
 def test_simulate_with_names_params_and_kill() -> None:
     out = fedcore(
-        "simulate",
-        "protocols/plain_sum.py",
-        "--party-names",
-        "ann,bob,cy",
-        "--param",
-        "dim=3",
-        "--kill",
-        "cy:after=0",
-        "--json",
+        "simulate", "protocols/plain_sum.py", "--party-names", "ann,bob,cy", "--param", "dim=3",
+        "--kill", "cy:after=0", "--json",
     )
     result = json.loads(out.stdout)["parties"]
     assert len(result["bob"]["input"]) == 3
@@ -75,11 +68,7 @@ def test_params_parse_as_json_else_string() -> None:
     from fedcore.commands._common import parse_params
 
     assert parse_params(["a=3", "b=[1,2]", "c=hello", "d=true", "e=1e-3"]) == {
-        "a": 3,
-        "b": [1, 2],
-        "c": "hello",
-        "d": True,
-        "e": 0.001,
+        "a": 3, "b": [1, 2], "c": "hello", "d": True, "e": 0.001,
     }
 
 

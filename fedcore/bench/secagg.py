@@ -35,9 +35,8 @@ def _mains(args: argparse.Namespace, barrier: threading.Barrier) -> tuple[Any, A
     def secure_main(ctx: Any) -> dict[str, Any]:
         x = ctx.rng.normal(size=args.dim).astype(args.dtype)
         barrier.wait()  # every party has its input: the round starts now for all
-        res = secure_sum(
-            ctx, x, aggregator=ctx.parties[0], value_range=args.value_range, graph=args.graph, timeout=600
-        )
+        res = secure_sum(ctx, x, aggregator=ctx.parties[0], value_range=args.value_range, graph=args.graph,
+                         timeout=600)
         return {"stats": res.stats, "included": res.included}
 
     def plain_main(ctx: Any) -> dict[str, Any]:
@@ -74,26 +73,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     round_cpu = agg.compute_s + sum(c.compute_s for c in clients)
     p0 = plain.parties["p0"]
     return {
-        "parties": args.parties,
-        "dim": args.dim,
-        "dtype": args.dtype,
-        "graph_degree": _degree(args),
-        "dropped_after_masked_input": args.drop,
-        "included": len(secure.parties["p0"]["included"]),
-        "round_s": agg.wall_s,
-        "keystream_lower_bound_s": lower,
+        "parties": args.parties, "dim": args.dim, "dtype": args.dtype, "graph_degree": _degree(args),
+        "dropped_after_masked_input": args.drop, "included": len(secure.parties["p0"]["included"]),
+        "round_s": agg.wall_s, "keystream_lower_bound_s": lower,
         "ratio_round_vs_keystream": agg.wall_s / lower,
-        "plain_round_s": p0["wall"],
-        "plain_numpy_sum_s": p0["local_sum"],
+        "plain_round_s": p0["wall"], "plain_numpy_sum_s": p0["local_sum"],
         "mask_bytes_total": mask_total,
-        "round_cpu_s_all_parties": round_cpu,
-        "keystream_cpu_s": lower_cpu,
+        "round_cpu_s_all_parties": round_cpu, "keystream_cpu_s": lower_cpu,
         "ratio_round_cpu_vs_keystream_cpu": round_cpu / lower_cpu,
         "client_bytes_sent_mean": sum(c.bytes_sent for c in clients) / len(clients),
         "client_cpu_s_mean": sum(c.compute_s for c in clients) / len(clients),
         "client_cpu_s_max": max(c.compute_s for c in clients),
-        "aggregator_cpu_s": agg.compute_s,
-        "aggregator_bytes_sent": agg.bytes_sent,
+        "aggregator_cpu_s": agg.compute_s, "aggregator_bytes_sent": agg.bytes_sent,
         "plain_bytes_sent_per_client": args.dim * (4 if args.dtype == "float32" else 8),
         "simulation_s": secure.seconds,
         "rows": _rows(agg, lower, p0, clients),
@@ -107,9 +98,8 @@ def _simulate(args: argparse.Namespace, kill: dict[str, int]) -> tuple[Any, Any]
     runtime = make_runtime("inline")
     try:
         secure_main, _ = _mains(args, threading.Barrier(args.parties))
-        secure = simulate(
-            secure_main, parties=args.parties, kill=kill, runtime=runtime, timeout_s=900, seed=args.seed
-        )
+        secure = simulate(secure_main, parties=args.parties, kill=kill, runtime=runtime, timeout_s=900,
+                          seed=args.seed)
         _, plain_main = _mains(args, threading.Barrier(args.parties))
         plain = simulate(plain_main, parties=args.parties, runtime=runtime, timeout_s=900, seed=args.seed)
     finally:

@@ -39,9 +39,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # a fresh process per size, so peak memory is that run's alone
         out = subprocess.run(
             [sys.executable, "-c", _CHILD, script, str(count), str(args.dim)],
-            capture_output=True,
-            text=True,
-            check=True,
+            capture_output=True, text=True, check=True,
         )
         measured = json.loads(out.stdout.strip().splitlines()[-1])
         rows.append({"parties": count, "dim": args.dim, **measured})

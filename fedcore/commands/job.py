@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fedcore.commands._common import parse_params, print_json, summarize
+from fedcore.commands._common import ProgressBoard, parse_params, print_json, summarize
+from fedcore.context import ProgressEvent
 from fedcore.errors import ConfigError
 
 
@@ -20,13 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("script", help="protocol script; every party must allow a file of that name and hash")
     _config_arg(run)
     run.add_argument("--parties", required=True, help="comma-separated party ids, this party included")
-    run.add_argument(
-        "--param", action="append", metavar="KEY=VALUE", help="script parameter (JSON or string)"
-    )
+    run.add_argument("--param", action="append", metavar="KEY=VALUE",
+                     help="script parameter (JSON or string)")
     run.add_argument("--seed", type=int, default=0, help="job seed (default 0)")
-    run.add_argument(
-        "--timeout", type=float, default=120.0, help="seconds any receive may wait (default 120)"
-    )
+    run.add_argument("--timeout", type=float, default=120.0,
+                     help="seconds any receive may wait (default 120)")
     run.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     run.set_defaults(func=run_job)
     listing = jsub.add_parser("list", help="jobs the local daemon knows")
@@ -41,11 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--config",
-        default=os.environ.get("FEDCORE_CONFIG", "party.toml"),
-        help="the local party's party.toml (default: $FEDCORE_CONFIG, else ./party.toml)",
-    )
+    p.add_argument("--config", default=os.environ.get("FEDCORE_CONFIG", "party.toml"),
+                   help="the local party's party.toml (default: $FEDCORE_CONFIG, else ./party.toml)")
 
 
 def _endpoint(config_path: str) -> Any:
@@ -63,24 +59,22 @@ def run_job(args: argparse.Namespace) -> int:
     if not script.is_file():
         raise ConfigError(f"protocol script {script} does not exist")
     request = {
-        "op": "run",
-        "script": script.name,
-        "sha256": sha256_file(script),
+        "op": "run", "script": script.name, "sha256": sha256_file(script),
         "parties": [p.strip() for p in args.parties.split(",") if p.strip()],
-        "params": parse_params(args.param),
-        "seed": args.seed,
-        "timeout_s": args.timeout,
+        "params": parse_params(args.param), "seed": args.seed, "timeout_s": args.timeout,
     }
     start = time.monotonic()
     result: dict[str, Any] = {}
-    for frame in control.request(_endpoint(args.config), request):
-        if frame.get("event") == "started":
-            sys.stderr.write(f"job {frame['job_id']}: started with {', '.join(frame['parties'])}\n")
-        elif frame.get("event") == "progress":
-            sys.stderr.write(_progress_line(frame) + "\n")
-        elif frame.get("event") == "result":
-            result = frame
-        sys.stderr.flush()
+    verbose = bool(getattr(args, "verbose", False))  # -v: a line per party per step, as before
+    board = ProgressBoard(len(request["parties"]), enabled=not (args.json or verbose))
+    with board:
+        for frame in control.request(_endpoint(args.config), request):
+            if frame.get("event") == "result":
+                result = frame
+            elif verbose:
+                _print_frame(frame)
+            elif frame.get("event") == "progress":
+                board(_event(frame))
     parties = {p: v if isinstance(v, dict) else wire.decode(v) for p, v in result["parties"].items()}
     failed = [p for p, v in parties.items() if isinstance(v, dict) and set(v) == {"error"}]
     seconds = time.monotonic() - start
@@ -92,6 +86,23 @@ def run_job(args: argparse.Namespace) -> int:
         for name, value in parties.items():
             sys.stdout.write(f"  {name}: {summarize(value)}\n")
     return 1 if failed else 0
+
+
+def _print_frame(frame: dict[str, Any]) -> None:
+    if frame.get("event") == "started":
+        sys.stderr.write(f"job {frame['job_id']}: started with {', '.join(frame['parties'])}\n")
+    elif frame.get("event") == "progress":
+        sys.stderr.write(_progress_line(frame) + "\n")
+    sys.stderr.flush()
+
+
+def _event(frame: dict[str, Any]) -> ProgressEvent:
+    def number(key: str) -> float | None:
+        value = frame.get(key)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    text = {k: frame[k] if isinstance(frame.get(k), str) else None for k in ("party", "step", "message")}
+    return ProgressEvent(text["party"] or "?", text["step"], number("done"), number("total"), text["message"])
 
 
 def _progress_line(frame: dict[str, Any]) -> str:
@@ -113,11 +124,9 @@ def list_jobs(args: argparse.Namespace) -> int:
         print_json({"jobs": jobs})
         return 0
     for job in jobs:
-        sys.stdout.write(
-            f"{job['job_id']}  {job['state']:<9}  {job['script']}  "
-            f"initiator {job['initiator']}  "
-            f"parties {','.join(job['parties'])}\n"
-        )
+        sys.stdout.write(f"{job['job_id']}  {job['state']:<9}  {job['script']}  "
+                         f"initiator {job['initiator']}  "
+                         f"parties {','.join(job['parties'])}\n")
     if not jobs:
         sys.stdout.write("no jobs\n")
     return 0
@@ -130,10 +139,8 @@ def job_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"job": job})
         return 0
-    sys.stdout.write(
-        f"{job['job_id']}: {job['state']} {job['script']} (initiator {job['initiator']}, "
-        f"parties {','.join(job['parties'])}, step {job['step']})\n"
-    )
+    sys.stdout.write(f"{job['job_id']}: {job['state']} {job['script']} (initiator {job['initiator']}, "
+                     f"parties {','.join(job['parties'])}, step {job['step']})\n")
     if job.get("error"):
         sys.stdout.write(f"  error: {job['error']}\n")
     for party, outcome in (job.get("outcome") or {}).items():

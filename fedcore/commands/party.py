@@ -34,14 +34,9 @@ def run_check(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     info = verify_tls(config)
     report: dict[str, Any] = {
-        "party": config.party_id,
-        "federation": config.federation,
-        "config": str(config.path),
-        "certificate": {
-            "not_after": info["not_after"],
-            "days_left": info["days_left"],
-            "trusted_cas": info.get("trusted_cas", []),
-        },
+        "party": config.party_id, "federation": config.federation, "config": str(config.path),
+        "certificate": {"not_after": info["not_after"], "days_left": info["days_left"],
+                        "trusted_cas": info.get("trusted_cas", [])},
     }
     if args.peers:
         report["peers"] = _check_peers(config)
@@ -71,10 +66,8 @@ def _check_peers(config: Any) -> list[dict[str, Any]]:
 def _print_check(report: dict[str, Any]) -> None:
     out = sys.stdout
     cert = report["certificate"]
-    out.write(
-        f"{report['party']} ({report['federation']}): config and TLS files OK; certificate "
-        f"expires {cert['not_after']} ({cert['days_left']} days left)\n"
-    )
+    out.write(f"{report['party']} ({report['federation']}): config and TLS files OK; certificate "
+              f"expires {cert['not_after']} ({cert['days_left']} days left)\n")
     trusted = cert.get("trusted_cas", [])
     if len(trusted) > 1:  # a CA rotation is in progress: say which CAs this party accepts
         out.write(f"  trusts {len(trusted)} CAs (rotation in progress): {', '.join(map(str, trusted))}\n")
@@ -106,18 +99,14 @@ def run_status(args: argparse.Namespace) -> int:
         return 0
     out = sys.stdout
     cert = status["certificate"]
-    out.write(
-        f"{status['party']} ({status['federation']}): certificate expires {cert['not_after']} "
-        f"({cert['days_left']} days left)\n"
-    )
+    out.write(f"{status['party']} ({status['federation']}): certificate expires {cert['not_after']} "
+              f"({cert['days_left']} days left)\n")
     for p in status["peers"]:
         state = "reachable" if p["reachable"] and p["tls_verified"] else f"NOT reachable ({p.get('error')})"
         out.write(f"  peer {p['peer']} at {p['address']}: {state}\n")
     jobs = status["jobs"]
     out.write(f"  running jobs: {len(jobs)}\n")
     for job in jobs:
-        out.write(
-            f"    {job['job_id']} {job['script']} {job['state']} step {job['step']} "
-            f"(initiator {job['initiator']})\n"
-        )
+        out.write(f"    {job['job_id']} {job['script']} {job['state']} step {job['step']} "
+                  f"(initiator {job['initiator']})\n")
     return 0

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     all_names = party_names(None if names else args.parties, names)
     params = parse_params(args.param)
     kills = parse_kill(args.kill)
-    board = ProgressBoard(len(all_names))
+    board = ProgressBoard(len(all_names), enabled=not args.json)
     with board:
         result = _run_engine(args, list(all_names), params, kills, board)
     if args.json:
@@ -66,28 +66,15 @@ def _run_engine(
 
         runtime = "ray" if args.runtime == "processes" else args.runtime  # actors use their node's cores
         return simulate_on_ray(
-            args.script,
-            names=names,
-            params=params,
-            seed=args.seed,
-            timeout_s=args.timeout,
-            kill=kills,
-            address=args.address,
-            runtime=runtime,
+            args.script, names=names, params=params, seed=args.seed, timeout_s=args.timeout,
+            kill=kills, address=args.address, runtime=runtime,
         )
     from fedcore.runtime import make_runtime
 
     with make_runtime(args.runtime) as runtime:
         return simulate(
-            args.script,
-            names=names,
-            params=params,
-            seed=args.seed,
-            timeout_s=args.timeout,
-            kill=kills,
-            runtime=runtime,
-            transport=args.transport,
-            progress=board,
+            args.script, names=names, params=params, seed=args.seed, timeout_s=args.timeout,
+            kill=kills, runtime=runtime, transport=args.transport, progress=board,
         )
 
 

@@ -116,16 +116,8 @@ class TomlReader:
             raise self.fail(name, f"expected a table [{name}], got {type(value).__name__}")
         return value
 
-    def get(
-        self,
-        section: str,
-        key: str,
-        kind: type | tuple[type, ...],
-        expected: str,
-        default: Any = ...,
-        *,
-        table: dict[str, Any] | None = None,
-    ) -> Any:
+    def get(self, section: str, key: str, kind: type | tuple[type, ...], expected: str,
+            default: Any = ..., *, table: dict[str, Any] | None = None) -> Any:
         table = self.table(section) if table is None else table
         dotted = f"{section}.{key}"
         if key not in table:
@@ -142,11 +134,8 @@ class TomlReader:
     def file(self, dotted: str, raw: str, *, folder_ok: bool = False) -> Path:
         path = (self.path.parent / raw).resolve() if not Path(raw).is_absolute() else Path(raw)
         if not path.exists():
-            raise self.fail(
-                dotted,
-                f"{raw!r} does not exist (resolved to {path}); paths are "
-                "relative to the config file's folder",
-            )
+            raise self.fail(dotted, f"{raw!r} does not exist (resolved to {path}); paths are "
+                                    "relative to the config file's folder")
         if not folder_ok and not path.is_file():
             raise self.fail(dotted, f"{raw!r} is not a file")
         return path
@@ -188,18 +177,15 @@ def load_config(path: str | Path) -> PartyConfig:
 
 def check_name(r: TomlReader, dotted: str, value: str) -> str:
     if not PARTY_NAME.match(value):
-        raise r.fail(
-            dotted,
-            f"bad party name {value!r}: expected 1-64 letters, digits, '_', '.' or '-', "
-            "starting with a letter",
-        )
+        raise r.fail(dotted, f"bad party name {value!r}: expected 1-64 letters, digits, '_', '.' or '-', "
+                             "starting with a letter")
     return value
 
 
 def parse_endpoint(r: TomlReader, dotted: str, raw: str, *, unix: bool) -> Endpoint:
     """Parse ``host:port`` (or ``unix:PATH`` when ``unix``)."""
     if unix and raw.startswith("unix:"):
-        rest = raw[len("unix:") :]
+        rest = raw[len("unix:"):]
         if not rest:
             raise r.fail(dotted, 'expected "unix:PATH" with a socket path')
         return Endpoint(unix_path=(r.path.parent / rest).resolve())
@@ -215,11 +201,8 @@ def _control(r: TomlReader) -> Endpoint:
     raw = r.get("party", "control", str, '"127.0.0.1:PORT" or "unix:PATH"')
     endpoint = parse_endpoint(r, "party.control", raw, unix=True)
     if endpoint.unix_path is None and not is_loopback(endpoint.host):
-        raise r.fail(
-            "party.control",
-            f"the control endpoint must be on loopback (127.0.0.1, ::1, "
-            f"localhost) or a unix socket, got {raw!r}: it is never for peers",
-        )
+        raise r.fail("party.control", f"the control endpoint must be on loopback (127.0.0.1, ::1, "
+                                      f"localhost) or a unix socket, got {raw!r}: it is never for peers")
     return endpoint
 
 

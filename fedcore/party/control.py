@@ -87,9 +87,8 @@ class ControlServer:
         try:
             self._sock = _listen(endpoint)
         except ConfigError as exc:
-            raise ConfigError(
-                str(exc).removeprefix("key 'party.control': "), file=config_file, key="party.control"
-            ) from None
+            raise ConfigError(str(exc).removeprefix("key 'party.control': "), file=config_file,
+                              key="party.control") from None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, name="control-accept", daemon=True)
 

@@ -37,14 +37,9 @@ def make_node(config: PartyConfig, handler: Any, *, listen: str | None = None) -
     tls = TlsMaterial.from_files(TlsFiles(ca=config.tls.ca, cert=config.tls.cert, key=config.tls.key))
     limits = config.limits
     return PeerNode(
-        config.party_id,
-        listen or str(config.listen),
-        dict(config.peers),
-        tls,
-        max_value_bytes=limits.max_value_bytes,
-        mailbox_bytes=limits.mailbox_bytes,
-        heartbeat_s=limits.heartbeat_s,
-        peer_timeout_s=limits.peer_timeout_s,
+        config.party_id, listen or str(config.listen), dict(config.peers), tls,
+        max_value_bytes=limits.max_value_bytes, mailbox_bytes=limits.mailbox_bytes,
+        heartbeat_s=limits.heartbeat_s, peer_timeout_s=limits.peer_timeout_s,
         control_handler=handler,
     )
 
@@ -80,10 +75,7 @@ class PartyDaemon:
         self.control.start()
         log.info(
             "party=%s serving peers on %s (port %s), control on %s; certificate expires in %s days",
-            self.config.party_id,
-            self.config.listen,
-            port,
-            self.config.control,
+            self.config.party_id, self.config.listen, port, self.config.control,
             self.cert_info.get("days_left"),
         )
 
@@ -130,11 +122,8 @@ class PartyDaemon:
         reply({**handler(req), "final": True})
 
     def _ping(self, req: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "party": self.config.party_id,
-            "federation": self.config.federation,
-            "closing": self.runner.closing,
-        }
+        return {"party": self.config.party_id, "federation": self.config.federation,
+                "closing": self.runner.closing}
 
     def _status(self, req: dict[str, Any]) -> dict[str, Any]:
         peers = list(self.config.peers)
@@ -143,11 +132,8 @@ class PartyDaemon:
         info = self.cert_info
         return {
             **self._ping(req),
-            "certificate": {
-                "not_after": info.get("not_after"),
-                "days_left": info.get("days_left"),
-                "party_id": info.get("party_id"),
-            },
+            "certificate": {"not_after": info.get("not_after"), "days_left": info.get("days_left"),
+                            "party_id": info.get("party_id")},
             "peers": checks,
             "jobs": [j.summary() for j in self.runner.jobs.running()],
         }
@@ -156,14 +142,8 @@ class PartyDaemon:
         try:
             check = self.node.check_peer(peer, timeout_s=PEER_CHECK_TIMEOUT_S)
         except FedcoreError as exc:
-            return {
-                "peer": peer,
-                "address": self.config.peers[peer],
-                "reachable": False,
-                "tls_verified": False,
-                "identity": None,
-                "error": str(exc),
-            }
+            return {"peer": peer, "address": self.config.peers[peer], "reachable": False,
+                    "tls_verified": False, "identity": None, "error": str(exc)}
         return peer_check_dict(check)
 
     def _jobs(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -177,10 +157,6 @@ class PartyDaemon:
 def peer_check_dict(check: Any) -> dict[str, Any]:
     """A ``PeerCheck`` as a JSON-able dict."""
     return {
-        "peer": check.peer,
-        "address": check.address,
-        "reachable": bool(check.reachable),
-        "tls_verified": bool(check.tls_verified),
-        "identity": check.identity,
-        "error": check.error,
+        "peer": check.peer, "address": check.address, "reachable": bool(check.reachable),
+        "tls_verified": bool(check.tls_verified), "identity": check.identity, "error": check.error,
     }

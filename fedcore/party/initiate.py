@@ -37,14 +37,8 @@ def job_from_request(runner: JobRunner, req: dict[str, Any]) -> Job:
     if not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout_s!r}")
     return Job(
-        job_id=new_job_id(),
-        script=req["script"],
-        sha256=req["sha256"],
-        initiator=me,
-        parties=tuple(parties),
-        params=req["params"],
-        seed=req["seed"],
-        timeout_s=float(timeout_s),
+        job_id=new_job_id(), script=req["script"], sha256=req["sha256"], initiator=me,
+        parties=tuple(parties), params=req["params"], seed=req["seed"], timeout_s=float(timeout_s),
     )
 
 
@@ -71,20 +65,11 @@ def run_job(runner: JobRunner, req: dict[str, Any], emit: Emit) -> None:
     results = _collect(runner, job, others, emit)
     outcome = {p: ("ok" if not _is_error(r) else r["error"]) for p, r in results.items()}
     job.outcome = outcome
-    runner.log(
-        job.job_id,
-        "collected: " + ", ".join(f"{p} {'ok' if v == 'ok' else 'failed'}" for p, v in outcome.items()),
-    )
+    runner.log(job.job_id, "collected: " + ", ".join(f"{p} {'ok' if v == 'ok' else 'failed'}"
+                                                    for p, v in outcome.items()))
     parties = {p: r if _is_error(r) else r["result"] for p, r in results.items()}
-    emit(
-        {
-            "event": "result",
-            "job_id": job.job_id,
-            "parties": parties,
-            "seconds": time.monotonic() - start,
-            "final": True,
-        }
-    )
+    emit({"event": "result", "job_id": job.job_id, "parties": parties,
+          "seconds": time.monotonic() - start, "final": True})
 
 
 def _is_error(entry: dict[str, Any]) -> bool:
@@ -92,17 +77,10 @@ def _is_error(entry: dict[str, Any]) -> bool:
 
 
 def _propose_all(runner: JobRunner, job: Job, others: list[str]) -> None:
-    body = wire.encode(
-        {
-            "job_id": job.job_id,
-            "script": job.script,
-            "sha256": job.sha256,
-            "params": job.params,
-            "seed": job.seed,
-            "parties": list(job.parties),
-            "timeout_s": job.timeout_s,
-        }
-    )
+    body = wire.encode({
+        "job_id": job.job_id, "script": job.script, "sha256": job.sha256, "params": job.params,
+        "seed": job.seed, "parties": list(job.parties), "timeout_s": job.timeout_s,
+    })
     # a peer that just restarted may still be in the channel's reconnect backoff: retry a little
     errors = _call_all(runner, others, "job.propose", body, retry_s=runner.config.limits.peer_timeout_s)
     if not errors:
@@ -126,9 +104,8 @@ def _start_all(runner: JobRunner, job: Job, others: list[str]) -> None:
         runner.abort(job.job_id, "start", f"the job could not start at every party: {reasons}")
 
 
-def _call_all(
-    runner: JobRunner, peers: list[str], kind: str, body: bytes, retry_s: float = 0.0
-) -> dict[str, BaseException]:
+def _call_all(runner: JobRunner, peers: list[str], kind: str, body: bytes,
+              retry_s: float = 0.0) -> dict[str, BaseException]:
     """Call every peer in parallel, retrying an unreachable one for ``retry_s``; errors by peer."""
     if not peers:
         return {}
@@ -205,35 +182,27 @@ def _give_up(runner: JobRunner, job: Job, results: dict[str, Any], lock: threadi
     limit = runner.config.limits.job_timeout_s
     with lock:
         for party in job.parties:
-            results.setdefault(
-                party, {"error": f"Timeout: no result from {party} within job_timeout_s = {limit:g} s"}
-            )
+            results.setdefault(party, {"error": f"Timeout: no result from {party} within "
+                                                f"job_timeout_s = {limit:g} s"})
     runner.abort(job.job_id, job.step, f"job_timeout_s = {limit:g} s passed at the initiator")
 
 
-def _poll_peer(
-    runner: JobRunner, job: Job, peer: str, deadline: float, put: Callable[[str, dict[str, Any]], None]
-) -> None:
+def _poll_peer(runner: JobRunner, job: Job, peer: str, deadline: float,
+               put: Callable[[str, dict[str, Any]], None]) -> None:
     """Long-poll ``peer`` for progress and its result; report it lost after peer_timeout_s of silence."""
     limits = runner.config.limits
     seen, last_ok, last_error, step = 0, time.monotonic(), "", None
     while time.monotonic() < deadline:
         body = wire.encode({"job_id": job.job_id, "seen": seen, "wait_s": WAIT_POLL_S})
         try:
-            reply = wire.decode(
-                runner.node.call(peer, "job.wait", body, timeout_s=WAIT_POLL_S + limits.peer_timeout_s)
-            )
+            reply = wire.decode(runner.node.call(peer, "job.wait", body,
+                                                 timeout_s=WAIT_POLL_S + limits.peer_timeout_s))
         except FedcoreError as exc:
             last_error = f"{type(exc).__name__}: {exc}"
             if time.monotonic() - last_ok > limits.peer_timeout_s:
                 at = f" at step {step!r}" if step else ""
-                put(
-                    peer,
-                    {
-                        "error": f"PartyDropped: lost contact with {peer}{at} for "
-                        f"{limits.peer_timeout_s:g} s ({last_error})"
-                    },
-                )
+                put(peer, {"error": f"PartyDropped: lost contact with {peer}{at} for "
+                                    f"{limits.peer_timeout_s:g} s ({last_error})"})
                 return
             time.sleep(limits.heartbeat_s)  # retry pacing while the peer may be blipping
             continue

@@ -77,19 +77,10 @@ class Job:
     def summary(self) -> dict[str, Any]:
         """A JSON-able view for ``job list`` / ``job status`` (no result payload)."""
         return {
-            "job_id": self.job_id,
-            "script": self.script,
-            "sha256": self.sha256,
-            "initiator": self.initiator,
-            "parties": list(self.parties),
-            "params": self.params,
-            "seed": self.seed,
-            "state": self.state.value,
-            "step": self.step,
-            "error": self.error,
-            "created": self.created,
-            "started": self.started,
-            "ended": self.ended,
+            "job_id": self.job_id, "script": self.script, "sha256": self.sha256,
+            "initiator": self.initiator, "parties": list(self.parties), "params": self.params,
+            "seed": self.seed, "state": self.state.value, "step": self.step, "error": self.error,
+            "created": self.created, "started": self.started, "ended": self.ended,
             "outcome": self.outcome,
         }
 

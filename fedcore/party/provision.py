@@ -156,14 +156,9 @@ def party_toml(spec: FederationSpec, party: PartySpec, protocols: Path) -> str:
         f"{p.party_id} = {_quote(f'{p.host}:{p.peer_port}')}" for p in spec.parties if p is not party
     )
     return _TEMPLATE.format(
-        id=party.party_id,
-        federation=spec.federation,
-        id_q=_quote(party.party_id),
-        federation_q=_quote(spec.federation),
-        listen=_quote(f"{party.listen_host}:{party.peer_port}"),
-        control=_quote(f"127.0.0.1:{party.control_port}"),
-        peers=peers,
-        scripts=_quote(str(protocols)),
+        id=party.party_id, federation=spec.federation, id_q=_quote(party.party_id),
+        federation_q=_quote(spec.federation), listen=_quote(f"{party.listen_host}:{party.peer_port}"),
+        control=_quote(f"127.0.0.1:{party.control_port}"), peers=peers, scripts=_quote(str(protocols)),
         initiators=", ".join(_quote(p.party_id) for p in spec.parties),
     )
 

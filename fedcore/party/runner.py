@@ -164,26 +164,14 @@ class JobRunner:
             script = self._scripts[job.job_id]
 
         def sink(event: ProgressEvent) -> None:
-            self.jobs.add_event(
-                job.job_id,
-                {
-                    "party": event.party,
-                    "step": event.step,
-                    "done": event.done,
-                    "total": event.total,
-                    "message": event.message,
-                },
-            )
+            self.jobs.add_event(job.job_id, {
+                "party": event.party, "step": event.step, "done": event.done,
+                "total": event.total, "message": event.message,
+            })
 
         ctx = Context(
-            self.me,
-            transport,
-            self.runtime(),
-            params=job.params,
-            seed=job.seed,
-            job_id=job.job_id,
-            data={k: str(v) for k, v in self.config.data.items()},
-            progress_sink=sink,
+            self.me, transport, self.runtime(), params=job.params, seed=job.seed, job_id=job.job_id,
+            data={k: str(v) for k, v in self.config.data.items()}, progress_sink=sink,
             timeout_s=job.timeout_s,
         )
         try:
@@ -229,10 +217,8 @@ class JobRunner:
         if not isinstance(request, dict) or not isinstance(request.get("job_id"), str):
             raise ProtocolError(f"{kind} from {src}: expected a map with a job_id")
         handlers = {
-            "job.propose": self._on_propose,
-            "job.start": self._on_start,
-            "job.cancel": self._on_cancel,
-            "job.wait": self._on_wait,
+            "job.propose": self._on_propose, "job.start": self._on_start,
+            "job.cancel": self._on_cancel, "job.wait": self._on_wait,
         }
         handler = handlers.get(kind)
         if handler is None:
@@ -246,11 +232,8 @@ class JobRunner:
         except FedcoreError as exc:
             self.log(job.job_id, f"refused {job.script!r} from {src}: {exc}")
             raise
-        timer = threading.Timer(
-            PROPOSAL_TTL_S,
-            self.cancel,
-            args=(job.job_id, JobState.CANCELLED, "never started by its initiator"),
-        )
+        timer = threading.Timer(PROPOSAL_TTL_S, self.cancel, args=(job.job_id, JobState.CANCELLED,
+                                                                   "never started by its initiator"))
         timer.daemon = True
         timer.start()
         return {"accepted": True}
@@ -279,25 +262,17 @@ class JobRunner:
             raise ProtocolError("job.wait: seen must be an int and wait_s a number")
         job = self.jobs.wait_change(req["job_id"], seen, min(max(float(wait_s), 0.0), WAIT_POLL_S))
         return {
-            "state": job.state.value,
-            "events": job.events_since(seen),
-            "total": job.events_total,
+            "state": job.state.value, "events": job.events_since(seen), "total": job.events_total,
             "result": job.result if job.state is JobState.SUCCEEDED else None,
-            "error": job.error,
-            "step": job.step,
+            "error": job.error, "step": job.step,
         }
 
 
 def job_from_proposal(req: dict[str, Any], *, initiator: str) -> Job:
     """Validate a ``job.propose`` body into a Job (the initiator is the certified sender)."""
     checks = {
-        "job_id": str,
-        "script": str,
-        "sha256": str,
-        "params": dict,
-        "seed": int,
-        "parties": list,
-        "timeout_s": (int, float),
+        "job_id": str, "script": str, "sha256": str, "params": dict, "seed": int,
+        "parties": list, "timeout_s": (int, float),
     }
     for key, kind in checks.items():
         if not isinstance(req.get(key), kind) or isinstance(req.get(key), bool):
@@ -306,12 +281,7 @@ def job_from_proposal(req: dict[str, Any], *, initiator: str) -> Job:
     if initiator not in parties:
         raise ProtocolError(f"job.propose from {initiator}: the initiator is not a party of the job")
     return Job(
-        job_id=req["job_id"],
-        script=req["script"],
-        sha256=req["sha256"],
-        initiator=initiator,
-        parties=parties,
-        params=dict(req["params"]),
-        seed=req["seed"],
-        timeout_s=float(req["timeout_s"]),
+        job_id=req["job_id"], script=req["script"], sha256=req["sha256"], initiator=initiator,
+        parties=parties, params=dict(req["params"]), seed=req["seed"], timeout_s=float(req["timeout_s"]),
     )
+

@@ -41,34 +41,18 @@ class Revealed:
             raise ValueError("Revealed.ids must be a tuple of bytes")
 
 
-wire.register(
-    Blinded,
-    "fedcore.psi.Blinded",
-    to_state=lambda m: (m.index, m.total_items, m.values),
-    from_state=lambda s: Blinded(*s),
-)
-wire.register(
-    Reblinded,
-    "fedcore.psi.Reblinded",
-    to_state=lambda m: (m.index, m.values),
-    from_state=lambda s: Reblinded(*s),
-)
-wire.register(
-    Hop,
-    "fedcore.psi.Hop",
-    to_state=lambda m: (m.origin, m.index, m.total_items, m.values),
-    from_state=lambda s: Hop(*s),
-)
-wire.register(
-    Tags,
-    "fedcore.psi.Tags",
-    to_state=lambda m: (m.origin, m.index, m.total_items, m.values),
-    from_state=lambda s: Tags(*s),
-)
+wire.register(Blinded, "fedcore.psi.Blinded",
+              to_state=lambda m: (m.index, m.total_items, m.values),
+              from_state=lambda s: Blinded(*s))
+wire.register(Reblinded, "fedcore.psi.Reblinded",
+              to_state=lambda m: (m.index, m.values), from_state=lambda s: Reblinded(*s))
+wire.register(Hop, "fedcore.psi.Hop", to_state=lambda m: (m.origin, m.index, m.total_items, m.values),
+              from_state=lambda s: Hop(*s))
+wire.register(Tags, "fedcore.psi.Tags", to_state=lambda m: (m.origin, m.index, m.total_items, m.values),
+              from_state=lambda s: Tags(*s))
 wire.register(Common, "fedcore.psi.Common", to_state=lambda m: m.values, from_state=Common)
-wire.register(
-    Revealed, "fedcore.psi.Revealed", to_state=lambda m: list(m.ids), from_state=lambda s: Revealed(tuple(s))
-)
+wire.register(Revealed, "fedcore.psi.Revealed",
+              to_state=lambda m: list(m.ids), from_state=lambda s: Revealed(tuple(s)))
 
 
 @dataclass(frozen=True)
@@ -178,13 +162,8 @@ def _run_pair(
     scalar = BlindingKey.generate().scalar_for_local_worker()
     shuffled = [encoded[i] for i in _secret_order(len(encoded))]
     peer = next(p for p in plan.parties if p != ctx.party)
-    session = PairSession(
-        ctx.party,
-        peer,
-        i_learn=ctx.party in plan.reveal_to,
-        peer_learns=peer in plan.reveal_to,
-        own_items=len(encoded),
-    )
+    session = PairSession(ctx.party, peer, i_learn=ctx.party in plan.reveal_to,
+                          peer_learns=peer in plan.reveal_to, own_items=len(encoded))
     window = _Window(ctx)
     ctx.progress(step="psi/blind")
     _hash_and_send(window, scalar, shuffled, batch_items, lambda v: _send_all(ctx, [session.blinded(v)]))

@@ -222,10 +222,8 @@ class PairSession:
         return self._peer_stream.complete
 
     def _advance(self) -> None:
-        if (
-            self.stage is Stage.BLINDING
-            and self.peer_stream_complete
-            and (self._peer_reblinded == self._peer_stream.batches)
+        if self.stage is Stage.BLINDING and self.peer_stream_complete and (
+            self._peer_reblinded == self._peer_stream.batches
         ):
             self.stage = Stage.AWAITING_RETURN
         returned_all = self.sent_all and len(self._returned) == len(self._sent_counts)

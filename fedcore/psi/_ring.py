@@ -159,15 +159,8 @@ class RingSession:
         batch_items: points per batch when a finished route is passed on.
     """
 
-    def __init__(
-        self,
-        me: str,
-        ring: Sequence[str],
-        own_items: int,
-        *,
-        shuffle: Callable[[int], Sequence[int]],
-        batch_items: int,
-    ):
+    def __init__(self, me: str, ring: Sequence[str], own_items: int, *,
+                 shuffle: Callable[[int], Sequence[int]], batch_items: int):
         self.me, self.ring = me, tuple(ring)
         if len(self.ring) < 3 or len(set(self.ring)) != len(self.ring) or me not in self.ring:
             raise ValueError("a ring needs three or more distinct parties, this one among them")
@@ -242,18 +235,14 @@ class RingSession:
         if origin != self.leader:
             data = permute(data, self._shuffle(total))
         if self.successor != origin:
-            return [
-                RingSend(self.successor, Hop(origin, i, total, b))
-                for i, b in enumerate(batches_of(data, self._batch_items))
-            ]
+            return [RingSend(self.successor, Hop(origin, i, total, b))
+                    for i, b in enumerate(batches_of(data, self._batch_items))]
         destination = self.destination(origin)
         if destination == self.me:
             self.tags[origin] = data
             return []
-        return [
-            RingSend(destination, Tags(origin, i, total, b))
-            for i, b in enumerate(batches_of(data, self._batch_items))
-        ]
+        return [RingSend(destination, Tags(origin, i, total, b))
+                for i, b in enumerate(batches_of(data, self._batch_items))]
 
     def expect(self) -> tuple[str, str] | None:
         """The (sender, tag) to wait for next; None once nothing more is to come."""

@@ -57,7 +57,9 @@ def make_runtime(backend: str = "processes", workers: int | None = None, **optio
         try:
             import fedcore.runtime._ray  # noqa: F401  (registers the backend)
         except ImportError as exc:
-            raise ConfigError(f"the ray backend needs Ray ({exc}): pip install 'fedcore[ray]'") from None
+            raise ConfigError(
+                f"the ray backend needs Ray ({exc}): pip install 'fedcore[ray]'"
+            ) from None
     if backend not in BACKENDS:
         raise ConfigError(f"unknown runtime backend {backend!r}: use one of {[*sorted(BACKENDS), 'ray']}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):

@@ -147,19 +147,9 @@ class RoundSetup:
     @functools.cached_property
     def _digest(self) -> bytes:
         """SHA-256 of the public parameters: parties with different setups refuse each other."""
-        text = repr(
-            (
-                self.job,
-                self.round_id,
-                self.aggregator,
-                self.clients,
-                self.threshold,
-                self.dim,
-                self.encoding.as_tuple(),
-                self.reveal,
-                sorted(self.neighbours.items()),
-            )
-        )
+        text = repr((self.job, self.round_id, self.aggregator, self.clients, self.threshold,
+                     self.dim, self.encoding.as_tuple(), self.reveal,
+                     sorted(self.neighbours.items())))
         return hashlib.sha256(text.encode()).digest()
 
     def salt(self) -> bytes:
@@ -171,17 +161,8 @@ class RoundSetup:
 
 
 def make_setup(
-    *,
-    job: str,
-    round_id: str,
-    seed: int,
-    aggregator: str,
-    parties: tuple[str, ...],
-    dim: int,
-    encoding: RingEncoding,
-    threshold: int | None = None,
-    graph: str = "auto",
-    reveal: str = "aggregator",
+    *, job: str, round_id: str, seed: int, aggregator: str, parties: tuple[str, ...], dim: int,
+    encoding: RingEncoding, threshold: int | None = None, graph: str = "auto", reveal: str = "aggregator",
 ) -> RoundSetup:
     """Build the round's public setup from the public arguments.
 
@@ -199,16 +180,8 @@ def make_setup(
 
 @functools.lru_cache(maxsize=16)
 def _make_setup(
-    job: str,
-    round_id: str,
-    seed: int,
-    aggregator: str,
-    parties: tuple[str, ...],
-    dim: int,
-    encoding: RingEncoding,
-    threshold: int | None,
-    graph: str,
-    reveal: str,
+    job: str, round_id: str, seed: int, aggregator: str, parties: tuple[str, ...], dim: int,
+    encoding: RingEncoding, threshold: int | None, graph: str, reveal: str,
 ) -> RoundSetup:
     if graph not in GRAPHS or reveal not in REVEALS:
         raise ConfigError(f"graph is one of {GRAPHS} and reveal one of {REVEALS}; got {graph!r}, {reveal!r}")
@@ -220,11 +193,9 @@ def _make_setup(
     n = len(clients)
     k = sparse_degree(n)
     sparse = graph == "sparse" or (graph == "auto" and n > 3 * k)
-    neighbours = (
-        _harary(clients, k, _graph_seed(job, round_id, seed, parties))
-        if sparse and k < n - 1
-        else {c: tuple(o for o in clients if o != c) for c in clients}
-    )
+    neighbours = _harary(clients, k, _graph_seed(job, round_id, seed, parties)) if sparse and k < n - 1 else {
+        c: tuple(o for o in clients if o != c) for c in clients
+    }
     holders = len(next(iter(neighbours.values()))) + 1
     t = default_threshold(holders) if threshold is None else threshold
     if type(t) is not int or not holders / 2 < t <= holders:

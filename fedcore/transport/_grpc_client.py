@@ -148,6 +148,8 @@ class PeerLink:
             raise error_from_rpc(err, self.peer, self.address, "ping") from None
 
 
+
+
 def as_parts(payload: Payload) -> list[memoryview]:
     """A payload as a list of flat byte views (a value's ``wire.encode_parts`` need not be joined)."""
     parts = [payload] if isinstance(payload, bytes | bytearray | memoryview) else list(payload)

@@ -48,7 +48,8 @@ def check_party_names(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     for name in names:
         if not isinstance(name, str) or not PARTY_NAME.match(name):
             raise ConfigError(
-                f"bad party name {name!r}: use 1-64 letters, digits, '_', '.' or '-', starting with a letter"
+                f"bad party name {name!r}: use 1-64 letters, digits, '_', '.' or '-', "
+                "starting with a letter"
             )
     seen: set[str] = set()
     for name in names:

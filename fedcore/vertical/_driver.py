@@ -101,13 +101,8 @@ def train(
 
 
 def _make_session(
-    ctx: Context,
-    guest: str,
-    hosts: tuple[str, ...],
-    x: np.ndarray,
-    labels: np.ndarray | None,
-    plan: Training,
-    keys: tuple[Any, Any],
+    ctx: Context, guest: str, hosts: tuple[str, ...], x: np.ndarray, labels: np.ndarray | None,
+    plan: Training, keys: tuple[Any, Any],
 ) -> GuestSession | HostSession:
     mask_rng = np.random.default_rng(int.from_bytes(os.urandom(32), "big"))
     if ctx.party != guest:

@@ -154,9 +154,7 @@ class _Session:
 
 
 _GUEST_WAITS: dict[Stage, type] = {
-    Stage.AWAIT_SCORES: HostScore,
-    Stage.AWAIT_GRADIENTS: HostGradient,
-    Stage.AWAIT_TERMS: TermReply,
+    Stage.AWAIT_SCORES: HostScore, Stage.AWAIT_GRADIENTS: HostGradient, Stage.AWAIT_TERMS: TermReply,
 }
 
 
@@ -169,17 +167,8 @@ class GuestSession(_Session):
         from os.urandom. runtime: local compute runtime.
     """
 
-    def __init__(
-        self,
-        me: str,
-        hosts: Sequence[str],
-        features: np.ndarray,
-        labels: np.ndarray,
-        plan: Training,
-        keys: tuple[Any, Any],
-        mask_rng: Any,
-        runtime: Any = None,
-    ):
+    def __init__(self, me: str, hosts: Sequence[str], features: np.ndarray, labels: np.ndarray,
+                 plan: Training, keys: tuple[Any, Any], mask_rng: Any, runtime: Any = None):
         super().__init__(me, features, plan, keys, mask_rng, runtime)
         self.hosts = tuple(hosts)
         self.y = np.asarray(labels, dtype=np.float64)
@@ -211,11 +200,8 @@ class GuestSession(_Session):
             ProtocolError: the wrong sender, kind, batch or size, or an undecryptable gradient.
         """
         self._check(sender, message, lambda: (self.hosts[self._host], _GUEST_WAITS[self.stage]))
-        handler = {
-            Stage.AWAIT_SCORES: self._on_score,
-            Stage.AWAIT_GRADIENTS: self._on_gradient,
-            Stage.AWAIT_TERMS: self._on_term,
-        }[self.stage]
+        handler = {Stage.AWAIT_SCORES: self._on_score, Stage.AWAIT_GRADIENTS: self._on_gradient,
+                   Stage.AWAIT_TERMS: self._on_term}[self.stage]
         sends = handler(sender, message)
         self._host += 1
         if self._host == len(self.hosts):
@@ -268,17 +254,8 @@ class HostSession(_Session):
         runtime: local compute runtime.
     """
 
-    def __init__(
-        self,
-        me: str,
-        guest: str,
-        hosts: Sequence[str],
-        features: np.ndarray,
-        plan: Training,
-        keys: tuple[Any, Any],
-        mask_rng: Any,
-        runtime: Any = None,
-    ):
+    def __init__(self, me: str, guest: str, hosts: Sequence[str], features: np.ndarray, plan: Training,
+                 keys: tuple[Any, Any], mask_rng: Any, runtime: Any = None):
         super().__init__(me, features, plan, keys, mask_rng, runtime)
         self.guest, self.hosts = guest, tuple(hosts)
         self.index = self.hosts.index(me)
@@ -316,12 +293,8 @@ class HostSession(_Session):
             ProtocolError: the wrong sender, kind, batch or size, or an undecryptable term.
         """
         self._check(sender, message, self._waits)
-        handler = {
-            Stage.AWAIT_RESIDUAL: self._on_residual,
-            Stage.AWAIT_FINAL: self._on_final,
-            Stage.AWAIT_TERM: self._on_term,
-            Stage.AWAIT_UNMASKED: self._on_unmasked,
-        }[self.stage]
+        handler = {Stage.AWAIT_RESIDUAL: self._on_residual, Stage.AWAIT_FINAL: self._on_final,
+                   Stage.AWAIT_TERM: self._on_term, Stage.AWAIT_UNMASKED: self._on_unmasked}[self.stage]
         return handler(sender, message)
 
     def _on_residual(self, sender: str, message: Residual) -> list[Send]:

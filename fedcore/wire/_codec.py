@@ -37,8 +37,6 @@ ALIGN = 64
 
 def _pad(length: int) -> int:
     return -length % ALIGN
-
-
 MAX_DEPTH = 64
 MAX_NDIM = 32
 
@@ -210,7 +208,9 @@ class _Decoder:
         if self.depth > MAX_DEPTH:
             raise DecodeError(f"value nests deeper than {MAX_DEPTH} levels")
         try:
-            return msgpack.unpackb(data, raw=False, strict_map_key=False, use_list=True, ext_hook=self.ext)
+            return msgpack.unpackb(
+                data, raw=False, strict_map_key=False, use_list=True, ext_hook=self.ext
+            )
         finally:
             self.depth -= 1
 
@@ -249,7 +249,8 @@ class _Decoder:
             raise DecodeError(f"array of shape {shape} and dtype {dtype} cannot hold {nbytes} bytes")
         if offset + nbytes > len(self.buffers):
             raise DecodeError(
-                f"array claims {nbytes} bytes at offset {offset} but the message carries {len(self.buffers)}"
+                f"array claims {nbytes} bytes at offset {offset} but the message carries "
+                f"{len(self.buffers)}"
             )
         flat = np.frombuffer(self.buffers, dtype=dtype, count=count, offset=offset)
         return flat.reshape(shape).copy() if self.copy else flat.reshape(shape)

@@ -31,9 +31,7 @@ def kit(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("deploy") / "kit"
     done = subprocess.run(
         [sys.executable, "-m", "fedcore.cli", "provision", str(FEDERATION), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return out
@@ -82,12 +80,8 @@ def interpolate(value, env: dict[str, str]):
 @pytest.fixture(scope="module")
 def compose(kit: Path) -> dict:
     protocols = party_toml(kit, "alice")["policy"]["scripts"][0]
-    env = {
-        "FEDCORE_KIT": str(kit),
-        "FEDCORE_PROTOCOLS": protocols,
-        "FEDCORE_UID": "1000",
-        "FEDCORE_GID": "1000",
-    }
+    env = {"FEDCORE_KIT": str(kit), "FEDCORE_PROTOCOLS": protocols, "FEDCORE_UID": "1000",
+           "FEDCORE_GID": "1000"}
     return interpolate(yaml.safe_load((DEPLOY / "compose.yaml").read_text()), env)
 
 
@@ -194,7 +188,7 @@ def generator_files(generator: dict, kit: Path) -> dict[str, Path]:
     for entry in generator["files"]:
         key, _, rel = entry.partition("=")
         assert rel.startswith("kit/"), entry
-        out[key] = kit / rel[len("kit/") :]
+        out[key] = kit / rel[len("kit/"):]
     return out
 
 
@@ -202,8 +196,8 @@ def test_kustomization_builds_secret_and_configmap_from_the_kit(k8s, kit):
     kustomization = k8s["Kustomization"]
     for resource in kustomization["resources"]:
         assert (DEPLOY / "k8s" / resource).is_file()
-    (secret,) = kustomization["secretGenerator"]
-    (config_map,) = kustomization["configMapGenerator"]
+    secret, = kustomization["secretGenerator"]
+    config_map, = kustomization["configMapGenerator"]
     secret_files, config_files = generator_files(secret, kit), generator_files(config_map, kit)
     for path in [*secret_files.values(), *config_files.values()]:
         assert path.is_file(), path
@@ -220,14 +214,14 @@ def test_deployment_mounts_every_file_party_toml_names(k8s, kit):
         kustomization["configMapGenerator"][0]["name"]: ("configMap", kustomization["configMapGenerator"][0]),
     }
     pod = k8s["Deployment"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    container, = pod["containers"]
     volume_mounts = {m["name"]: m for m in container["volumeMounts"]}
     kit_mount = next(m for m in volume_mounts.values() if m["mountPath"] == "/etc/fedcore")
     assert kit_mount["readOnly"] is True
     volume = next(v for v in pod["volumes"] if v["name"] == kit_mount["name"])
     visible = {}
     for source in volume["projected"]["sources"]:
-        ((kind, ref),) = source.items()
+        (kind, ref), = source.items()
         assert names[ref["name"]][0] == kind
         keys = generator_files(names[ref["name"]][1], kit)
         for item in ref["items"]:
@@ -248,13 +242,13 @@ def test_deployment_mounts_every_file_party_toml_names(k8s, kit):
 
 def test_k8s_ports_match_the_kit(k8s, kit, federation):
     pod = k8s["Deployment"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
-    (peer,) = [p for p in container["ports"] if p["name"] == "peer"]
+    container, = pod["containers"]
+    peer, = [p for p in container["ports"] if p["name"] == "peer"]
     party = k8s["Deployment"]["metadata"]["name"].removeprefix("fedcore-")
     listen = port_of(party_toml(kit, party)["party"]["listen"])
     assert peer["containerPort"] == federation[party]["peer_port"] == listen
     service = k8s["Service"]
-    (service_port,) = service["spec"]["ports"]
+    service_port, = service["spec"]["ports"]
     assert service_port["targetPort"] == "peer" and service_port["port"] == federation[party]["peer_port"]
     labels = k8s["Deployment"]["spec"]["template"]["metadata"]["labels"]
     assert all(labels[k] == v for k, v in service["spec"]["selector"].items())
@@ -273,13 +267,8 @@ def test_systemd_unit_serves_the_instance_kit_with_hardening(kit):
     config = "/etc/fedcore/%i/party.toml"
     assert service["ExecStart"].split()[1:] == ["party", "serve", config]
     for key, value in {
-        "NoNewPrivileges": "yes",
-        "ProtectSystem": "strict",
-        "ProtectHome": "yes",
-        "PrivateTmp": "yes",
-        "CapabilityBoundingSet": "",
-        "PrivateDevices": "yes",
-        "RestrictSUIDSGID": "yes",
+        "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
+        "CapabilityBoundingSet": "", "PrivateDevices": "yes", "RestrictSUIDSGID": "yes",
     }.items():
         assert service[key] == value, key
     assert "/etc/fedcore/%i" in service["ReadOnlyPaths"].split()
@@ -303,9 +292,7 @@ def test_ray_cluster_example_installs_fedcore_with_ray():
 def run_probe(config: Path, address: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(DEPLOY / "healthcheck.py"), str(config), "--address", address, "--timeout", "3"],
-        capture_output=True,
-        text=True,
-        timeout=60,
+        capture_output=True, text=True, timeout=60,
     )
 
 

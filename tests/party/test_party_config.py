@@ -72,9 +72,8 @@ def test_provisioned_config_loads(kit: Path) -> None:
         ("[tls]", "[tlss]", "tlss", "unknown section"),
     ],
 )
-def test_errors_name_file_key_and_form(
-    kit: Path, tmp_path: Path, old: str, new: str, key: str, expected: str
-) -> None:
+def test_errors_name_file_key_and_form(kit: Path, tmp_path: Path, old: str, new: str, key: str,
+                                       expected: str) -> None:
     path = _edit(kit, tmp_path, old, new)
     with pytest.raises(ConfigError) as info:
         load_config(path)

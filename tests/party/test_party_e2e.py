@@ -22,9 +22,8 @@ Federation = Any  # the conftest fixture's object
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fedcore.cli", *args], capture_output=True, text=True, timeout=60, cwd=REPO
-    )
+    return subprocess.run([sys.executable, "-m", "fedcore.cli", *args], capture_output=True, text=True,
+                          timeout=60, cwd=REPO)
 
 
 def _results(proc: subprocess.CompletedProcess[str]) -> dict:
@@ -45,9 +44,7 @@ def test_status_and_job_list(federation: Federation) -> None:
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert {p["peer"]: (p["reachable"], p["tls_verified"], p["identity"]) for p in report["peers"]} == {
-        "alice": (True, True, "alice"),
-        "carol": (True, True, "carol"),
-    }
+        "alice": (True, True, "alice"), "carol": (True, True, "carol")}
     assert report["certificate"]["days_left"] > 800
     socket_path = federation.config("bob").parent / "control.sock"
     assert stat.S_IMODE(socket_path.stat().st_mode) == 0o600  # bob's control endpoint: owner only
@@ -114,19 +111,8 @@ def _wait_until_waiting(federation: Federation, party: str) -> str:
 
 def test_killed_daemon_fails_job_naming_it_then_restart_runs_next(federation: Federation) -> None:
     script = REPO / "tests/party/scripts/wait_step.py"
-    cmd = [
-        sys.executable,
-        "-m",
-        "fedcore.cli",
-        "job",
-        "run",
-        str(script),
-        "--config",
-        str(federation.config("alice")),
-        "--parties",
-        "alice,bob,carol",
-        "--json",
-    ]
+    cmd = [sys.executable, "-m", "fedcore.cli", "job", "run", str(script), "--config",
+           str(federation.config("alice")), "--parties", "alice,bob,carol", "--json"]
     job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         _wait_until_waiting(federation, "carol")

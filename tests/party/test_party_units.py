@@ -48,9 +48,8 @@ def test_policy_accepts_allowed_script_with_same_hash(policy: Policy, tmp_path: 
         ("sum.py", None, "carol", "bob refuses the job: initiator not allowed (carol"),
     ],
 )
-def test_policy_refusals_name_party_and_reason(
-    policy: Policy, tmp_path: Path, name: str, sha: str | None, initiator: str, reason: str
-) -> None:
+def test_policy_refusals_name_party_and_reason(policy: Policy, tmp_path: Path, name: str, sha: str | None,
+                                               initiator: str, reason: str) -> None:
     sha = sha or _sha(tmp_path / "protocols" / "sum.py")
     with pytest.raises(PolicyRefused, match=reason.replace("(", r"\(")):
         policy.check(name, sha, initiator)
@@ -98,15 +97,8 @@ def test_table_keeps_only_recent_finished_jobs() -> None:
 
 
 def test_proposal_validation_takes_initiator_from_certificate() -> None:
-    body = {
-        "job_id": "j-1",
-        "script": "sum.py",
-        "sha256": "0" * 64,
-        "params": {},
-        "seed": 0,
-        "parties": ["alice", "bob"],
-        "timeout_s": 5,
-    }
+    body = {"job_id": "j-1", "script": "sum.py", "sha256": "0" * 64, "params": {}, "seed": 0,
+            "parties": ["alice", "bob"], "timeout_s": 5}
     assert job_from_proposal(body, initiator="alice").initiator == "alice"
     with pytest.raises(ProtocolError, match="initiator is not a party"):
         job_from_proposal(body, initiator="mallory")
@@ -128,10 +120,7 @@ def test_control_unix_socket_is_owner_only_and_round_trips(tmp_path: Path) -> No
     try:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert control.call(Endpoint(unix_path=path), {"op": "echo", "x": [1, "a"]}) == {
-            "echo": [1, "a"],
-            "blob": b"\x00\x01",
-            "final": True,
-        }
+            "echo": [1, "a"], "blob": b"\x00\x01", "final": True}
         with pytest.raises(PolicyRefused, match="bob refuses the job: test"):
             control.call(Endpoint(unix_path=path), {"op": "fail"})
     finally:
@@ -154,13 +143,6 @@ def test_exported_names() -> None:
     import fedcore.party
 
     assert fedcore.party.__all__ == [
-        "Job",
-        "JobState",
-        "PartyConfig",
-        "PartyDaemon",
-        "Policy",
-        "load_config",
-        "load_federation",
-        "provision",
-        "verify_tls",
+        "Job", "JobState", "PartyConfig", "PartyDaemon", "Policy", "load_config", "load_federation",
+        "provision", "verify_tls",
     ]

@@ -72,11 +72,8 @@ def test_ring_with_an_empty_set(empty) -> None:
 
 
 def test_the_leader_sees_only_its_tags_and_the_common_count() -> None:
-    sets = {
-        "L": [encode_id(i) for i in range(10)],
-        "C": [encode_id(i) for i in range(5, 20)],
-        "Q": [encode_id(i) for i in range(0, 30, 2)],
-    }
+    sets = {"L": [encode_id(i) for i in range(10)], "C": [encode_id(i) for i in range(5, 20)],
+            "Q": [encode_id(i) for i in range(0, 30, 2)]}
     _, log = run_ring(sets)
     to_leader = [m for src, dst, m in log if dst == "L"]
     assert {type(m) for m in to_leader} == {Hop, Tags, Common}

@@ -4,17 +4,7 @@ import fedcore.vertical
 
 
 def test_vertical_exports() -> None:
-    assert sorted(fedcore.vertical.__all__) == sorted(
-        [
-            "SCHEMES",
-            "GuestSession",
-            "HostSession",
-            "Send",
-            "Stage",
-            "Training",
-            "VerticalModel",
-            "make_plan",
-            "score",
-            "train",
-        ]
-    )
+    assert sorted(fedcore.vertical.__all__) == sorted([
+        "SCHEMES", "GuestSession", "HostSession", "Send", "Stage", "Training", "VerticalModel",
+        "make_plan", "score", "train",
+    ])
