@@ -27,8 +27,14 @@ def test_torch_template_runs_and_reports_accuracy(tmp_path) -> None:
     assert made.returncode == 0, made.stderr
     script = tmp_path / "demo" / "torch_model.py"
     assert len(script.read_text().splitlines()) <= 40
-    assert {p.name for p in (tmp_path / "demo").iterdir()} == {"torch_model.py", "federation.toml", "README.md"}
-    run = cli("simulate", "demo/torch_model.py", "--parties", "5", "--param", "rounds=3", "--json", cwd=tmp_path)
+    assert {p.name for p in (tmp_path / "demo").iterdir()} == {
+        "torch_model.py",
+        "federation.toml",
+        "README.md",
+    }
+    run = cli(
+        "simulate", "demo/torch_model.py", "--parties", "5", "--param", "rounds=3", "--json", cwd=tmp_path
+    )
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert out["parties"]["p0"]["accuracy"] > 0.8 and run.stdout.count("\n") == 1

@@ -48,7 +48,9 @@ def as_form(form: str, data: tuple[torch.Tensor, torch.Tensor]):
 def test_train_torch_learns_from_every_data_form(runtime, form) -> None:
     def main(ctx, rounds: int = 3):
         i = ctx.parties.index(ctx.party)
-        return train_torch(ctx, model, as_form(form, blobs(i)), as_form(form, blobs(99)), rounds=rounds, lr=0.1)
+        return train_torch(
+            ctx, model, as_form(form, blobs(i)), as_form(form, blobs(99)), rounds=rounds, lr=0.1
+        )
 
     out = simulate(main, parties=3, runtime=runtime, timeout_s=30).parties
     assert out["p0"]["accuracy"] > 0.9 and len(out["p0"]["history"]) == 3
