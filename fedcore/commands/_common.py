@@ -104,12 +104,15 @@ class ProgressBoard:
 
     def __enter__(self) -> ProgressBoard:
         if self.enabled and self.stream.isatty():
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=None, file=self.stream, smoothing=0, dynamic_ncols=True, leave=False,
-                bar_format="{desc} {n_fmt}/{total_fmt} |{bar:12}| {postfix} [{elapsed}<{remaining}]",
-            )  # fmt: skip
+            try:
+                from tqdm import tqdm
+            except ImportError:  # tqdm comes with the torch extra: a plain line without it
+                pass
+            else:
+                self._bar = tqdm(
+                    total=None, file=self.stream, smoothing=0, dynamic_ncols=True, leave=False,
+                    bar_format="{desc} {n_fmt}/{total_fmt} |{bar:12}| {postfix} [{elapsed}<{remaining}]",
+                )  # fmt: skip
             self._thread = threading.Thread(target=self._draw, daemon=True)
             self._thread.start()
         return self
@@ -120,7 +123,13 @@ class ProgressBoard:
 
     def _update(self) -> None:
         lead, bar = self.lead(), self._bar
-        if lead is None or bar is None:
+        if self._thread is None:
+            return
+        if bar is None:
+            self.stream.write("\r\x1b[K" + self.line()[:160])
+            self.stream.flush()
+            return
+        if lead is None:
             return
         desc, _ = self._describe(lead)
         if lead.total:
@@ -138,3 +147,6 @@ class ProgressBoard:
             self._thread.join()
         if self._bar is not None:
             self._bar.close()
+        elif self._thread is not None:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
