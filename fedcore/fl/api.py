@@ -14,6 +14,7 @@ every other party returns ``{"samples", "rounds"}``.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from fedcore.fl.strategies import Strategy, make_strategy
 # Simulated parties are threads of one process: let only as many train at once as there are
 # cores, so a thousand parties queue quietly instead of fighting over the GIL.
 _TRAIN_SLOTS = threading.BoundedSemaphore(os.cpu_count() or 1)
+_SEED_LOCK = threading.Lock()
 
 
 def flag(value: Any) -> bool:
@@ -101,6 +103,18 @@ def config_from(
     )
 
 
+def _checked(ctx: Context, options: dict[str, Any], allowed: tuple[str, ...] = ()) -> TrainConfig:
+    """``config_from(ctx, **options)``, with a clear error for a keyword it does not take."""
+    known = [name for name in inspect.signature(config_from).parameters if name != "ctx"]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"unknown training option {', '.join(map(repr, unknown))}; the options are "
+            f"{', '.join([*allowed, *known])}"
+        )
+    return config_from(ctx, **options)
+
+
 def train_numpy(
     ctx: Context, params: Params, fit: Fit, evaluate: Evaluate | None = None, **options: Any
 ) -> dict[str, Any]:
@@ -113,14 +127,15 @@ def train_numpy(
         evaluate: ``evaluate(params) -> {"accuracy": ..., "loss": ...}`` at the coordinator.
         **options: the keywords of ``config_from`` (rounds, strategy, secure, dp, fraction, ...).
     """
-    return train(ctx, [np.asarray(p) for p in params], fit, evaluate, config_from(ctx, **options))
+    return train(ctx, [np.asarray(p) for p in params], fit, evaluate, _checked(ctx, options))
 
 
 @contextlib.contextmanager
 def _seeded(seed: int) -> Iterator[None]:
     import torch
 
-    with torch.random.fork_rng(devices=[]):
+    # torch's generator is process-wide and simulated parties are threads: one at a time
+    with _SEED_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed & 0x7FFFFFFFFFFFFFFF)
         yield
 
@@ -157,8 +172,9 @@ def train_torch(
     """
     from fedcore.fl.torch import get_params
 
+    config = _checked(ctx, options, ("optimizer", "loss", "lr", "epochs", "batch_size", "device"))
     party = TorchParty(ctx, model, train_data, test_data, optimizer, loss, lr, epochs, batch_size, device)
-    result = train(ctx, get_params(party.model), party.fit, party.evaluate, config_from(ctx, **options))
+    result = train(ctx, get_params(party.model), party.fit, party.evaluate, config)
     result["samples"] = len(party.train)
     return result
 

@@ -31,8 +31,8 @@ Modular clipping: the ring is 64 bits. A coordinate of the sum wraps only if its
 reaches 2^63; ``gamma`` is chosen so ``C/gamma = 1000 sqrt(d)`` (the rounding term then adds
 0.1% to ``D2``), so ``k`` parties contribute at most ``k (C/gamma + 1)`` and the noise has std
 ``sigma D2``: with 10^8 parameters and 10^4 parties a coordinate stays below 2^44 (sigma < 100),
-and the secure sum refuses (never wraps) a party value beyond ``2^63 / k``. No random rotation is needed at this width
-(Kairouz et al. rotate to survive rings of 2^16 to 2^20).
+and the secure sum refuses (never wraps) a party value beyond ``2^63 / k``. No random rotation
+is needed at this width (Kairouz et al. rotate to survive rings of 2^16 to 2^20).
 
 Who learns what. A party learns the global model of each round it is picked for (as in the
 plain protocol). The aggregator learns only the noised integer sum of the included parties'

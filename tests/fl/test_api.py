@@ -108,6 +108,12 @@ def test_bad_options_are_refused_clearly(runtime) -> None:
 
     out = simulate(main, parties=2, runtime=runtime)
     assert "min_parties=all" in out.parties["p0"]["error"]
+
+    def typo(ctx):
+        return train_torch(ctx, model, blobs(0), rounds=1, fractoin=0.5)
+
+    error = simulate(typo, parties=2, runtime=runtime).parties["p1"]["error"]
+    assert error.startswith("ConfigError: unknown training option 'fractoin'") and "fraction" in error
     with pytest.raises(ConfigError):
         torchloop.batches("not data", 8)
     with pytest.raises(ConfigError):

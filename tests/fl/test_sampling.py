@@ -98,3 +98,18 @@ def test_dp_runs_are_poisson_sampled_and_charged_at_that_rate(runtime) -> None:
         for r in range(1, 7)
     ]
     assert sizes == draws
+
+
+def test_secure_sampled_rounds_average_exactly_the_picked_parties(runtime) -> None:
+    def main(ctx, rounds: int = 3):
+        i = ctx.parties.index(ctx.party)
+        config = TrainConfig(rounds=rounds, strategy=FedAvg(), secure=True, sampling=Sampling(fraction=0.4))
+        fit = lambda params, cfg: ([p + 0.1 * (i + 1) for p in params], 1)  # noqa: E731
+        return train(ctx, [np.zeros(2)], fit, lambda params: {"loss": float(params[0][0])}, config)
+
+    out = simulate(main, parties=5, runtime=runtime, timeout_s=30).parties["p0"]
+    picked = [Sampling(fraction=0.4).pick(r, 0, [f"p{i}" for i in range(5)]) for r in (1, 2, 3)]
+    assert any("p0" not in s for s in picked)  # the coordinator sums a zero vector in those rounds
+    expected = np.cumsum([np.mean([0.1 * (int(p[1:]) + 1) for p in s]) for s in picked])
+    assert np.allclose([h["loss"] for h in out["history"]], expected, atol=1e-9)
+    assert [h["parties"] for h in out["history"]] == [2, 2, 2]
