@@ -23,16 +23,15 @@ Where the noise is added decides whom it protects against (the threat model):
   coordinator is *trusted*: it sees every party's clipped delta. The guarantee protects
   parties from everyone who sees the released models (other parties, model users), not from
   the coordinator.
-- ``placement="party"`` (distributed DP, used with secure aggregation): each of the ``n``
-  parties adds ``N(0, (sigma C)^2 / n)`` to its own clipped delta before the secure sum, so
-  the sum carries the full ``sigma C`` noise and the coordinator sees only that noised sum.
-  This protects against an honest-but-curious coordinator as well. It assumes the parties
-  add their noise honestly: parties that collude (or skip their noise) remove their share,
-  leaving ``sigma * sqrt(honest/n)``. If only ``k < n`` parties are in a round's sum the noise
-  is ``sigma * sqrt(k/n)``; the accountant is charged that smaller multiplier for the round,
+- ``placement="party"`` (distributed DP): with secure aggregation (the default there) the
+  parties add *discrete* Skellam noise to integer-rounded deltas inside the ring, so the
+  coordinator sees only the noised sum; mechanism, accounting and modular clipping are in
+  ``fedcore.fl.discrete``. Without secure aggregation each of the ``n`` parties adds
+  ``N(0, (sigma C)^2 / n)`` to its clipped delta before sending it. Either way this protects
+  against an honest-but-curious coordinator too; it assumes the parties add their noise
+  honestly: parties that collude (or skip their noise) remove their share. If only ``k < n``
+  shares reach a round's sum the accountant is charged the smaller noise actually present,
   so the epsilon reported stays true under dropouts.
-
-Fixed-point encoding in secure aggregation adds rounding error far below the noise.
 """
 
 from __future__ import annotations
