@@ -36,7 +36,11 @@ def test_plain_sum_job_sums_every_input(federation: Federation) -> None:
     parties = _results(proc)
     inputs = [np.array(parties[p]["input"]) for p in ("alice", "bob", "carol")]
     np.testing.assert_allclose(parties["alice"]["sum"], np.sum(inputs, axis=0))
-    assert "step gather" in proc.stderr and "step send" in proc.stderr  # progress reached the operator
+    assert proc.stderr == ""  # --json, not a terminal: nothing but the result
+    verbose = federation.cli("-v", "job", "run", str(REPO / "protocols" / "plain_sum.py"), "--config",
+                             str(federation.config("alice")), "--parties", "alice,bob,carol", "--json")
+    assert verbose.returncode == 0, verbose.stderr
+    assert "step gather" in verbose.stderr and "step send" in verbose.stderr  # -v: each party's steps
 
 
 def test_status_and_job_list(federation: Federation) -> None:
