@@ -11,7 +11,8 @@
   optionally through secure aggregation (``fedcore.secagg``) and with DP.
 - ``fedcore.fl.dp``: clipping, Gaussian noise, the privacy ledger (``dp_accounting``).
 - ``fedcore.fl.checkpoint``: safe (.npz, no pickle) checkpoints and resume.
-- ``fedcore.fl.torch``: model <-> arrays, local SGD (with FedProx's mu), evaluation.
+- ``fedcore.fl.torch``: model <-> arrays, local SGD (with FedProx's mu), evaluation;
+  ``fedcore.fl.torchloop``: the small API's data forms (tensors, Dataset, DataLoader) and devices.
 
 torch and dp_accounting are imported only by the modules that need them.
 """

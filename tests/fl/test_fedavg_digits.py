@@ -78,3 +78,13 @@ def test_dp_with_fraction_is_poisson_sampled_and_accounted_by_pld(runtime) -> No
     assert out["accountant"] == "pld" and out["sampling"] == "poisson" and out["delta"] == 1e-5
     assert [h["epsilon"] for h in out["history"]] == expected and out["epsilon"] == expected[-1]
     assert 0 <= out["accuracy"] <= 1
+
+
+def test_plot_is_titled_with_strategy_parties_and_rounds(runtime, tmp_path, monkeypatch) -> None:
+    from matplotlib.figure import Figure
+
+    titles = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, path, **kw: titles.append(fig._suptitle.get_text()))
+    params = {"rounds": 1, "plot": str(tmp_path / "history.png")}
+    out = simulate(SCRIPT, parties=2, params=params, runtime=runtime, timeout_s=60).parties["p0"]
+    assert titles == ["fedavg, 2 parties, 1 rounds"] and out["plot"] == str(tmp_path / "history.png")
