@@ -11,7 +11,7 @@ import sys
 from fedcore.errors import ConfigError, FedcoreError
 
 # Each module defines add_parser(subparsers); missing ones are features not built yet.
-COMMANDS = ("simulate", "bench", "provision", "party", "job")
+COMMANDS = ("simulate", "bench", "provision", "party", "job", "new")
 
 
 def build_parser() -> argparse.ArgumentParser:

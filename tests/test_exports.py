@@ -43,5 +43,5 @@ def test_runtime_transport_and_fl_exports() -> None:
     ]
     assert sorted(fedcore.fl.__all__) == [
         "Aggregate", "FedAdagrad", "FedAdam", "FedAvg", "FedMedian", "FedProx", "FedYogi", "Krum",
-        "STRATEGIES", "Strategy", "TrimmedMean", "Update", "make_strategy",
+        "STRATEGIES", "Strategy", "TrimmedMean", "Update", "make_strategy", "train_numpy", "train_torch",
     ]

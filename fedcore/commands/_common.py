@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import threading
-import time
 from typing import Any
 
 from fedcore.context import ProgressEvent
@@ -57,52 +56,97 @@ def _compact(value: Any, top: bool = False) -> Any:
 
 
 class ProgressBoard:
-    """Collects progress events from all parties; draws one status line on a terminal."""
+    """Collects progress events from all parties; draws one self-updating line on a terminal.
 
-    def __init__(self, total_parties: int, stream: Any = None, interval_s: float = 0.5):
+    The line follows the most advanced party (for training: the coordinator, whose events
+    carry the round's accuracy, loss and parties): ``round 7/20 |###   | accuracy 0.95, loss
+    0.2, parties 10 [00:03<00:06]`` with elapsed time and ETA from tqdm. Nothing is drawn when
+    the stream is not a terminal or ``enabled`` is false (``--json``).
+    """
+
+    def __init__(self, total_parties: int, stream: Any = None, interval_s: float = 0.5, enabled: bool = True):
         self.total = total_parties
         self.stream = stream or sys.stderr
         self.interval_s = interval_s
+        self.enabled = enabled
         self._latest: dict[str, ProgressEvent] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._start = time.monotonic()
+        self._bar: Any = None
 
     def __call__(self, event: ProgressEvent) -> None:
         with self._lock:
             self._latest[event.party] = event
 
-    def line(self) -> str:
+    def lead(self) -> ProgressEvent | None:
+        """The event to show: the furthest along, one with a message first among equals."""
         with self._lock:
             events = list(self._latest.values())
-        elapsed = time.monotonic() - self._start
         if not events:
-            return f"[{elapsed:6.1f}s] {self.total} parties running"
-        lead = events[0] if len(events) == 1 else max(events, key=lambda e: (e.done or 0))
-        parts = [f"[{elapsed:6.1f}s] {len(events)}/{self.total} parties reporting"]
-        if lead.step:
-            parts.append(f"step {lead.step}")
+            return None
+        return max(events, key=lambda e: (e.done or 0, e.message is not None))
+
+    def line(self) -> str:
+        """The line as plain text (what the bar shows, without the bar)."""
+        lead = self.lead()
+        if lead is None:
+            return f"{self.total} parties running"
+        desc, count = self._describe(lead)
+        return " | ".join(part for part in (f"{desc} {count}".strip(), lead.message or "") if part)
+
+    def _describe(self, lead: ProgressEvent) -> tuple[str, str]:
+        step = lead.step or ""
+        label = step.split(" ")[0] if step.startswith("round ") else step
         if lead.done is not None and lead.total:
-            parts.append(f"{lead.done:g}/{lead.total:g} ({100 * lead.done / lead.total:.0f}%)")
-        if lead.message:
-            parts.append(lead.message)
-        return " | ".join(parts)
+            return label, f"{lead.done:g}/{lead.total:g}"
+        return step, ""
 
     def __enter__(self) -> ProgressBoard:
-        if self.stream.isatty():
+        if self.enabled and self.stream.isatty():
+            try:
+                from tqdm import tqdm
+            except ImportError:  # tqdm comes with the torch extra: a plain line without it
+                pass
+            else:
+                self._bar = tqdm(
+                    total=None, file=self.stream, smoothing=0, dynamic_ncols=True, leave=False,
+                    bar_format="{desc} {n_fmt}/{total_fmt} |{bar:12}| {postfix} [{elapsed}<{remaining}]",
+                )  # fmt: skip
             self._thread = threading.Thread(target=self._draw, daemon=True)
             self._thread.start()
         return self
 
     def _draw(self) -> None:
         while not self._stop.wait(self.interval_s):
+            self._update()
+
+    def _update(self) -> None:
+        lead, bar = self.lead(), self._bar
+        if self._thread is None:
+            return
+        if bar is None:
             self.stream.write("\r\x1b[K" + self.line()[:160])
             self.stream.flush()
+            return
+        if lead is None:
+            return
+        desc, _ = self._describe(lead)
+        if lead.total:
+            bar.total = lead.total
+        bar.n = lead.done or 0
+        bar.set_description_str(
+            f"{desc} ({len(self._latest)}/{self.total} parties)" if not lead.message else desc, refresh=False
+        )
+        bar.set_postfix_str(lead.message or "", refresh=False)
+        bar.refresh()
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        if self._bar is not None:
+            self._bar.close()
+        elif self._thread is not None:
             self.stream.write("\r\x1b[K")
             self.stream.flush()

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fedcore.commands._common import parse_params, print_json, summarize
+from fedcore.commands._common import ProgressBoard, parse_params, print_json, summarize
+from fedcore.context import ProgressEvent
 from fedcore.errors import ConfigError
 
 WAIT_POLL_S = 10
@@ -85,13 +86,18 @@ def run_job(args: argparse.Namespace) -> int:
             else:
                 sys.stdout.write(f"{job_id}\n")
             return 0
-        sys.stderr.write(f"job {job_id}: started with {', '.join(started['parties'])}\n")
+        if _verbose(args):
+            sys.stderr.write(f"job {job_id}: started with {', '.join(started['parties'])}\n")
         return _attached(args, api, job_id)
+
+
+def _verbose(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "verbose", False))  # -v: a line per party per step
 
 
 def _attached(args: argparse.Namespace, api: Any, job_id: str) -> int:
     try:
-        _follow(api, job_id)
+        _follow(api, job_id, args)
     except KeyboardInterrupt:
         sys.stderr.write(f"\ndetached from job {job_id}; it goes on at the daemons. Reattach with:\n"
                          f"  fedcore job wait {job_id} --config {args.config}\n")  # fmt: skip
@@ -99,17 +105,35 @@ def _attached(args: argparse.Namespace, api: Any, job_id: str) -> int:
     return _print_result(args, api.get(f"/api/v1/jobs/{job_id}/result"))
 
 
-def _follow(api: Any, job_id: str) -> None:
-    """Print the job's progress on stderr until it is done."""
-    seen = 0
-    while True:
-        reply = api.get(f"/api/v1/jobs/{job_id}/wait", since=seen, timeout_s=WAIT_POLL_S)
-        for event in reply["events"]:
-            sys.stderr.write(progress_line(event) + "\n")
-        sys.stderr.flush()
-        seen = max(seen, int(reply["total"]))
-        if reply["done"]:
-            return
+def _follow(api: Any, job_id: str, args: argparse.Namespace) -> None:
+    """Show the job's progress on stderr until it is done: one self-updating line on a terminal,
+    a line per party per step with -v, nothing with --json."""
+    seen, verbose = 0, _verbose(args)
+    named = getattr(args, "parties", None)  # job wait has no --parties: the daemon knows them
+    parties = (
+        [p for p in named.split(",") if p.strip()] if named else api.get(f"/api/v1/jobs/{job_id}")["parties"]
+    )
+    with ProgressBoard(len(parties), enabled=not (args.json or verbose)) as board:
+        while True:
+            reply = api.get(f"/api/v1/jobs/{job_id}/wait", since=seen, timeout_s=WAIT_POLL_S)
+            for event in reply["events"]:
+                if verbose:
+                    sys.stderr.write(progress_line(event) + "\n")
+                else:
+                    board(_event(event))
+            sys.stderr.flush()
+            seen = max(seen, int(reply["total"]))
+            if reply["done"]:
+                return
+
+
+def _event(event: dict[str, Any]) -> ProgressEvent:
+    def number(key: str) -> float | None:
+        value = event.get(key)
+        return float(value) if isinstance(value, (int, float)) else None
+
+    text = {k: event[k] if isinstance(event.get(k), str) else None for k in ("party", "step", "message")}
+    return ProgressEvent(text["party"] or "?", text["step"], number("done"), number("total"), text["message"])
 
 
 def progress_line(event: dict[str, Any]) -> str:

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     params = script_params(args.script, args.param)
     kills = parse_kill(args.kill)
     args.job_id = new_job_id(args.job_id)
-    board = ProgressBoard(len(all_names))
+    board = ProgressBoard(len(all_names), enabled=not args.json)
     with board:
         result = _run_engine(args, list(all_names), params, kills, board)
     if args.json:

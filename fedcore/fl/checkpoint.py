@@ -119,8 +119,8 @@ def _indexed(arrays: dict[str, np.ndarray], prefix: str) -> list[np.ndarray]:
     return [arrays[f"{prefix}.{i}"] for i in range(count)]
 
 
-def plot_history(history: list[dict[str, Any]], path: str | Path) -> str:
-    """Draw accuracy and loss per round to a PNG if matplotlib is installed.
+def plot_history(history: list[dict[str, Any]], path: str | Path, title: str | None = None) -> str:
+    """Draw accuracy and loss per round to a PNG if matplotlib is installed, under ``title``.
 
     Returns:
         The path written, or a message saying why nothing was drawn.
@@ -138,6 +138,8 @@ def plot_history(history: list[dict[str, Any]], path: str | Path) -> str:
     left.set(xlabel="round", ylabel="test accuracy")
     right.plot(rounds, [h["loss"] for h in history], marker="o", color="tab:red")
     right.set(xlabel="round", ylabel="test loss")
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

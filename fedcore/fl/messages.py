@@ -34,15 +34,23 @@ def _round(value: Any) -> int:
 
 @dataclass(frozen=True)
 class RoundStart:
-    """Coordinator -> party: train from ``params`` in round ``round`` with ``config``."""
+    """Coordinator -> party: train from ``params`` in round ``round`` with ``config``.
+
+    ``parties`` are the round's members (with secure aggregation: the members of its secure
+    sum, the coordinator always among them); ``picked`` is how many of them were sampled to
+    train (0: every member), which sizes each party's share of distributed DP noise.
+    """
 
     round: int
     params: tuple[np.ndarray, ...]
     parties: tuple[str, ...]
     config: dict[str, Any] = field(default_factory=dict)
+    picked: int = 0
 
     def __post_init__(self) -> None:
         _round(self.round)
+        if type(self.picked) is not int or not 0 <= self.picked <= len(self.parties):
+            raise ValueError(f"picked must be an int in [0, {len(self.parties)}], got {self.picked!r}")
         object.__setattr__(self, "params", _arrays(self.params, "params"))
         if not isinstance(self.parties, (list, tuple)) or not all(isinstance(p, str) for p in self.parties):
             raise ValueError("parties must be a list of party names")
@@ -52,6 +60,16 @@ class RoundStart:
             isinstance(k, str) and isinstance(v, _CONFIG_TYPES) for k, v in config.items()
         ):
             raise ValueError("config must map names to bool, int, float or str")
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Coordinator -> party: you were not picked for round ``round``; wait for the next."""
+
+    round: int
+
+    def __post_init__(self) -> None:
+        _round(self.round)
 
 
 @dataclass(frozen=True)
@@ -83,9 +101,10 @@ class ClientUpdate:
 wire.register(
     RoundStart,
     "fedcore.fl.RoundStart",
-    to_state=lambda m: (m.round, list(m.params), list(m.parties), m.config),
-    from_state=lambda s: RoundStart(s[0], s[1], s[2], s[3]),
+    to_state=lambda m: (m.round, list(m.params), list(m.parties), m.config, m.picked),
+    from_state=lambda s: RoundStart(*s[:5]),
 )
+wire.register(Wait, "fedcore.fl.Wait", to_state=lambda m: m.round, from_state=Wait)
 wire.register(Stop, "fedcore.fl.Stop", to_state=lambda m: m.reason, from_state=Stop)
 wire.register(
     ClientUpdate,

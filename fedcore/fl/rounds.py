@@ -1,25 +1,31 @@
 """The federated training round loop over ``ctx``.
 
 Theory of operation. One party is the coordinator (by default the first of ``ctx.parties``);
-it also trains on its own data. Round ``t``:
+it trains on its own data too when it is picked. Round ``t``:
 
-1. The coordinator sends ``RoundStart(t, x_t, active parties, strategy.client_config(t))``
-   under tag ``fl/global`` to every other active party (messages: ``fedcore.fl.messages``).
-2. Every active party (the coordinator too) trains locally from ``x_t`` (``fit``) and forms
-   its delta ``Δ_i = x_i - x_t`` and sample count ``n_i``. With DP it clips ``Δ_i`` to L2 norm
-   ``C`` and uses weight 1 (and, with ``placement="party"``, adds its share of the noise).
+1. The coordinator picks the round's parties among the active ones (``fedcore.fl.sampling``:
+   everyone, a fixed-size sample, or a Poisson sample for DP runs). It sends ``RoundStart(t,
+   x_t, members, strategy.client_config(t), picked)`` under tag ``fl/global`` to every other
+   member and ``Wait(t)`` to every active party not picked, which then waits for the next
+   round (messages: ``fedcore.fl.messages``).
+2. Every picked party trains locally from ``x_t`` (``fit``) and forms its delta ``Δ_i = x_i -
+   x_t`` and sample count ``n_i``. With DP it clips ``Δ_i`` to L2 norm ``C`` and uses weight 1.
 3. Plain: each party sends ``ClientUpdate(t, Δ_i, n_i)`` under ``fl/update/t``; the coordinator
    collects them until one deadline, leaving out parties that dropped, were late or sent
-   something malformed, and the strategy aggregates. Secure: each party
-   gives ``[w_i Δ_i, w_i]`` to ``fedcore.secagg.secure_sum`` and the coordinator learns only
-   ``Σ w_i Δ_i`` and ``Σ w_i``, whose ratio is the weighted mean the strategy's ``apply`` takes
-   (``w_i = min(n_i, weight_cap) / weight_cap``; each coordinate is clamped to the fixed-point
-   range first).
-4. Parties that did not answer are recorded as ``dropped`` for that round and are not asked
-   again; the strategy's failure policy (``min_parties``) decides whether the round may go
-   on (``PartyDropped`` otherwise); with secure aggregation a round also fails when more
-   parties drop than the secure sum's Shamir threshold tolerates. The coordinator
-   evaluates, checkpoints and goes on.
+   something malformed, and the strategy aggregates (with central DP: the noised sum over a
+   public count, ``fedcore.fl.dp``). Secure: the members (the coordinator always among them,
+   with a zero vector when it was not picked) give ``[w_i Δ_i, w_i]`` to
+   ``fedcore.secagg.secure_sum`` and the coordinator learns only ``Σ w_i Δ_i`` and ``Σ w_i``,
+   whose ratio is the weighted mean the strategy's ``apply`` takes (``w_i = min(n_i,
+   weight_cap) / weight_cap``; each coordinate is clamped to the fixed-point range first).
+   Secure with DP: each party's clipped delta becomes an integer vector with its share of
+   Skellam noise (``fedcore.fl.discrete``), and the ring sums those.
+4. Picked parties that did not answer are recorded as ``dropped`` for that round and are not
+   asked again; the strategy's failure policy (``min_parties``, capped by the sample size of a
+   Poisson round) decides whether the round may go on (``PartyDropped`` otherwise); with
+   secure aggregation a round also fails when more parties drop than the secure sum's Shamir
+   threshold tolerates. The coordinator evaluates, checkpoints, reports progress (round,
+   accuracy, loss, parties) and goes on.
 
 After the last round the coordinator sends ``Stop()`` to the active parties.
 A silent or dropped party can only remove its own update; a party sending malformed
@@ -29,6 +35,7 @@ hostile updates can do; weighted ones do not).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -39,16 +46,17 @@ import numpy as np
 
 from fedcore.context import Context
 from fedcore.errors import ConfigError, DecodeError, PartyDropped, ProtocolError, Timeout
+from fedcore.fl import _secure
 from fedcore.fl import dp as dpm
-from fedcore.fl.arrays import Params, check_like, flatten, subtract, unflatten
+from fedcore.fl.arrays import Params, check_like, subtract
 from fedcore.fl.checkpoint import Checkpoint, job_path, load_checkpoint, save_checkpoint
-from fedcore.fl.messages import ClientUpdate, RoundStart, Stop
+from fedcore.fl.messages import ClientUpdate, RoundStart, Stop, Wait
+from fedcore.fl.sampling import Sampling
 from fedcore.fl.strategies import Strategy, Update
 
 Fit = Callable[[Params, dict[str, Any]], tuple[Params, int]]
 Evaluate = Callable[[Params], dict[str, float]]
 GLOBAL_TAG = "fl/global"
-SECURE_BITS = 64  # ring width of secure aggregation: about 50 fractional bits at our ranges
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,10 @@ class TrainConfig:
         rounds: number of rounds (counted from 1; a resumed job continues to this number).
         strategy: the aggregation strategy and its failure policy.
         secure: aggregate through ``fedcore.secagg`` (weighted strategies only).
-        dp: client-level DP settings, or None.
+        dp: client-level DP settings, or None. With ``secure`` the noise is distributed
+            Skellam noise added by the parties (placement ``party``).
+        sampling: which parties train each round; with DP and ``fraction < 1`` it is always
+            Poisson sampling at rate ``fraction``.
         coordinator: the coordinating party (default: the first party).
         round_timeout: seconds to wait for updates or the next round (default: ctx's).
         weight_cap: secure mode: a public bound on sample counts, the same at every party; a party
@@ -75,6 +86,7 @@ class TrainConfig:
     strategy: Strategy
     secure: bool = False
     dp: dpm.DPConfig | None = None
+    sampling: Sampling = dataclasses.field(default_factory=Sampling)
     coordinator: str | None = None
     round_timeout: float | None = None
     weight_cap: int = 1_000_000
@@ -92,6 +104,11 @@ class TrainConfig:
             )
         if self.weight_cap < 1 or not self.secure_clip > 0:
             raise ConfigError("weight_cap must be >= 1 and secure_clip > 0")
+        if self.dp is not None and self.secure and self.dp.placement != "party":
+            # the coordinator sees only the secure sum: the noise has to come from the parties
+            object.__setattr__(self, "dp", dataclasses.replace(self.dp, placement="party"))
+        if self.dp is not None and not self.sampling.everyone and not self.sampling.poisson:
+            object.__setattr__(self, "sampling", dataclasses.replace(self.sampling, poisson=True))
 
 
 def train(ctx: Context, params: Params, fit: Fit, evaluate: Evaluate | None, config: TrainConfig) -> dict:
@@ -116,45 +133,10 @@ def local_update(ctx: Context, fit: Fit, message: RoundStart, config: TrainConfi
     if config.dp is not None:
         delta, _ = dpm.clip(delta, config.dp.clip_norm)
         weight = 1
-        if config.dp.placement == "party":
-            std = dpm.party_noise_std(config.dp, len(message.parties))
+        if config.dp.placement == "party" and not config.secure:
+            std = dpm.party_noise_std(config.dp, message.picked or len(message.parties))
             delta = [d + n for d, n in zip(delta, dpm.gaussian_noise(delta, std, ctx.rng), strict=True)]
     return delta, weight, samples
-
-
-def _secure_bound(config: TrainConfig, expected: int) -> float:
-    if config.dp is not None and config.dp.placement == "party":
-        return config.dp.clip_norm + 10 * dpm.party_noise_std(config.dp, expected)
-    return config.secure_clip
-
-
-def secure_contribute(
-    ctx: Context,
-    rnd: int,
-    delta: Params,
-    weight: int,
-    parties: Sequence[str],
-    coordinator: str,
-    config: TrainConfig,
-) -> Any:
-    """Give ``[w Δ, w]`` to the secure sum of round ``rnd``; the coordinator gets the result."""
-    try:
-        from fedcore.secagg import secure_sum
-    except ImportError as exc:
-        raise ConfigError(f"secure=true needs fedcore.secagg, which cannot be imported here: {exc}") from None
-    bound = max(1.0, _secure_bound(config, len(parties)))  # w <= 1 must fit too
-    w = min(weight, config.weight_cap) / config.weight_cap
-    vector = np.append(w * np.clip(flatten(delta), -bound, bound), w)
-    return secure_sum(
-        ctx,
-        vector,
-        aggregator=coordinator,
-        parties=tuple(parties),
-        value_range=bound,
-        bits=SECURE_BITS,
-        timeout=config.round_timeout,
-        round_id=f"fl/{rnd}",
-    )
 
 
 def run_party(ctx: Context, fit: Fit, config: TrainConfig, coordinator: str) -> dict:
@@ -164,13 +146,15 @@ def run_party(ctx: Context, fit: Fit, config: TrainConfig, coordinator: str) -> 
         message = ctx.recv(coordinator, GLOBAL_TAG, timeout=config.round_timeout)
         if isinstance(message, Stop):
             break
+        if isinstance(message, Wait):
+            continue  # not picked this round; the next message comes with the next round
         if not isinstance(message, RoundStart):
             raise ProtocolError(f"{coordinator} sent {type(message).__name__} under {GLOBAL_TAG}")
         rnd = message.round
         ctx.progress(step=f"round {rnd}", done=rnd - 1, total=config.rounds)
         delta, weight, samples = local_update(ctx, fit, message, config)
         if config.secure:
-            secure_contribute(ctx, rnd, delta, weight, message.parties, coordinator, config)
+            _secure.contribute(ctx, message, delta, weight, coordinator, config)
         else:
             update = ClientUpdate(rnd, tuple(d.astype(np.float32) for d in delta), weight)
             ctx.send(coordinator, f"fl/update/{rnd}", update)
@@ -192,10 +176,11 @@ class Coordinator:
         self.params = [np.asarray(p) for p in params]
         self.state = self.strategy.init_state(self.params)
         self.history: list[dict[str, Any]] = []
-        self.ledger = dpm.PrivacyLedger(config.dp.delta) if config.dp else None
+        self.ledger = _secure.make_ledger(config, self.params)
         self.active = list(ctx.parties)
         self.samples = 0
         self.start = 0
+        self.began = time.monotonic()
         if config.resume:
             self._resume(config.resume)
 
@@ -209,14 +194,17 @@ class Coordinator:
         self.state = ckpt.state or self.state
         self.history = list(ckpt.meta.get("history", []))
         if self.ledger is not None:
-            self.ledger.rounds = [tuple(r) for r in ckpt.meta.get("privacy", [])]
+            self.ledger.rounds = [(float(r[0]), float(r[1])) for r in ckpt.meta.get("privacy", [])]
 
     def run(self) -> dict:
         """Run rounds ``start+1 .. rounds``; return the history and final metrics."""
         for rnd in range(self.start + 1, self.config.rounds + 1):
             self.ctx.progress(step=f"round {rnd}", done=rnd - 1, total=self.config.rounds)
-            self.history.append(self.round(rnd))
-            self.ctx.progress(step=f"round {rnd}", done=rnd, total=self.config.rounds)
+            entry = self.round(rnd)
+            self.history.append(entry)
+            self.ctx.progress(
+                progress_message(entry), step=f"round {rnd}", done=rnd, total=self.config.rounds
+            )
         self.ctx.broadcast(GLOBAL_TAG, Stop(), to=[p for p in self.active if p != self.ctx.party])
         lost = {p: h["round"] for h in self.history for p in h.get("dropped", [])}
         result: dict[str, Any] = {"history": self.history, "samples": self.samples, "lost": lost}
@@ -224,49 +212,91 @@ class Coordinator:
         result.update({k: final[k] for k in ("accuracy", "loss") if k in final})
         if self.ledger is not None:
             result["epsilon"], result["delta"] = self.ledger.epsilon(), self.ledger.delta
+            result["accountant"] = self.ledger.accountant
+        if not self.config.sampling.everyone:
+            result["sampling"] = "poisson" if self.config.sampling.poisson else "fixed"
+            result["fraction"] = self.config.sampling.fraction
         return result
 
     def round(self, rnd: int) -> dict[str, Any]:
-        """One round: broadcast, train, collect, aggregate, evaluate, checkpoint."""
+        """One round: pick, broadcast, train, collect, aggregate, evaluate, checkpoint."""
         began = time.perf_counter()
-        expected = list(self.active)
-        message = RoundStart(rnd, tuple(self.params), tuple(expected), self.strategy.client_config(rnd))
-        self.ctx.broadcast(GLOBAL_TAG, message, to=[p for p in expected if p != self.ctx.party])
-        delta, weight, self.samples = local_update(self.ctx, self.fit, message, self.config)
+        me = self.ctx.party
+        population = list(self.active)
+        picked = self.config.sampling.pick(rnd, self.ctx.seed, population)
+        members = _secure.members(picked, me, population) if self.config.secure else picked
+        waiting = [p for p in population if p not in set(members) and p != me]
+        self.ctx.broadcast(GLOBAL_TAG, Wait(rnd), to=waiting)
+        message = RoundStart(
+            rnd, tuple(self.params), tuple(members), self.strategy.client_config(rnd), len(picked)
+        )
+        self.ctx.broadcast(GLOBAL_TAG, message, to=[p for p in members if p != me])
+        own = None
+        if me in picked:
+            delta, weight, self.samples = local_update(self.ctx, self.fit, message, self.config)
+            own = Update(me, delta, weight)
+        denominator = self._denominator(len(population))
         if self.config.secure:
-            included, rejected = self._secure_round(rnd, delta, weight, expected)
+            included, rejected = _secure.coordinate(self, message, own, picked, denominator)
         else:
-            included, rejected = self._plain_round(rnd, delta, weight, expected)
-        self.active = [p for p in expected if p in set(included)]
-        entry = {
-            "round": rnd,
-            **self._metrics(),
-            "parties": len(included),
-            "dropped": [p for p in expected if p not in set(included)],
-        }
+            included, rejected = self._plain_round(rnd, own, picked, denominator)
+        lost = [p for p in picked if p not in set(included)]
+        self.active = [p for p in population if p not in set(lost)]
+        entry = {"round": rnd, **self._metrics(), "parties": len(included), "dropped": lost}
         if rejected:
             entry["rejected"] = rejected
         if self.ledger is not None:
-            sigma = dpm.effective_multiplier(self.config.dp, len(included), len(expected))
-            entry["epsilon"] = self.ledger.record(sigma)
+            entry["epsilon"] = self._charge(len(included), len(picked))
         entry["seconds"] = round(time.perf_counter() - began, 4)
         numbers = {k: v for k, v in entry.items() if k != "round" and isinstance(v, (int, float))}
         self.ctx.metrics(rnd, **numbers)  # the daemon stores them; its status page charts them
         self._save(rnd, entry)
         return entry
 
+    def _denominator(self, population: int) -> float | None:
+        """Poisson rounds divide by the expected count ``q n`` (public, whoever was drawn)."""
+        if self.config.sampling.poisson:
+            return self.config.sampling.fraction * population
+        return None
+
+    def _charge(self, included: int, picked: int) -> float:
+        if self.ledger is None or self.config.dp is None:
+            raise RuntimeError("privacy charged without a DP config")
+        if self.config.secure:
+            return self.ledger.record(_secure.round_mu(self.ledger, included, picked))
+        sigma = dpm.effective_multiplier(self.config.dp, included, picked) if picked else 0.0
+        if self.config.dp.placement == "server" or not picked:
+            sigma = self.config.dp.noise_multiplier  # every round is charged, empty ones too
+        return self.ledger.record(sigma, self.config.sampling.rate)
+
+    def check_quorum(self, rnd: int, included: Sequence[str], picked: Sequence[str]) -> None:
+        """The failure policy over the round's picked parties (a small Poisson round needs all)."""
+        if len(picked) >= self.strategy.min_parties:
+            self.strategy.check_quorum(rnd, included, picked)
+        elif set(included) != set(picked):
+            lost = [p for p in picked if p not in set(included)]
+            raise PartyDropped(
+                f"round {rnd}: {len(included)} of {len(picked)} sampled parties sent updates; the "
+                f"{self.strategy.name} policy needs min_parties={self.strategy.min_parties}; lost: "
+                f"{', '.join(lost[:10])}",
+                step=f"round {rnd}",
+                lost=len(lost),
+            )
+
     def _plain_round(
-        self, rnd: int, delta: Params, weight: int, expected: list[str]
+        self, rnd: int, own: Update | None, picked: list[str], denominator: float | None
     ) -> tuple[list[str], dict]:
-        received, rejected = self._collect(rnd, [p for p in expected if p != self.ctx.party])
-        updates = [Update(self.ctx.party, delta, weight), *received]
+        received, rejected = self._collect(rnd, [p for p in picked if p != self.ctx.party])
+        updates = ([own] if own is not None else []) + received
         included = [u.party for u in updates]
-        self.strategy.check_quorum(rnd, included, expected)
+        self.check_quorum(rnd, included, picked)
         if self.config.dp is not None:
-            mean = self._noised_mean(updates)
+            mean = self._noised_mean(updates, denominator or len(updates))
             agg = self.strategy.apply(rnd, self.params, mean, self.state)  # type: ignore[attr-defined]
-        else:
+        elif updates:
             agg = self.strategy.aggregate(rnd, self.params, updates, self.state)
+        else:
+            return included, rejected
         self.params, self.state = agg.params, agg.state
         return included, rejected
 
@@ -288,28 +318,22 @@ class Coordinator:
                 rejected[src] = str(exc)
         return updates, rejected
 
-    def _noised_mean(self, updates: Sequence[Update]) -> Params:
-        """Central DP: (sum of clipped deltas + N(0, (sigma C)^2)) / k, clipping again here."""
+    def _noised_mean(self, updates: Sequence[Update], denominator: float) -> Params:
+        """Central DP: (sum of clipped deltas + N(0, (sigma C)^2)) / a public count, clipping again
+        here. With placement ``party`` the parties already added their noise shares."""
         if self.config.dp is None:
             raise RuntimeError("central DP noise was asked for without a DP config")
-        clipped = [dpm.clip(u.delta, self.config.dp.clip_norm)[0] for u in updates]
-        total = [sum(parts) for parts in zip(*clipped, strict=True)]
-        noise = dpm.gaussian_noise(total, dpm.server_noise_std(self.config.dp), self.ctx.rng)
-        return [(t + n) / len(updates) for t, n in zip(total, noise, strict=True)]
-
-    def _secure_round(
-        self, rnd: int, delta: Params, weight: int, expected: list[str]
-    ) -> tuple[list[str], dict]:
-        res = secure_contribute(self.ctx, rnd, delta, weight, expected, self.ctx.party, self.config)
-        included = list(res.included)
-        self.strategy.check_quorum(rnd, included, expected)
-        total = np.asarray(res.total, dtype=np.float64)
-        if not total[-1] > 0:
-            raise ProtocolError(f"round {rnd}: the secure sum carries no weight")
-        mean = unflatten(total[:-1] / total[-1], [np.zeros(np.shape(p)) for p in self.params])
-        agg = self.strategy.apply(rnd, self.params, mean, self.state)  # type: ignore[attr-defined]
-        self.params, self.state = agg.params, agg.state
-        return included, {}
+        if self.config.dp.placement == "party":
+            deltas = [u.delta for u in updates]  # noised by the parties: a second clip would cut it
+        else:
+            deltas = [dpm.clip(u.delta, self.config.dp.clip_norm)[0] for u in updates]
+        total = [np.zeros(np.shape(p)) for p in self.params]
+        for delta in deltas:
+            total = [t + d for t, d in zip(total, delta, strict=True)]
+        if self.config.dp.placement == "server":
+            noise = dpm.gaussian_noise(total, dpm.server_noise_std(self.config.dp), self.ctx.rng)
+            total = [t + n for t, n in zip(total, noise, strict=True)]
+        return [t / max(denominator, 1e-12) for t in total]
 
     def _metrics(self) -> dict[str, float]:
         if self.evaluate is None:
@@ -325,6 +349,15 @@ class Coordinator:
             meta["privacy"] = [list(r) for r in self.ledger.rounds]
         folder = job_path(self.ctx, self.config.checkpoint)
         save_checkpoint(folder, Checkpoint(rnd, self.params, self.state, meta))
+
+
+def progress_message(entry: dict[str, Any]) -> str:
+    """The coordinator's line for one finished round: metrics, parties, epsilon."""
+    parts = [f"{key} {entry[key]:.4g}" for key in ("accuracy", "loss") if entry.get(key) is not None]
+    parts.append(f"parties {entry['parties']}")
+    if "epsilon" in entry:
+        parts.append(f"eps {entry['epsilon']:.3g}")
+    return ", ".join(parts)
 
 
 def _check_update(party: str, value: Any, rnd: int, params: Params) -> Update:

@@ -47,7 +47,7 @@ def test_party_noise_shares_sum_to_sigma_times_clip() -> None:
 
 
 def test_epsilon_grows_with_rounds_and_matches_the_accountant() -> None:
-    ledger = dp.PrivacyLedger(delta=1e-5)
+    ledger = dp.PrivacyLedger(delta=1e-5, accountant="rdp")
     epsilons = [ledger.record(1.1) for _ in range(5)]
     assert all(b > a for a, b in itertools.pairwise(epsilons))
     direct = rdp.RdpAccountant()
@@ -56,7 +56,7 @@ def test_epsilon_grows_with_rounds_and_matches_the_accountant() -> None:
 
 
 def test_mixed_rounds_and_sampling_compose_like_the_accountant() -> None:
-    ledger = dp.PrivacyLedger(delta=1e-6)
+    ledger = dp.PrivacyLedger(delta=1e-6, accountant="rdp")
     for sigma, q in [(1.0, 1.0), (1.0, 1.0), (0.8, 1.0), (1.2, 0.1)]:
         ledger.record(sigma, q)
     direct = rdp.RdpAccountant()
@@ -82,6 +82,7 @@ def test_config_is_validated() -> None:
         {"noise_multiplier": 1, "clip_norm": 0},
         {"noise_multiplier": 1, "delta": 1.0},
         {"noise_multiplier": 1, "placement": "local"},
+        {"noise_multiplier": 1, "accountant": "moments"},
     ):
         with pytest.raises(ConfigError):
             dp.DPConfig(**bad)

@@ -69,3 +69,35 @@ def test_parties_can_train_on_their_own_data_files(runtime, tmp_path) -> None:
     out = simulate(SCRIPT, parties=2, params=params, runtime=runtime, data=data, timeout_s=60).parties
     assert out["p0"]["samples"] == 200 and out["p1"]["samples"] == 300
     assert out["p0"]["accuracy"] > 0.5
+
+
+def test_a_tenth_of_the_parties_per_round_learns_about_as_well_as_all(runtime) -> None:
+    # the Done-when comparison at CI size (the README quotes the 100-party, 20-round figures)
+    full = simulate(SCRIPT, parties=20, params={"rounds": 8}, runtime=runtime, timeout_s=60).parties["p0"]
+    sampled = simulate(
+        SCRIPT, parties=20, params={"rounds": 8, "fraction": 0.25}, runtime=runtime, timeout_s=60
+    ).parties["p0"]
+    assert [h["parties"] for h in sampled["history"]] == [5] * 8 and sampled["sampling"] == "fixed"
+    assert full["accuracy"] > 0.9 and abs(sampled["accuracy"] - full["accuracy"]) < 0.02
+
+
+def test_dp_with_fraction_is_poisson_sampled_and_accounted_by_pld(runtime) -> None:
+    from fedcore.fl.dp import PrivacyLedger
+
+    params = {"rounds": 3, "fraction": 0.2, "dp": 1.0}
+    out = simulate(SCRIPT, parties=10, params=params, runtime=runtime, timeout_s=60).parties["p0"]
+    ledger = PrivacyLedger(1e-5)
+    expected = [ledger.record(1.0, 0.2) for _ in range(3)]
+    assert out["accountant"] == "pld" and out["sampling"] == "poisson" and out["delta"] == 1e-5
+    assert [h["epsilon"] for h in out["history"]] == expected and out["epsilon"] == expected[-1]
+    assert 0 <= out["accuracy"] <= 1
+
+
+def test_plot_is_titled_with_strategy_parties_and_rounds(runtime, tmp_path, monkeypatch) -> None:
+    from matplotlib.figure import Figure
+
+    titles = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, path, **kw: titles.append(fig._suptitle.get_text()))
+    params = {"rounds": 1, "plot": str(tmp_path / "history.png")}
+    out = simulate(SCRIPT, parties=2, params=params, runtime=runtime, timeout_s=60).parties["p0"]
+    assert titles == ["fedavg, 2 parties, 1 rounds"] and out["plot"] == str(tmp_path / "history.png")

@@ -28,7 +28,10 @@ def _results(proc: subprocess.CompletedProcess[str]) -> dict:
 
 
 def test_plain_sum_job_sums_every_input(federation: Federation) -> None:
-    proc = federation.job(REPO / "protocols" / "plain_sum.py", "alice", "--param", "dim=4", "--seed", "7")
+    # -v: a line per party per step on stderr (without it, only the result is printed)
+    proc = federation.cli("-v", "job", "run", str(REPO / "protocols" / "plain_sum.py"), "--config",
+                          str(federation.config("alice")), "--parties", "alice,bob,carol", "--json",
+                          "--param", "dim=4", "--seed", "7")
     assert proc.returncode == 0, proc.stderr
     parties = _results(proc)
     inputs = [np.array(parties[p]["input"]) for p in ("alice", "bob", "carol")]
@@ -85,6 +88,7 @@ def test_refusals_name_party_and_reason(federation: Federation, tmp_path, script
     assert last.startswith("fedcore: PolicyRefused: ") and reason in last, proc.stderr
     again = federation.job(REPO / "protocols" / "plain_sum.py", "bob")  # the daemons still serve
     assert again.returncode == 0, again.stderr
+    assert again.stderr == ""  # no -v, not a terminal: nothing but the result
 
 
 def test_failing_party_aborts_others_naming_it_and_the_step(federation: Federation) -> None:

@@ -1,0 +1,122 @@
+"""The secure-aggregation side of a training round (plain weighted sums and distributed DP).
+
+Without DP each member gives ``[w Δ, w]`` (fixed point, ``fedcore.secagg``) and the coordinator
+takes the ratio. With DP each member gives its clipped, rounded delta plus its Skellam noise
+share as integers (``fedcore.fl.discrete``): the ring adds them, the coordinator decodes and
+divides by a public count. The coordinator is always a member of the secure sum (it is its
+aggregator); when it was not picked it gives zeros and adds no noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from fedcore.context import Context
+from fedcore.errors import ConfigError, ProtocolError
+from fedcore.fl import discrete
+from fedcore.fl import dp as dpm
+from fedcore.fl.arrays import Params, flatten, unflatten
+from fedcore.fl.messages import RoundStart
+from fedcore.fl.strategies import Update
+
+if TYPE_CHECKING:
+    from fedcore.fl.rounds import Coordinator, TrainConfig
+
+SECURE_BITS = 64  # ring width of secure aggregation: about 50 fractional bits at our ranges
+
+
+def members(picked: Sequence[str], coordinator: str, population: Sequence[str]) -> list[str]:
+    """The secure sum's parties: the picked ones and the coordinator, in job order."""
+    chosen = {*picked, coordinator}
+    return [p for p in population if p in chosen]
+
+
+def make_ledger(config: TrainConfig, like: Params) -> Any:
+    """The privacy ledger of a job: Skellam (secure) or Gaussian (plain), or None without DP."""
+    if config.dp is None:
+        return None
+    if config.secure:
+        return discrete.SkellamLedger(config.dp.delta, discrete.plan_for(config.dp, like))
+    return dpm.PrivacyLedger(config.dp.delta, accountant=config.dp.accountant)
+
+
+def round_mu(ledger: discrete.SkellamLedger, included: int, picked: int) -> float:
+    """The total Skellam parameter of a round: the included shares (a full one if none picked)."""
+    if picked == 0:
+        return ledger.plan.party_mu(1)  # charged as if one party had been drawn
+    return ledger.plan.party_mu(picked) * min(included, picked)
+
+
+def _secure_sum() -> Any:
+    try:
+        from fedcore.secagg import secure_sum
+    except ImportError as exc:
+        raise ConfigError(f"secure=true needs fedcore.secagg, which cannot be imported here: {exc}") from None
+    return secure_sum
+
+
+def _vector(
+    ctx: Context, message: RoundStart, delta: Params | None, weight: int, config: TrainConfig
+) -> tuple[np.ndarray, float | None]:
+    """What this member gives the ring, and its value range (None: integers)."""
+    if config.dp is not None:
+        plan = discrete.plan_for(config.dp, message.params)
+        if delta is None:
+            return np.zeros(plan.dim, dtype=np.int64), None
+        return discrete.encode(delta, plan, message.picked, ctx.rng), None
+    bound = max(1.0, config.secure_clip)  # w <= 1 must fit too
+    if delta is None:
+        return np.zeros(sum(np.size(p) for p in message.params) + 1), bound
+    w = min(weight, config.weight_cap) / config.weight_cap
+    return np.append(w * np.clip(flatten(delta), -bound, bound), w), bound
+
+
+def contribute(
+    ctx: Context,
+    message: RoundStart,
+    delta: Params | None,
+    weight: int,
+    coordinator: str,
+    config: TrainConfig,
+) -> Any:
+    """Give this member's vector to round ``message.round``'s secure sum (None: not picked)."""
+    vector, bound = _vector(ctx, message, delta, weight, config)
+    return _secure_sum()(
+        ctx,
+        vector,
+        aggregator=coordinator,
+        parties=tuple(message.parties),
+        value_range=bound,
+        bits=SECURE_BITS,
+        timeout=config.round_timeout,
+        round_id=f"fl/{message.round}",
+    )
+
+
+def coordinate(
+    coord: Coordinator, message: RoundStart, own: Update | None, picked: list[str], denominator: float | None
+) -> tuple[list[str], dict]:
+    """The coordinator's secure round: sum, check the quorum, apply the strategy."""
+    rnd, config = message.round, coord.config
+    if not picked and config.dp is not None:
+        return [], {}  # nobody drawn: nothing to sum, the model stays (the round is still charged)
+    delta = own.delta if own is not None else None
+    res = contribute(coord.ctx, message, delta, own.samples if own else 0, coord.ctx.party, config)
+    included = [p for p in res.included if p in set(picked)]
+    coord.check_quorum(rnd, included, picked)
+    total = np.asarray(res.total, dtype=np.float64)
+    if config.dp is not None:
+        plan = discrete.plan_for(config.dp, coord.params)
+        count = denominator or len(included)
+        mean_flat = discrete.decode(total, plan) / max(count, 1e-12)
+    else:
+        if not total[-1] > 0:
+            raise ProtocolError(f"round {rnd}: the secure sum carries no weight")
+        mean_flat = total[:-1] / total[-1]
+    mean = unflatten(mean_flat, [np.zeros(np.shape(p)) for p in coord.params])
+    agg = coord.strategy.apply(rnd, coord.params, mean, coord.state)  # type: ignore[attr-defined]
+    coord.params, coord.state = agg.params, agg.state
+    return included, {}
