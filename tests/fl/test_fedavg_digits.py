@@ -98,6 +98,9 @@ def test_plot_is_titled_with_strategy_parties_and_rounds(runtime, tmp_path, monk
 
     titles = []
     monkeypatch.setattr(Figure, "savefig", lambda fig, path, **kw: titles.append(fig._suptitle.get_text()))
-    params = {"rounds": 1, "plot": str(tmp_path / "history.png")}
-    out = simulate(SCRIPT, parties=2, params=params, runtime=runtime, timeout_s=60).parties["p0"]
-    assert titles == ["fedavg, 2 parties, 1 rounds"] and out["plot"] == str(tmp_path / "history.png")
+    params = {"rounds": 1, "plot": "history.png"}  # inside the coordinator's own output folder
+    result = simulate(
+        SCRIPT, parties=2, params=params, runtime=runtime, timeout_s=60, output_dir=tmp_path, job_id="j"
+    )
+    want = tmp_path / "p0" / "j" / "history.png"
+    assert titles == ["fedavg, 2 parties, 1 rounds"] and result.parties["p0"]["plot"] == str(want)
