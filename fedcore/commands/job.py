@@ -86,7 +86,7 @@ def run_job(args: argparse.Namespace) -> int:
             else:
                 sys.stdout.write(f"{job_id}\n")
             return 0
-        if _verbose(args):
+        if not args.json:  # the id to reattach with (job wait ID); --json prints nothing but the result
             sys.stderr.write(f"job {job_id}: started with {', '.join(started['parties'])}\n")
         return _attached(args, api, job_id)
 

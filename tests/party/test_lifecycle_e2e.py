@@ -87,6 +87,7 @@ def test_ctrl_c_detaches_and_cancel_reaches_every_party(federation: Federation) 
     assert run.stderr is not None
     first = run.stderr.readline()
     while not first.startswith("job "):  # "job j-...: started with alice, bob, carol"
+        assert first, "job run ended without printing its job id"  # EOF, not a hang
         first = run.stderr.readline()
     job_id = first.split()[1].rstrip(":")
     _wait_state(federation, "carol", job_id, "running", "waiting")
