@@ -9,6 +9,9 @@
 - ``vertical(columns, parties, seed=None)``: split feature columns (vertical federated
   learning): every party holds all rows and a disjoint set of columns.
 - ``label_skew(labels, parts)``: how far parties' label distributions are from the global one.
+- ``test_rows(seed, rows, fraction)`` and ``held_rows(rng, rows, drop)``: for record linkage
+  demos (PSI, vertical learning): the held-out rows every party agrees on from the job seed,
+  and the rows one party holds (all but ``drop`` it chose with its own generator).
 
 Every function returns index arrays; the same arguments give the same arrays everywhere, so
 each party of a simulation can compute the whole split and keep its own share. Real
@@ -88,6 +91,18 @@ def vertical(columns: int | Sequence[str], parties: int, seed: int | None = None
         )
     order = np.arange(count) if seed is None else _rng(seed).permutation(count)
     return [np.sort(part) for part in np.array_split(order, parties)]
+
+
+def test_rows(seed: int, rows: int, fraction: float = 0.2) -> np.ndarray:
+    """The held-out rows: a shared-seed choice, the same at every party."""
+    rng = np.random.default_rng([seed, 0x7E57])
+    return np.sort(rng.choice(rows, size=round(rows * fraction), replace=False))
+
+
+def held_rows(rng: np.random.Generator, rows: int, drop: int = 5) -> np.ndarray:
+    """The rows one party holds: all but ``drop`` chosen by its own generator."""
+    dropped = rng.choice(rows, size=drop, replace=False)
+    return np.setdiff1d(np.arange(rows), dropped)
 
 
 def label_skew(labels: Sequence[int] | np.ndarray, parts: Sequence[np.ndarray]) -> float:

@@ -24,6 +24,7 @@ import json
 import numpy as np
 
 from fedcore import Context
+from fedcore.data import held_rows, test_rows, vertical
 from fedcore.errors import ConfigError
 from fedcore.psi import intersect
 from fedcore.vertical import VerticalModel, model_path, score, train
@@ -31,23 +32,6 @@ from fedcore.vertical import VerticalModel, model_path, score, train
 FORMAT = "fedcore.hetero_lr/1"
 
 ROWS = 569
-
-
-def test_rows(seed: int, rows: int = ROWS, fraction: float = 0.2) -> np.ndarray:
-    """The held-out rows: a shared-seed choice, the same at every party."""
-    rng = np.random.default_rng([seed, 0x7E57])
-    return np.sort(rng.choice(rows, size=round(rows * fraction), replace=False))
-
-
-def held_rows(rng: np.random.Generator, rows: int = ROWS, drop: int = 5) -> np.ndarray:
-    """The rows one party holds: all but ``drop`` chosen by its own generator."""
-    dropped = rng.choice(rows, size=drop, replace=False)
-    return np.setdiff1d(np.arange(rows), dropped)
-
-
-def column_split(columns: int, owners: int) -> list[np.ndarray]:
-    """Contiguous blocks of columns: the guest's first, then each host's."""
-    return np.array_split(np.arange(columns), owners)
 
 
 def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +129,7 @@ def main(
         raise ConfigError(f"mode must be 'train' or 'predict', got {mode!r}")
     x_all, y_all = load_breast_cancer(return_X_y=True)
     mine = roles.index(ctx.party)
-    columns = column_split(x_all.shape[1], len(roles))[mine]
+    columns = vertical(x_all.shape[1], len(roles))[mine]
     held = held_rows(ctx.rng, len(x_all), int(drop))
     if mode == "predict":
         if not model:

@@ -25,6 +25,7 @@ encryption OFF (for lossless checks in tests only).
 import numpy as np
 
 from fedcore import Context
+from fedcore.data import held_rows, test_rows, vertical
 from fedcore.errors import ConfigError
 from fedcore.psi import intersect
 from fedcore.vertical import (
@@ -50,23 +51,6 @@ PLAN_KEYS = (
     "validation_fraction",
     "patience",
 )
-
-
-def test_rows(seed: int, rows: int = ROWS, fraction: float = 0.2) -> np.ndarray:
-    """The held-out rows: a shared-seed choice, the same at every party."""
-    rng = np.random.default_rng([seed, 0x7E57])
-    return np.sort(rng.choice(rows, size=round(rows * fraction), replace=False))
-
-
-def held_rows(rng: np.random.Generator, rows: int = ROWS, drop: int = 5) -> np.ndarray:
-    """The rows one party holds: all but ``drop`` chosen by its own generator."""
-    dropped = rng.choice(rows, size=drop, replace=False)
-    return np.setdiff1d(np.arange(rows), dropped)
-
-
-def column_split(columns: int, owners: int) -> list[np.ndarray]:
-    """Contiguous blocks of columns: the guest's first, then each host's."""
-    return np.array_split(np.arange(columns), owners)
 
 
 def _plan(params: dict) -> BoostParams:
@@ -134,7 +118,7 @@ def main(
     if ctx.party not in roles:
         return {"samples": 0, "role": "idle"}
     x_all, y_all = load_breast_cancer(return_X_y=True)
-    columns = column_split(x_all.shape[1], len(roles))[roles.index(ctx.party)]
+    columns = vertical(x_all.shape[1], len(roles))[roles.index(ctx.party)]
     held = held_rows(ctx.rng, len(x_all), int(drop))
     guest, host_names = roles[0], roles[1:]
     if mode == "predict":

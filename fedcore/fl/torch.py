@@ -12,7 +12,6 @@ once so a thousand parties do not each start a pool of math threads.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,6 +19,7 @@ from torch import nn
 
 from fedcore.errors import ProtocolError
 from fedcore.fl.arrays import Params
+from fedcore.fl.torchloop import FitResult, batches, fit_local
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -49,15 +49,6 @@ def set_params(model: nn.Module, params: Sequence[np.ndarray]) -> None:
     model.load_state_dict(new)
 
 
-@dataclass(frozen=True)
-class FitResult:
-    """What local training did: samples seen per epoch, steps taken, mean training loss."""
-
-    samples: int
-    steps: int
-    loss: float
-
-
 def train_local(
     model: nn.Module,
     x: np.ndarray,
@@ -83,31 +74,19 @@ def train_local(
         seed: seed of the minibatch shuffling.
         loss_fn: loss (default cross-entropy).
     """
-    n = len(x)
-    if n == 0:
+    if len(x) == 0:
         return FitResult(0, 0, 0.0)
-    loss_fn = loss_fn or nn.functional.cross_entropy
-    xs = torch.as_tensor(np.asarray(x, dtype=np.float32))
-    ys = torch.as_tensor(np.asarray(y, dtype=np.int64))
-    anchor = [p.detach().clone() for p in model.parameters()] if mu > 0 else []
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(int(seed) & 0x7FFFFFFFFFFFFFFF)
-    model.train()
-    steps, total = 0, 0.0
-    for _ in range(epochs):
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            optimizer.zero_grad()
-            loss = loss_fn(model(xs[idx]), ys[idx])
-            total += float(loss.detach())
-            if mu > 0:
-                prox = sum(torch.sum((p - a) ** 2) for p, a in zip(model.parameters(), anchor, strict=True))
-                loss = loss + 0.5 * mu * prox
-            loss.backward()
-            optimizer.step()
-            steps += 1
-    return FitResult(n, steps, total / steps)
+    data = batches((np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)), batch_size)
+    return fit_local(
+        model,
+        data,
+        optimizer=torch.optim.SGD(model.parameters(), lr=lr),
+        loss_fn=loss_fn or nn.functional.cross_entropy,
+        epochs=epochs,
+        device=torch.device("cpu"),
+        mu=mu,
+        seed=seed,
+    )
 
 
 @torch.no_grad()

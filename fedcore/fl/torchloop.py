@@ -85,8 +85,8 @@ def batches(data: Any, batch_size: int, shuffle: bool = True) -> Batches:
 
 
 @dataclass(frozen=True)
-class LocalResult:
-    """What local training did: samples per epoch, steps, mean training loss."""
+class FitResult:
+    """What local training did: samples seen per epoch, steps taken, mean training loss."""
 
     samples: int
     steps: int
@@ -103,7 +103,7 @@ def fit_local(
     device: torch.device,
     mu: float = 0.0,
     seed: int = 0,
-) -> LocalResult:
+) -> FitResult:
     """Train ``model`` (already on ``device``) in place; FedProx's term when ``mu > 0``."""
     anchor = [p.detach().clone() for p in model.parameters()] if mu > 0 else []
     generator = torch.Generator().manual_seed(int(seed) & 0x7FFFFFFFFFFFFFFF)
@@ -121,7 +121,7 @@ def fit_local(
             loss.backward()
             optimizer.step()
             steps += 1
-    return LocalResult(len(data), steps, total / max(steps, 1))
+    return FitResult(len(data), steps, total / max(steps, 1))
 
 
 @torch.no_grad()

@@ -1,6 +1,5 @@
 """Test helper: SecureBoost parts saved by protocols/secureboost.py, joined and evaluated centrally."""
 
-import importlib.util
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -8,17 +7,11 @@ from pathlib import Path
 import numpy as np
 from sklearn.datasets import load_breast_cancer
 
+from fedcore import data
 from fedcore.vertical._sb_driver import model_from_json
 from fedcore.vertical._sb_tree import expit, walk
 
 SCRIPT = Path(__file__).resolve().parents[2] / "protocols" / "secureboost.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("secureboost_for_tests", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def central_predictions(
@@ -28,7 +21,7 @@ def central_predictions(
     columns directly."""
     x = load_breast_cancer(return_X_y=True)[0][rows]
     parts = {p: model_from_json(json.loads((folder(p) / f"{name}.{p}.json").read_text())) for p in names}
-    columns = load_script().column_split(x.shape[1], len(names))
+    columns = data.vertical(x.shape[1], len(names))
     blocks = {p: x[:, c] for p, c in zip(names, columns, strict=True)}
     guest = parts[names[0]]
 

@@ -1,6 +1,5 @@
 """protocols/hetero_lr.py end to end (PSI + Paillier LR) against scikit-learn on the same split."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +7,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
+from fedcore import data
 from fedcore.context import party_rng
 from fedcore.runtime import make_runtime
 from fedcore.sim import simulate
@@ -15,22 +15,14 @@ from fedcore.sim import simulate
 SCRIPT = Path(__file__).resolve().parents[2] / "protocols" / "hetero_lr.py"
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("hetero_lr_for_tests", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def sklearn_baseline(seed: int, parties: int) -> tuple[float, int]:
     """Central LogisticRegression on the same aligned train rows, test rows and (all) features."""
-    script = load_script()
     x, y = load_breast_cancer(return_X_y=True)
     held = set(range(len(x)))
     for i in range(parties):
-        held &= set(script.held_rows(party_rng(seed, f"p{i}"), len(x)).tolist())
+        held &= set(data.held_rows(party_rng(seed, f"p{i}"), len(x)).tolist())
     rows = np.array(sorted(held))
-    is_test = np.isin(rows, script.test_rows(seed, len(x)))
+    is_test = np.isin(rows, data.test_rows(seed, len(x)))
     train, test = rows[~is_test], rows[is_test]
     mean, std = x[train].mean(axis=0), x[train].std(axis=0)
     model = LogisticRegression(max_iter=5000).fit((x[train] - mean) / std, y[train])
@@ -74,11 +66,10 @@ def test_predict_mode_scores_held_out_rows_with_the_saved_parts(runtime, tmp_pat
     predicted = simulate(SCRIPT, job_id="predict", params={"mode": "predict", "model": "train/lr"}, **where)
     assert not predicted.errors(), predicted.errors()
     out = predicted.parties["p0"]
-    script = load_script()
     x = load_breast_cancer(return_X_y=True)[0]
     rows = np.array([int(i.split("-")[1]) for i in out["ids"]])
     z = np.zeros(len(rows))
-    for i, columns in enumerate(script.column_split(x.shape[1], 2)):
+    for i, columns in enumerate(data.vertical(x.shape[1], 2)):
         part = json.loads((tmp_path / f"p{i}" / "train" / f"lr.p{i}.json").read_text())
         block = (x[rows][:, columns] - np.array(part["mean"])) / np.array(part["std"])
         if i == 0:

@@ -20,6 +20,7 @@ from sklearn.datasets import load_breast_cancer, make_classification
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
+from fedcore import data
 from fedcore.context import party_rng
 from fedcore.runtime import make_runtime
 from fedcore.sim import simulate
@@ -39,18 +40,17 @@ def _load_helper():
 
 
 _helper = _load_helper()
-SCRIPT, central_predictions, load_script = _helper.SCRIPT, _helper.central_predictions, _helper.load_script
+SCRIPT, central_predictions = _helper.SCRIPT, _helper.central_predictions
 
 
 def central(seed: int, parties: int) -> tuple[float, np.ndarray, np.ndarray]:
     """Central HGB on the same aligned train rows; (test AUC, test rows, train rows)."""
-    script = load_script()
     x, y = load_breast_cancer(return_X_y=True)
     held = set(range(len(x)))
     for i in range(parties):
-        held &= set(script.held_rows(party_rng(seed, f"p{i}"), len(x)).tolist())
+        held &= set(data.held_rows(party_rng(seed, f"p{i}"), len(x)).tolist())
     rows = np.array(sorted(held))
-    is_test = np.isin(rows, script.test_rows(seed, len(x)))
+    is_test = np.isin(rows, data.test_rows(seed, len(x)))
     model = HistGradientBoostingClassifier(
         max_iter=PLAN["trees"],
         max_depth=PLAN["max_depth"],
