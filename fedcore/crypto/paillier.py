@@ -256,14 +256,18 @@ class CRTEncryptor:
         """The x mod n^2 with x = xp mod p^2 and x = xq mod q^2 (Garner's CRT)."""
         return xp + self.p2 * ((xq - xp) * self._p2_inv % self.q2)
 
+    def power(self, exponent: int) -> mpz:
+        """h_s^exponent mod n^2 (as ``DJNEncryptor.power``), for 0 <= exponent < 2^exponent_bits."""
+        return self._join(self._table_p.power(exponent), self._table_q.power(exponent))
+
     def randomizer(self) -> mpz:
         """A fresh r^n = h_s^a mod n^2, as ``DJNEncryptor.randomizer`` draws it."""
-        a = secrets.randbits(self.exponent_bits)
-        return self._join(self._table_p.power(a), self._table_q.power(a))
+        return self.power(secrets.randbits(self.exponent_bits))
 
     def encrypt(self, m: int) -> mpz:
         """A fresh ciphertext of m mod n (m may be negative)."""
         a = secrets.randbits(self.exponent_bits)
+        # (1 + m n) h_s^a reduced mod each prime square: never a full-size product
         g_m = 1 + (mpz(m) % self.n) * self.n
         cp = g_m % self.p2 * self._table_p.power(a) % self.p2
         cq = g_m % self.q2 * self._table_q.power(a) % self.q2

@@ -47,7 +47,17 @@ def encrypt_array(
     args = []
     for a, b in bounds:
         start, stop = a // layout.slots, layout.ciphertexts_for(b)
-        args.append((key.n if owner is None else owner, hs, encoded[a:b], layout.slot_bits, layout.slots, packed, pool[start:stop]))
+        args.append(
+            (
+                key.n if owner is None else owner,
+                hs,
+                encoded[a:b],
+                layout.slot_bits,
+                layout.slots,
+                packed,
+                pool[start:stop],
+            )
+        )
     task = _tasks.encrypt_chunk if owner is None else _tasks.owner_encrypt_chunk
     cts = [c for part in _tasks.run_chunks(runtime, task, args) for c in part]
     return EncryptedVector(
@@ -69,7 +79,10 @@ def encrypt_integers(
     """Raw ciphertexts of signed integers (each taken mod n), one per ciphertext, on ``runtime``."""
     ints = [_plain_int(v) for v in plaintexts]
     hs = key.djn_base()
-    args = [(key.n if owner is None else owner, hs, ints[a:b]) for a, b in _tasks.chunk_bounds(len(ints), getattr(runtime, "workers", 1))]
+    args = [
+        (key.n if owner is None else owner, hs, ints[a:b])
+        for a, b in _tasks.chunk_bounds(len(ints), getattr(runtime, "workers", 1))
+    ]
     task = _tasks.encrypt_ints_chunk if owner is None else _tasks.owner_encrypt_ints_chunk
     return [c for part in _tasks.run_chunks(runtime, task, args) for c in part]
 
