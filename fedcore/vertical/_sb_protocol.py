@@ -253,7 +253,7 @@ class GuestSession:
             raise ProtocolError(
                 f"SecureBoost: Histograms from {sender} has {len(cts)} sums, expected {count}"
             )
-        sums = self.codec.decode(self.scheme.decrypt(cts, self.runtime), *self._bounds)
+        sums = self.codec.decode(self.scheme.decrypt(cts, self.runtime, self.codec.plain_bits), *self._bounds)
         hists = sums.reshape(len(built), message.slots, message.bins, 3)
         for node, hist in zip(built, hists, strict=True):
             if message.slots and not np.all(hist[..., 2].sum(axis=1) == len(node.rows_hist)):

@@ -42,6 +42,23 @@ def test_paillier_histograms_equal_plain_sums_on_single_and_paired_columns() -> 
     assert expected[0][2 * n_bins :] == by_hand
 
 
+def test_packed_decryption_equals_one_by_one_and_refuses_wide_sums() -> None:
+    public, private = he.generate_keypair(1024)
+    scheme = PaillierScheme(public, private)
+    rng = np.random.default_rng(3)
+    bits = 132  # 7 sums per 1024-bit plaintext; 23 sums: groups of 7, 7, 7 and 2
+    plain = [int(v) for v in rng.integers(0, 2**62, 23)]
+    plain = [(v << 70) | (v >> 3) for v in plain] + [0, (1 << bits) - 1]
+    cts = [*scheme.encrypt(plain, None), 1]  # an empty bin: the product of no ciphertexts
+    phe_private = private.to_phe()
+    by_phe = [phe_private.raw_decrypt(int(c)) for c in cts[:-1]] + [0]
+    assert scheme.decrypt(cts, None, bits) == by_phe == [*plain, 0]
+    assert scheme.decrypt(cts, None) == by_phe
+    wide = scheme.encrypt([5, 7, 1 << bits], None)  # the top sum of its group overflows
+    with pytest.raises(ProtocolError, match="does not decrypt"):
+        scheme.decrypt(wide, None, bits)
+
+
 def _sessions(scheme_name: str = "plain"):
     rng = np.random.default_rng(2)
     x_g, x_h = rng.normal(size=(60, 2)), rng.normal(size=(60, 3))
