@@ -283,6 +283,26 @@ def histogram_task(
     return out
 
 
+def multiplications(bins: np.ndarray, nodes: list[np.ndarray], n_bins: int) -> int:
+    """How many ciphertext multiplications ``histogram_task`` makes for these nodes (for the bench)."""
+    total = 0
+    for positions in nodes:
+        node_bins = bins[positions].astype(np.intp)
+        column = 0
+        while column < bins.shape[1]:
+            col = node_bins[:, column]
+            if column + 1 < bins.shape[1] and len(positions) > PAIR_FACTOR * n_bins * n_bins:
+                grid = np.bincount(col * n_bins + node_bins[:, column + 1], minlength=n_bins * n_bins)
+                grid = grid.reshape(n_bins, n_bins) > 0
+                used = int(grid.any(axis=1).sum() + grid.any(axis=0).sum())
+                total += len(positions) + int(grid.sum()) - used
+                column += 2
+            else:
+                total += len(positions) - int(np.count_nonzero(np.bincount(col)))
+                column += 1
+    return total
+
+
 def _runs(modulus: int, items: list[Any], keys: np.ndarray, size: int) -> list[Any]:
     """The sum of ``items`` for each key value 0..size-1 (empty: the neutral element).
 
