@@ -43,6 +43,15 @@ uses the same construction and exponent length, heu/library/algorithms/paillier_
   2048-bit n) instead of ~1.5*k for a general r^n. The table (about 18 MB for 2048-bit n)
   is built once per (worker process, n, h_s) and cached, up to ``_MAX_CACHED`` tables.
 
+The key owner's encryption (``CRTEncryptor``): the party holding p and q makes the same
+ciphertext (1 + m n) * h_s^a mod n^2, same a, same h_s, computed as two halves mod p^2 and
+q^2, each from its own fixed-base table of h_s mod p^2 (q^2) (the order of h_s there divides
+p - 1, but a already has about that many bits, so it is not shortened), then joined by CRT.
+A multiplication with its reduction at half size costs about a third, so the two halves
+cost about 0.6x one full-size table power (measured: ~1.3x the encryptions per core-second at
+2048 bits, Python's loop overhead included). The distribution of ciphertexts is unchanged,
+so nothing about the security argument above changes; only who can compute it does.
+
 Task functions at the bottom are top-level so a process pool can run them on chunks.
 """
 
@@ -52,6 +61,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import NoReturn
 
 import gmpy2
 from gmpy2 import mpz
@@ -150,8 +160,49 @@ def make_hs(n: int) -> mpz:
             return gmpy2.powmod((-x * x) % n, n, n * n)
 
 
+class FixedBaseTable:
+    """base^e mod ``modulus`` for exponents below 2^exponent_bits, from a w = 8 window table.
+
+    table[i][d] = base^(d * 2^(8i)), so a power costs one multiplication per non-zero
+    exponent byte (ceil(bits / 8)) and no squaring.
+
+    Args:
+        base: the fixed base (reduced mod ``modulus``).
+        modulus: any modulus (n^2 for the public path, p^2 or q^2 for the owner's).
+        exponent_bits: the largest exponent length the table serves.
+    """
+
+    __slots__ = ("_exponent_bytes", "_rows", "modulus")
+
+    def __init__(self, base: int, modulus: int, exponent_bits: int):
+        self.modulus = mpz(modulus)
+        self._exponent_bytes = (exponent_bits + 7) // 8
+        base = mpz(base) % self.modulus
+        rows = []
+        for _ in range(self._exponent_bytes):
+            row = [mpz(1), base]
+            for _ in range(2, 1 << WINDOW_BITS):
+                row.append(row[-1] * base % self.modulus)
+            rows.append(row)
+            base = row[-1] * base % self.modulus  # base^(2^8)
+        self._rows = rows
+
+    def power(self, exponent: int) -> mpz:
+        """base^exponent mod modulus, for 0 <= exponent < 2^(8 * rows)."""
+        digits = int(exponent).to_bytes(self._exponent_bytes, "little")
+        modulus = self.modulus
+        acc = mpz(1)
+        for row, digit in zip(self._rows, digits, strict=True):
+            if digit:
+                acc = acc * row[digit] % modulus
+        return acc
+
+    def __repr__(self) -> str:
+        return f"<FixedBaseTable {self.modulus.bit_length()}-bit modulus, {len(self._rows)} rows>"
+
+
 class DJNEncryptor:
-    """Encrypts integers with DJN short-exponent randomness from a fixed-base table.
+    """Encrypts integers with DJN short-exponent randomness from a fixed-base table mod n^2.
 
     Args:
         n: the public modulus.
@@ -162,28 +213,11 @@ class DJNEncryptor:
         self.n = mpz(n)
         self.n2 = self.n * self.n
         self.exponent_bits = (self.n.bit_length() + 1) // 2
-        self._exponent_bytes = (self.exponent_bits + 7) // 8
-        self._table = self._build_table(mpz(hs))
-
-    def _build_table(self, base: mpz) -> list[list[mpz]]:
-        rows = []
-        for _ in range(self._exponent_bytes):
-            row = [mpz(1), base]
-            for _ in range(2, 1 << WINDOW_BITS):
-                row.append(row[-1] * base % self.n2)
-            rows.append(row)
-            base = row[-1] * base % self.n2  # base^(2^8)
-        return rows
+        self._table = FixedBaseTable(hs, self.n2, self.exponent_bits)
 
     def power(self, exponent: int) -> mpz:
         """h_s^exponent mod n^2 from the table, for 0 <= exponent < 2^exponent_bits."""
-        digits = int(exponent).to_bytes(self._exponent_bytes, "little")
-        n2 = self.n2
-        acc = mpz(1)
-        for row, digit in zip(self._table, digits, strict=True):
-            if digit:
-                acc = acc * row[digit] % n2
-        return acc
+        return self._table.power(exponent)
 
     def randomizer(self) -> mpz:
         """A fresh r^n = h_s^a mod n^2 with a uniform of ``exponent_bits`` bits."""
@@ -192,6 +226,67 @@ class DJNEncryptor:
     def encrypt(self, m: int) -> mpz:
         """A fresh ciphertext of m mod n (m may be negative)."""
         return (1 + (mpz(m) % self.n) * self.n) * self.randomizer() % self.n2
+
+
+class CRTEncryptor:
+    """The key owner's DJN encryption: the same ciphertexts, computed mod p^2 and q^2.
+
+    A ciphertext is (1 + m n) * h_s^a mod n^2 with a fresh a of ``exponent_bits`` bits,
+    exactly as ``DJNEncryptor`` makes it (same base, same exponent length, so the same
+    distribution); only the arithmetic differs. Each half is computed modulo a prime
+    square from its own fixed-base table of h_s mod p^2 (q^2): half-size numbers make a
+    multiplication with its reduction about 3x cheaper, so the two halves together cost
+    about 0.6x one full-size power; CRT then joins them:
+    c = c_p + p^2 * ((c_q - c_p) * (p^2)^-1 mod q^2).
+
+    It holds the factors: build it only in the key owner's processes (its own runtime
+    workers included, as ``CRTDecryptor``); it never pickles its tables, and its repr
+    names only the modulus size.
+
+    Args:
+        p: a prime factor of n (already validated by the caller).
+        q: the other factor.
+        hs: the DJN base from ``make_hs(n)`` that this process encrypts with.
+    """
+
+    __slots__ = ("_p2_inv", "_table_p", "_table_q", "exponent_bits", "n", "n2", "p2", "q2")
+
+    def __init__(self, p: int, q: int, hs: int):
+        p, q = mpz(p), mpz(q)
+        self.n = p * q
+        self.n2 = self.n * self.n
+        self.p2, self.q2 = p * p, q * q
+        self._p2_inv = gmpy2.invert(self.p2, self.q2)
+        self.exponent_bits = (self.n.bit_length() + 1) // 2
+        self._table_p = FixedBaseTable(hs, self.p2, self.exponent_bits)
+        self._table_q = FixedBaseTable(hs, self.q2, self.exponent_bits)
+
+    def _join(self, xp: mpz, xq: mpz) -> mpz:
+        """The x mod n^2 with x = xp mod p^2 and x = xq mod q^2 (Garner's CRT)."""
+        return xp + self.p2 * ((xq - xp) * self._p2_inv % self.q2)
+
+    def power(self, exponent: int) -> mpz:
+        """h_s^exponent mod n^2 (as ``DJNEncryptor.power``), for 0 <= exponent < 2^exponent_bits."""
+        return self._join(self._table_p.power(exponent), self._table_q.power(exponent))
+
+    def randomizer(self) -> mpz:
+        """A fresh r^n = h_s^a mod n^2, as ``DJNEncryptor.randomizer`` draws it."""
+        return self.power(secrets.randbits(self.exponent_bits))
+
+    def encrypt(self, m: int) -> mpz:
+        """A fresh ciphertext of m mod n (m may be negative)."""
+        a = secrets.randbits(self.exponent_bits)
+        # (1 + m n) h_s^a reduced mod each prime square: never a full-size product
+        g_m = 1 + (mpz(m) % self.n) * self.n
+        cp = g_m % self.p2 * self._table_p.power(a) % self.p2
+        cq = g_m % self.q2 * self._table_q.power(a) % self.q2
+        return self._join(cp, cq)
+
+    def __repr__(self) -> str:
+        return f"<CRTEncryptor {self.n.bit_length()}-bit key>"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a CRTEncryptor stays in the process that built it; ship the CRTDecryptor instead")
 
 
 def encrypt_with(n: int, m: int, rn: int) -> mpz:
@@ -280,17 +375,49 @@ def cached_encryptor(n: int, hs: int) -> DJNEncryptor:
     return encryptor
 
 
+_OWNER_ENCRYPTORS: OrderedDict[tuple[int, int], CRTEncryptor] = OrderedDict()
+_MAX_OWNER_CACHED = 4  # the keys this party owns; ~18 MB each for 2048-bit keys
+
+
+def cached_owner_encryptor(decryptor: CRTDecryptor, hs: int) -> CRTEncryptor:
+    """This process's owner encryptor for (n, h_s), from the key's CRT constants (built once)."""
+    key = (int(decryptor.n), int(hs))
+    with _CACHE_LOCK:
+        encryptor = _OWNER_ENCRYPTORS.get(key)
+        if encryptor is None:
+            encryptor = CRTEncryptor(decryptor.p, decryptor.q, hs)
+            _OWNER_ENCRYPTORS[key] = encryptor
+            while len(_OWNER_ENCRYPTORS) > _MAX_OWNER_CACHED:
+                _OWNER_ENCRYPTORS.popitem(last=False)
+        _OWNER_ENCRYPTORS.move_to_end(key)
+    return encryptor
+
+
+def _with_randomizers(n: mpz, plaintexts: Sequence[int], randomizers: Sequence[int]) -> list[mpz]:
+    n2 = n * n
+    return [(1 + (mpz(m) % n) * n) * mpz(r) % n2 for m, r in zip(plaintexts, randomizers, strict=True)]
+
+
+def owner_encrypt_many(
+    decryptor: CRTDecryptor, hs: int, plaintexts: Sequence[int], randomizers: Sequence[int] = ()
+) -> list[mpz]:
+    """As ``encrypt_many``, computed with the factors (``CRTEncryptor``): for the key owner only."""
+    count = len(randomizers)
+    head = _with_randomizers(mpz(decryptor.n), plaintexts[:count], randomizers)
+    if len(plaintexts) == count:
+        return head
+    encryptor = cached_owner_encryptor(decryptor, hs)
+    return head + [encryptor.encrypt(m) for m in plaintexts[count:]]
+
+
 def encrypt_many(n: int, hs: int, plaintexts: Sequence[int], randomizers: Sequence[int] = ()) -> list[mpz]:
     """Ciphertexts of each (signed) plaintext, each with its own never-used randomizer.
 
     The first ``len(randomizers)`` plaintexts use the given precomputed r^n values (each
     once; the caller must never pass one twice); the rest draw fresh ones here.
     """
-    n, count = mpz(n), len(randomizers)
-    n2 = n * n
-    head = [
-        (1 + (mpz(m) % n) * n) * mpz(r) % n2 for m, r in zip(plaintexts[:count], randomizers, strict=True)
-    ]
+    count = len(randomizers)
+    head = _with_randomizers(mpz(n), plaintexts[:count], randomizers)
     if len(plaintexts) == count:
         return head
     encryptor = cached_encryptor(n, hs)

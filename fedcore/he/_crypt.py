@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gmpy2 import mpz
 
 from fedcore.crypto.paillier import CRTDecryptor
 from fedcore.he import _tasks
@@ -15,8 +16,19 @@ from fedcore.he._vector import EncryptedVector
 
 
 def encrypt_array(
-    key: PublicKey, array: Any, *, packed: bool, runtime: Any, encoding: FixedPoint | None
+    key: PublicKey,
+    array: Any,
+    *,
+    packed: bool,
+    runtime: Any,
+    encoding: FixedPoint | None,
+    owner: CRTDecryptor | None = None,
 ) -> EncryptedVector:
+    """Encode, pack and encrypt ``array`` under ``key`` in chunks on ``runtime``.
+
+    With ``owner`` (the key's CRT constants, only ever passed by ``PrivateKey.encrypt``)
+    the chunks encrypt with the factors; the ciphertexts are the same either way.
+    """
     values = np.asarray(array)
     if values.ndim != 1:
         raise ValueError(f"encrypt takes a 1-D array, got shape {values.shape}: flatten it first")
@@ -35,9 +47,19 @@ def encrypt_array(
     args = []
     for a, b in bounds:
         start, stop = a // layout.slots, layout.ciphertexts_for(b)
-        chunk = (key.n, hs, encoded[a:b], layout.slot_bits, layout.slots, packed, pool[start:stop])
-        args.append(chunk)
-    cts = [c for part in _tasks.run_chunks(runtime, _tasks.encrypt_chunk, args) for c in part]
+        args.append(
+            (
+                key.n if owner is None else owner,
+                hs,
+                encoded[a:b],
+                layout.slot_bits,
+                layout.slots,
+                packed,
+                pool[start:stop],
+            )
+        )
+    task = _tasks.encrypt_chunk if owner is None else _tasks.owner_encrypt_chunk
+    cts = [c for part in _tasks.run_chunks(runtime, task, args) for c in part]
     return EncryptedVector(
         key,
         cts,
@@ -49,6 +71,26 @@ def encrypt_array(
         integer=integer_input and fixed.frac_bits == 0,
         runtime=runtime,
     )
+
+
+def encrypt_integers(
+    key: PublicKey, plaintexts: Any, *, runtime: Any, owner: CRTDecryptor | None = None
+) -> list[Any]:
+    """Raw ciphertexts of signed integers (each taken mod n), one per ciphertext, on ``runtime``."""
+    ints = [_plain_int(v) for v in plaintexts]
+    hs = key.djn_base()
+    args = [
+        (key.n if owner is None else owner, hs, ints[a:b])
+        for a, b in _tasks.chunk_bounds(len(ints), getattr(runtime, "workers", 1))
+    ]
+    task = _tasks.encrypt_ints_chunk if owner is None else _tasks.owner_encrypt_ints_chunk
+    return [c for part in _tasks.run_chunks(runtime, task, args) for c in part]
+
+
+def _plain_int(value: Any) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, type(mpz(0)))):
+        raise TypeError(f"encrypt_ints takes integers, got {type(value).__name__}")
+    return int(value)
 
 
 def decrypt_vector(decryptor: CRTDecryptor, enc: EncryptedVector, *, runtime: Any) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -13,6 +14,7 @@ import numpy as np
 from gmpy2 import mpz
 
 from fedcore.crypto import paillier
+from fedcore.crypto.secret import ACCESS, Secret
 from fedcore.he._errors import KeyMismatchError
 
 if TYPE_CHECKING:
@@ -189,6 +191,19 @@ class PublicKey:
 
         return encrypt_array(self, array, packed=packed, runtime=runtime, encoding=encoding)
 
+    def encrypt_ints(self, plaintexts: Sequence[int], *, runtime: Any = None) -> list[mpz]:
+        """Raw ciphertexts (mod n^2) of signed integers, one each, with no encoding.
+
+        Each integer is taken mod n (so -1 decrypts to n - 1); the caller encodes and
+        bounds its values (SecureBoost's packed gradients, for one).
+
+        Raises:
+            TypeError: an element is not an integer.
+        """
+        from fedcore.he._crypt import encrypt_integers
+
+        return encrypt_integers(self, plaintexts, runtime=runtime)
+
     @classmethod
     def from_phe(cls, key: phe.PaillierPublicKey) -> PublicKey:
         """The same key as a ``phe.PaillierPublicKey``."""
@@ -215,7 +230,11 @@ class PublicKey:
 class PrivateKey:
     """A Paillier private key: decrypts with CRT. It refuses pickle, the wire codec and bool.
 
-    To move it on purpose, wrap it: ``private_key.export(confirm=True)``.
+    Its owner can also encrypt with it (``encrypt``, ``encrypt_ints``): the same
+    ciphertexts ``public_key.encrypt`` makes, computed with the factors, about 1.3x faster.
+    The factors live in a ``fedcore.crypto.secret.Secret``: every place they come out is a
+    ``reveal(ACCESS)`` in this module. To move the key on purpose, wrap it:
+    ``private_key.export(confirm=True)``.
 
     Args:
         public_key: the matching public key.
@@ -223,7 +242,7 @@ class PrivateKey:
         q: the other.
     """
 
-    __slots__ = ("_decryptor", "_p", "_q", "public_key")
+    __slots__ = ("_decryptor", "_factors", "public_key")
 
     def __init__(self, public_key: PublicKey, p: int, q: int):
         if not isinstance(public_key, PublicKey):
@@ -232,14 +251,54 @@ class PrivateKey:
         if p * q != public_key.n or p == q or not (gmpy2.is_prime(p, 50) and gmpy2.is_prime(q, 50)):
             raise ValueError("the primes do not match the public key")
         self.public_key = public_key
-        self._p, self._q = min(p, q), max(p, q)
+        width = _factor_width(public_key)
+        low, high = min(p, q), max(p, q)
+        self._factors = Secret(low.to_bytes(width, "big") + high.to_bytes(width, "big"), "Paillier factors")
         self._decryptor: paillier.CRTDecryptor | None = None
 
+    def _primes(self) -> tuple[int, int]:
+        """(p, q) with p < q, out of their Secret."""
+        raw, width = self._factors.reveal(ACCESS), _factor_width(self.public_key)
+        return int.from_bytes(raw[:width], "big"), int.from_bytes(raw[width:], "big")
+
     def _crt(self) -> paillier.CRTDecryptor:
-        """The CRT constants of this key, computed once (primes already checked above)."""
+        """The CRT constants of this key, computed once (primes already checked above).
+
+        It carries the factors to this party's own runtime workers (decryption and the
+        owner's encryption), never further.
+        """
         if self._decryptor is None:
-            self._decryptor = paillier.CRTDecryptor(self._p, self._q, check=False)
+            p, q = self._primes()
+            self._decryptor = paillier.CRTDecryptor(p, q, check=False)
         return self._decryptor
+
+    def encrypt(
+        self,
+        array: Any,
+        *,
+        packed: bool = True,
+        runtime: Any = None,
+        encoding: FixedPoint | None = None,
+    ) -> EncryptedVector:
+        """Encrypt under ``public_key`` with the factors: for a party encrypting under its own key.
+
+        Arguments, result and errors are those of ``PublicKey.encrypt``, and so are the
+        ciphertexts' distribution (DJN randomness h_s^a, fresh a of k/2 bits, this
+        process's base h_s, precomputed randomizers used first): only the arithmetic
+        runs mod p^2 and q^2 (``fedcore.crypto.paillier.CRTEncryptor``). Nobody who
+        receives the vector can tell which of the two made it.
+        """
+        from fedcore.he._crypt import encrypt_array
+
+        return encrypt_array(
+            self.public_key, array, packed=packed, runtime=runtime, encoding=encoding, owner=self._crt()
+        )
+
+    def encrypt_ints(self, plaintexts: Sequence[int], *, runtime: Any = None) -> list[mpz]:
+        """``public_key.encrypt_ints`` computed with the factors (same ciphertexts, faster)."""
+        from fedcore.he._crypt import encrypt_integers
+
+        return encrypt_integers(self.public_key, plaintexts, runtime=runtime, owner=self._crt())
 
     def decrypt(self, enc: EncryptedVector, *, runtime: Any = None) -> np.ndarray:
         """Decrypt and decode an EncryptedVector to a numpy array.
@@ -276,7 +335,8 @@ class PrivateKey:
     def to_phe(self) -> phe.PaillierPrivateKey:
         import phe
 
-        return phe.PaillierPrivateKey(self.public_key.to_phe(), self._p, self._q)
+        p, q = self._primes()
+        return phe.PaillierPrivateKey(self.public_key.to_phe(), p, q)
 
     def __repr__(self) -> str:
         return f"PrivateKey(bits={self.public_key.bits}, public={self.public_key.fingerprint})"
@@ -310,7 +370,8 @@ class ExportedPrivateKey:
 
     def _state(self) -> dict[str, int]:
         key = self.private_key
-        return {"n": key.public_key.n, "p": key._p, "q": key._q}
+        p, q = key._primes()
+        return {"n": key.public_key.n, "p": p, "q": q}
 
     @classmethod
     def _from_state(cls, state: Any) -> ExportedPrivateKey:
@@ -325,6 +386,10 @@ class ExportedPrivateKey:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("an exported private key travels only through fedcore.wire, never pickle")
+
+
+def _factor_width(public_key: PublicKey) -> int:
+    return (public_key.bits + 7) // 8  # each factor is below n
 
 
 def generate_keypair(bits: int = DEFAULT_KEY_BITS) -> tuple[PublicKey, PrivateKey]:

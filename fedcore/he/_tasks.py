@@ -50,6 +50,25 @@ def encrypt_chunk(
     return paillier.encrypt_many(n, hs, plaintexts, randomizers)
 
 
+def owner_encrypt_chunk(
+    decryptor: paillier.CRTDecryptor,
+    hs: int,
+    values: np.ndarray,
+    slot_bits: int,
+    slots: int,
+    packed: bool,
+    randomizers: list[mpz],
+) -> list[mpz]:
+    """As ``encrypt_chunk``, with the key owner's factors (``paillier.CRTEncryptor``)."""
+    plaintexts = pack(values, slot_bits, slots) if packed else [int(v) for v in values]
+    return paillier.owner_encrypt_many(decryptor, hs, plaintexts, randomizers)
+
+
+def owner_encrypt_ints_chunk(decryptor: paillier.CRTDecryptor, hs: int, plaintexts: list[int]) -> list[mpz]:
+    """As ``encrypt_ints_chunk``, with the key owner's factors."""
+    return paillier.owner_encrypt_many(decryptor, hs, plaintexts)
+
+
 def randomizers_chunk(n: int, hs: int, count: int) -> list[mpz]:
     return paillier.randomizers_many(n, hs, count)
 

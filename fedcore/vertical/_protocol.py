@@ -18,7 +18,8 @@ which aligned rows are in b; only the values stay private):
 2. G: a = 0.25 X_g[b] w_g + 0.5 - y[b]; sends Residual [[a]]_g to H_1. Each H_i adds
    0.25 u_i as a plain vector and passes [[.]]_g on; the last host now holds
    [[d]]_g and sends it (FinalResidual) to the other hosts. Every host re-randomizes what it
-   passes on, so an earlier host cannot divide out a later host's 0.25 u_h.
+   passes on, so an earlier host cannot divide out a later host's 0.25 u_h (a single host
+   passes nothing on, so it does not: [[d]]_g never leaves it).
 3. Each host: HostGradient [[X_h[b]^T d + r_h]]_g (r_h a fresh uniform mask, the
    ciphertexts re-randomized) to G. G decrypts and returns Unmasked X_h^T d + r_h; the host
    removes r_h and steps: w_h -= lr * ((X_h^T d) / |b| + l2 w_h).
@@ -123,6 +124,16 @@ class _Session:
         """
         return vector + vector.public_key.encrypt(np.zeros(len(vector)), packed=False, runtime=self.runtime)
 
+    def _encrypt_own(self, values: np.ndarray) -> Any:
+        """Encrypt under our own key: with its factors where the key offers that (fedcore.he).
+
+        The ciphertexts are distributed exactly as the public key's (fedcore.he's
+        contract), so nothing a peer sees changes; the phe baseline has no such path.
+        """
+        owner = getattr(self._secret_key, "encrypt", None)
+        key = self._secret_key if owner is not None else self.public_key
+        return key.encrypt(values, packed=False, runtime=self.runtime)
+
     def _rows(self) -> np.ndarray:
         return self.plan.batches[self.batch]
 
@@ -195,7 +206,7 @@ class GuestSession(_Session):
         self._a = 0.25 * (self.x[rows] @ self.weights) + 0.5 - self.y[rows]
         self._term_masks, self._terms, self._host = {}, {}, 0
         self.stage = Stage.AWAIT_SCORES
-        enc = self.public_key.encrypt(self._a, packed=False, runtime=self.runtime)
+        enc = self._encrypt_own(self._a)
         return [Send(self.hosts[0], Residual(self.batch, enc))]
 
     def expect(self) -> tuple[str, str] | None:
@@ -290,7 +301,7 @@ class HostSession(_Session):
         """Begin batch ``self.batch``: our encrypted partial scores to the guest."""
         self._u = self.x[self._rows()] @ self.weights
         self.stage = Stage.AWAIT_RESIDUAL
-        enc = self.public_key.encrypt(self._u, packed=False, runtime=self.runtime)
+        enc = self._encrypt_own(self._u)
         return [Send(self.guest, HostScore(self.batch, enc))]
 
     def _waits(self) -> tuple[str, type]:
@@ -326,9 +337,13 @@ class HostSession(_Session):
 
     def _on_residual(self, sender: str, message: Residual) -> list[Send]:
         self._expect_len(sender, "Residual", len(message.enc), len(self._rows()))
-        # Re-randomize: adding a plain vector is deterministic, so a host that saw [[s]] could
-        # otherwise read our 0.25 u off [[s + 0.25 u]] by division.
-        enc = self._rerandomize(message.enc + 0.25 * self._u)
+        summed = message.enc + 0.25 * self._u
+        if len(self.hosts) == 1:
+            # Nobody else sees [[d]]: our gradient below is masked and re-randomized anyway.
+            return self._gradient(summed)
+        # Re-randomize what we pass on: adding a plain vector is deterministic, so a host that
+        # saw [[s]] could otherwise read our 0.25 u off [[s + 0.25 u]] by division.
+        enc = self._rerandomize(summed)
         if self.index + 1 < len(self.hosts):
             self.stage = Stage.AWAIT_FINAL
             return [Send(self.hosts[self.index + 1], Residual(self.batch, enc))]

@@ -139,3 +139,39 @@ def test_unpack_extreme_slots_on_both_field_paths(slot_bits):
     out = packing.unpack(plaintexts, n, slot_bits, slots, len(values), limit)
     assert out is not None and np.array_equal(out, values)
     assert packing.unpack(plaintexts, n, slot_bits, slots, len(values), limit - 1) is None
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{int(c['n']).bit_length()}bit")
+def test_known_answers_owner_crt_tables(case):
+    p, q = int(case["p"]), int(case["q"])
+    encryptor = paillier.CRTEncryptor(p, q, int(case["djn"]["hs"]))
+    for item in case["djn"]["powers"]:
+        assert encryptor.power(int(item["a"])) == int(item["hs_a"])
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{int(c['n']).bit_length()}bit")
+def test_owner_ciphertexts_equal_public_ones_and_the_plain_formula(case, monkeypatch):
+    p, q, n = int(case["p"]), int(case["q"]), int(case["n"])
+    hs, n2 = int(case["djn"]["hs"]), n * n
+    public, owner = paillier.DJNEncryptor(n, hs), paillier.CRTEncryptor(q, p, hs)
+    sk = phe.PaillierPrivateKey(phe.PaillierPublicKey(n), p, q)
+    for a in (0, 1, 2**owner.exponent_bits - 1, 0x5DEECE66D * 0xB + 12345):
+        monkeypatch.setattr(paillier.secrets, "randbits", lambda bits, a=a: a % 2**bits)
+        for m in (0, 1, -1, n - 1, 0xFEDC0123 % n, -(n // 3)):
+            expected = (1 + (m % n) * n) * pow(hs, a % 2**owner.exponent_bits, n2) % n2
+            assert owner.encrypt(m) == public.encrypt(m) == expected
+            assert sk.raw_decrypt(int(owner.encrypt(m))) == m % n
+
+
+def test_owner_encryptor_stays_in_its_process_and_hides_its_factors():
+    import pickle
+
+    p, q = paillier.generate_primes(256)
+    encryptor = paillier.CRTEncryptor(p, q, paillier.make_hs(int(p * q)))
+    with pytest.raises(TypeError):
+        pickle.dumps(encryptor)
+    assert str(p)[:10] not in repr(encryptor) and str(q)[:10] not in repr(encryptor)
+    decryptor = paillier.CRTDecryptor(p, q)
+    cts = paillier.owner_encrypt_many(decryptor, paillier.make_hs(int(p * q)), [3, -3, 7], [1, 1])
+    assert cts[:2] == [1 + 3 * p * q, 1 + (p * q - 3) * p * q]  # the given randomizers, once each
+    assert decryptor.decrypt_many(cts) == [3, p * q - 3, 7]

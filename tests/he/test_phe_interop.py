@@ -56,3 +56,13 @@ def test_conversion_misuse(phe_keys, keys):
         EncryptedVector.from_phe(pk, [ppk.encrypt(1)])
     with pytest.raises(PackedOperationError):
         pk.encrypt(np.ones(2)).to_phe()
+
+
+def test_phe_decrypts_what_the_key_owner_encrypts_with_its_factors(phe_keys):
+    ppk, psk = phe_keys
+    sk = PrivateKey.from_phe(psk)  # phe's primes: not necessarily DJN-admissible, still correct
+    x = np.array([0.0, -1.5, 3.14159, 1e6, -(2.0**-30)])
+    numbers = sk.encrypt(x, packed=False).to_phe()
+    assert np.max(np.abs(np.array([psk.decrypt(v) for v in numbers]) - x)) <= 2.0**-33
+    raw = sk.encrypt_ints([-7, 0, 2**62])
+    assert [psk.raw_decrypt(int(c)) for c in raw] == [ppk.n - 7, 0, 2**62]

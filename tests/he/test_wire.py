@@ -118,7 +118,7 @@ def test_private_key_refuses_wire_pickle_bool_and_hides_itself(keys):
         bool(sk)
     assert copy.deepcopy(sk) is sk
     text = repr(sk) + str(sk)
-    p, q = sk._p, sk._q
+    p, q = sk._primes()
     assert str(p)[:12] not in text and str(q)[:12] not in text and hex(p)[2:14] not in text
     with pytest.raises(DecodeError):
         wire.decode(_encode_registered("fedcore.he.PrivateKey", {"n": pk.n, "p": p, "q": q}))
@@ -134,7 +134,8 @@ def test_explicit_export_roundtrip(keys):
     out = wire.decode(wire.encode(exported))
     assert isinstance(out, ExportedPrivateKey) and isinstance(out.private_key, PrivateKey)
     assert np.array_equal(out.private_key.decrypt(pk.encrypt(np.arange(4))), np.arange(4))
-    forged = {"n": pk.n, "p": sk._p, "q": sk._q + 2}
+    p, q = sk._primes()
+    forged = {"n": pk.n, "p": p, "q": q + 2}
     with pytest.raises(DecodeError):
         wire.decode(_encode_registered("fedcore.he.ExportedPrivateKey", forged))
 

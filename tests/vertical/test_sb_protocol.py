@@ -6,7 +6,13 @@ import pytest
 from fedcore import he
 from fedcore.errors import ProtocolError
 from fedcore.vertical._sb_binning import fit_binner
-from fedcore.vertical._sb_crypto import GHCodec, PaillierScheme, PlainScheme, histogram_task
+from fedcore.vertical._sb_crypto import (
+    GHCodec,
+    PaillierScheme,
+    PlainScheme,
+    histogram_task,
+    multiplications,
+)
 from fedcore.vertical._sb_messages import Histograms, Setup
 from fedcore.vertical._sb_protocol import GuestSession, HostSession
 from fedcore.vertical._sb_tree import BoostParams
@@ -40,6 +46,46 @@ def test_paillier_histograms_equal_plain_sums_on_single_and_paired_columns() -> 
         assert scheme.decrypt(enc, None) == want
     by_hand = [sum(p for p, b in zip(plain, bins[:, 2], strict=True) if b == k) for k in range(n_bins)]
     assert expected[0][2 * n_bins :] == by_hand
+
+
+def test_packed_decryption_equals_one_by_one_and_refuses_wide_sums() -> None:
+    public, private = he.generate_keypair(1024)
+    scheme = PaillierScheme(public, private)
+    rng = np.random.default_rng(3)
+    bits = 132  # 7 sums per 1024-bit plaintext; 23 sums: groups of 7, 7, 7 and 2
+    plain = [int(v) for v in rng.integers(0, 2**62, 23)]
+    plain = [(v << 70) | (v >> 3) for v in plain] + [0, (1 << bits) - 1]
+    cts = [*scheme.encrypt(plain, None), 1]  # an empty bin: the product of no ciphertexts
+    phe_private = private.to_phe()
+    by_phe = [phe_private.raw_decrypt(int(c)) for c in cts[:-1]] + [0]
+    assert scheme.decrypt(cts, None, bits) == by_phe == [*plain, 0]
+    assert scheme.decrypt(cts, None) == by_phe
+    wide = scheme.encrypt([5, 7, 1 << bits], None)  # the top sum of its group overflows
+    with pytest.raises(ProtocolError, match="does not decrypt"):
+        scheme.decrypt(wide, None, bits)
+
+
+class _Counted(int):
+    products = 0
+
+    def __mul__(self, other: object) -> "_Counted":
+        _Counted.products += 1
+        return _Counted(int(self) * int(other))  # type: ignore[call-overload]
+
+    __rmul__ = __mul__
+
+    def __mod__(self, other: object) -> "_Counted":
+        return _Counted(int(self) % int(other))  # type: ignore[call-overload]
+
+
+def test_the_bench_counts_the_kernels_multiplications_exactly() -> None:
+    rng = np.random.default_rng(4)
+    rows, n_bins = 120, 3  # the whole node takes the paired path, the half node single columns
+    bins = rng.integers(0, n_bins, size=(rows, 3)).astype(np.uint8)
+    nodes = [np.arange(rows), np.arange(0, rows, 4)]
+    _Counted.products = 0
+    histogram_task(2**61 - 1, [_Counted(v) for v in range(2, rows + 2)], bins, nodes, n_bins)
+    assert _Counted.products == multiplications(bins, nodes, n_bins) > 0
 
 
 def _sessions(scheme_name: str = "plain"):
