@@ -61,6 +61,7 @@ def secure_sum(
     parties: Sequence[str] | None = None,
     threshold: int | None = None,
     graph: str = "auto",
+    neighbours: int | None = None,
     value_range: float | None = None,
     bits: int | None = None,
     overflow: str = "refuse",
@@ -88,6 +89,9 @@ def secure_sum(
         parties: the parties of this round, in the same order everywhere.
         threshold: Shamir threshold per client neighbourhood.
         graph: "complete", "sparse" or "auto".
+        neighbours: the graph's degree K (at least 2) instead of the default; fewer is faster and
+            tolerates fewer dropouts per neighbourhood (``fedcore.secagg.protocol``, "Choosing the
+            degree"). Every party passes the same.
         value_range: float inputs: max |x|; integer inputs: optional max |x|.
         bits: ring width, 32 or 64.
         overflow: "refuse" or "clip" for values beyond ``value_range``.
@@ -106,7 +110,7 @@ def secure_sum(
     if ctx.party not in members:
         raise ConfigError(f"{ctx.party} calls secure_sum but is not one of its parties")
     setup, words = _prepare(ctx, x, members, aggregator, threshold, graph, value_range, bits, overflow,
-                            reveal, round_id)
+                            reveal, round_id, neighbours)
     timeout_s = ctx.timeout_s if timeout is None else float(timeout)
     if ctx.party == aggregator:
         result = _run_aggregator(ctx, setup, words, timeout_s)
@@ -122,7 +126,7 @@ def secure_sum(
 
 def _prepare(ctx: Context, x: np.ndarray, members: tuple[str, ...], aggregator: str, threshold: int | None,
              graph: str, value_range: float | None, bits: int | None, overflow: str, reveal: str,
-             round_id: str) -> tuple[RoundSetup, np.ndarray]:
+             round_id: str, neighbours: int | None = None) -> tuple[RoundSetup, np.ndarray]:
     if x.dtype.kind == "f":
         kind = "float"
     elif x.dtype.kind in "iub":
@@ -134,7 +138,7 @@ def _prepare(ctx: Context, x: np.ndarray, members: tuple[str, ...], aggregator: 
     words = fixedpoint.encode(x, enc, overflow)  # refuses out-of-range input before any message
     setup = make_setup(job=ctx.job_id, round_id=round_id, seed=ctx.seed, aggregator=aggregator,
                        parties=members, dim=words.size, encoding=enc, threshold=threshold, graph=graph,
-                       reveal=reveal)
+                       reveal=reveal, neighbours=neighbours)
     return setup, words
 
 
