@@ -239,7 +239,9 @@ def _degree(n: int, graph: str, neighbours: int | None) -> int:
     if type(neighbours) is not int or neighbours < 2:
         raise ConfigError(f"neighbours must be an integer of at least 2, got {neighbours!r}")
     if graph == "complete" and neighbours < n - 1:
-        raise ConfigError(f"graph='complete' gives every client {n - 1} neighbours; drop neighbours={neighbours}")
+        raise ConfigError(
+            f"graph='complete' gives every client {n - 1} neighbours; drop neighbours={neighbours}"
+        )
     return min(neighbours, n - 1)
 
 
