@@ -49,6 +49,7 @@ class AggregatorSession:
         self.lost = 0
         self.failure: str | None = None
         self.mask_bytes = 0
+        self.agreements = 0
         self._own = words
         self._alive: list[str] = list(setup.clients)  # still in the round, client order
         self._received: dict[str, Any] = {}
@@ -229,12 +230,14 @@ class AggregatorSession:
         masks: list[tuple[Secret, int]] = []
         for v, shares in key_shares.items():  # dangling pairwise masks of dropped clients
             private = shamir.combine(shares, t, "recovered mask key")
-            if kx.public_key(private) != self._keys[v][1]:
+            pair = kx.KeyPair(private)
+            if pair.public != self._keys[v][1]:
                 raise ValueError("recovered mask key does not match the advertised public key")
-            for u in setup.neighbours[v]:
-                if u in self._u3:  # u applied sign(u, v) * PRG(s_uv): apply the opposite
-                    seed = kx.agree(private, self._keys[u][1], info=MASK_INFO, salt=setup.salt())
-                    masks.append((seed, -setup.sign(u, v)))
+            live = [u for u in setup.neighbours[v] if u in self._u3]
+            seeds = kx.agree_many(pair, [self._keys[u][1] for u in live], info=MASK_INFO, salt=setup.salt())
+            self.agreements += len(seeds)
+            # u applied sign(u, v) * PRG(s_uv): apply the opposite
+            masks += [(seed, -setup.sign(u, v)) for seed, u in zip(seeds, live, strict=True)]
         for shares in seed_shares.values():
             masks.append((shamir.combine(shares, t, "recovered self-mask seed"), -1))
         expander = Expander(setup.dim, setup.encoding.ring_bits)

@@ -27,7 +27,8 @@ class RoundStats:
 
     ``compute_s`` is the CPU time of the calling thread over the whole call (encoding, crypto,
     message coding; time spent waiting for messages or for the GIL is not counted), ``wall_s``
-    the whole call, ``mask_bytes`` the keystream bytes expanded; bytes are encoded message sizes.
+    the whole call, ``mask_bytes`` the keystream bytes expanded, ``agreements`` the X25519
+    exchanges done; bytes are encoded message sizes.
     """
 
     compute_s: float = 0.0
@@ -35,6 +36,7 @@ class RoundStats:
     bytes_sent: int = 0
     bytes_received: int = 0
     mask_bytes: int = 0
+    agreements: int = 0
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def _run_aggregator(ctx: Context, setup: RoundSetup, words: np.ndarray, timeout_
         for dst, reply in out.items():
             _send(ctx, dst, down, reply, stats)
     stats.mask_bytes = session.mask_bytes
+    stats.agreements = session.agreements
     if session.stage is Stage.FAILED:
         raise PartyDropped(f"secure sum round {setup.round_id!r} failed: {session.failure}",
                            lost=session.lost, step=ctx.step)
@@ -203,6 +206,7 @@ def _run_client(ctx: Context, setup: RoundSetup, words: np.ndarray, timeout_s: f
             ctx.progress(step=f"secagg:{session.stage.name.lower()}")
             _send(ctx, setup.aggregator, up, reply, stats)
     stats.mask_bytes = session.mask_bytes
+    stats.agreements = session.agreements
     outcome = session.outcome
     assert outcome is not None  # DONE implies an outcome
     return SecureSumResult(outcome.total, outcome.included, stats)
