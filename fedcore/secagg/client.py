@@ -34,6 +34,29 @@ DownMessage = PeerKeys | ForwardedShares | Survivors | Outcome | Abort
 UpMessage = Advertise | SealedShares | MaskedInput | UnmaskShares
 
 
+class _UrandomPool:
+    """``os.urandom`` read 4 KiB at a time: a round draws about 80 small values (keys, seed, Shamir
+    coefficients), and each OS call releases the GIL, which costs a thread switch where every party
+    is a thread of one process. Bytes handed out are zeroed in the pool; ``wipe`` drops the rest."""
+
+    def __init__(self) -> None:
+        self._pool = bytearray()
+        self._pos = 0
+
+    def __call__(self, n: int) -> bytes:
+        if self._pos + n > len(self._pool):
+            self.wipe()
+            self._pool = bytearray(os.urandom(max(4096, n)))
+        out = bytes(self._pool[self._pos : self._pos + n])
+        self._pool[self._pos : self._pos + n] = bytes(n)
+        self._pos += n
+        return out
+
+    def wipe(self) -> None:
+        self._pool[:] = bytes(len(self._pool))
+        self._pos = len(self._pool)
+
+
 class ClientSession:
     """One client's state in one round: ``start()``, then ``receive(msg)`` for each message.
 
@@ -42,7 +65,8 @@ class ClientSession:
         me: this client's name.
         words: this client's input, already encoded in the ring (``fixedpoint.encode``); the
             session masks this array in place and then drops it.
-        random_bytes: the randomness source (keys, self-mask seed, Shamir coefficients).
+        random_bytes: the randomness source (keys, self-mask seed, Shamir coefficients); by default
+            the OS generator.
     """
 
     # stage we are in -> the one message type the aggregator may send us next
@@ -53,7 +77,9 @@ class ClientSession:
         Stage.UNMASKING: Outcome,
     }
 
-    def __init__(self, setup: RoundSetup, me: str, words: np.ndarray, random_bytes: RandomBytes = os.urandom):
+    def __init__(
+        self, setup: RoundSetup, me: str, words: np.ndarray, random_bytes: RandomBytes | None = None
+    ):
         if me not in setup.clients:
             raise ValueError(f"{me!r} is not a client of round {setup.round_id!r}")
         if words.dtype != setup.encoding.dtype or words.shape != (setup.dim,):
@@ -63,9 +89,9 @@ class ClientSession:
         self.stage: Stage | None = None
         self.outcome: Outcome | None = None
         self._words = words
-        self._random = random_bytes
-        self._enc = kx.KeyPair.generate(random_bytes)
-        self._mask = kx.KeyPair.generate(random_bytes)
+        self._random: RandomBytes = _UrandomPool() if random_bytes is None else random_bytes
+        self._enc = kx.KeyPair.generate(self._random)
+        self._mask = kx.KeyPair.generate(self._random)
         self._peers: dict[str, tuple[bytes, bytes]] = {}
         self._own_shares: tuple[shamir.Share, shamir.Share] | None = None
         self._forwarded: dict[str, bytes] = {}
@@ -138,6 +164,8 @@ class ClientSession:
                 continue
             plain = ks.to_bytes() + ss.to_bytes()
             sealed[holder] = aead.encrypt(self._enc_keys[holder], plain, self._binding(self.me, holder))
+        if isinstance(self._random, _UrandomPool):
+            self._random.wipe()  # every secret this round needs is drawn
         self.stage = Stage.SHARE_KEYS
         return SealedShares(setup.round_id, sealed)
 

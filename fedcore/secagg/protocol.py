@@ -96,6 +96,7 @@ import enum
 import functools
 import hashlib
 import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,7 +152,11 @@ class RoundSetup:
 
     def holders(self, client: str) -> tuple[str, ...]:
         """H(u): the neighbours of u and u itself, in client order."""
-        return tuple(sorted((*self.neighbours[client], client), key=self.index))
+        return self._holders[client]
+
+    @functools.cached_property
+    def _holders(self) -> dict[str, tuple[str, ...]]:
+        return {c: tuple(sorted((*nbrs, c), key=self.index)) for c, nbrs in self.neighbours.items()}
 
     def sign(self, u: str, v: str) -> int:
         """+1 if u adds the u-v pairwise mask, -1 if it subtracts it."""
@@ -198,9 +203,13 @@ def make_setup(
         ConfigError: unknown graph or reveal, aggregator not a party, a threshold that is not
             a strict majority of the share holders.
     """
-    return _make_setup(
-        job, round_id, seed, aggregator, tuple(parties), dim, encoding, threshold, graph, reveal, neighbours
-    )
+    with _SETUP_LOCK:  # else parties released together by a barrier all build the same graph
+        return _make_setup(
+            job, round_id, seed, aggregator, tuple(parties), dim, encoding, threshold, graph, reveal, neighbours
+        )
+
+
+_SETUP_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=16)
