@@ -106,7 +106,9 @@ def agree_many(
             shared = ours.exchange(peer)
         except ValueError:
             raise ValueError("key agreement failed: the peer's public key is not acceptable") from None
-        out.append(Secret(HKDF(algorithm=_SHA256, length=KEY_BYTES, salt=salt, info=info).derive(shared), label))
+        out.append(
+            Secret(HKDF(algorithm=_SHA256, length=KEY_BYTES, salt=salt, info=info).derive(shared), label)
+        )
     return out
 
 

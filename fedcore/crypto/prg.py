@@ -114,8 +114,9 @@ class Expander:
 
     def _check(self, acc: np.ndarray) -> None:
         if acc.dtype != self.dtype or acc.shape != (self.count,):
-            raise ValueError(f"accumulator must be {self.dtype} of shape ({self.count},), got "
-                             f"{acc.dtype} {acc.shape}")
+            raise ValueError(
+                f"accumulator must be {self.dtype} of shape ({self.count},), got {acc.dtype} {acc.shape}"
+            )
 
 
 def _encryptor(seed: Secret) -> Any:

@@ -120,7 +120,8 @@ class ClientSession:
             self.stage = Stage.FAILED
             raise PartyDropped(
                 f"secure sum round {self.setup.round_id!r} failed at {self.me}: {msg.reason}",
-                party=self.setup.aggregator, lost=msg.lost,
+                party=self.setup.aggregator,
+                lost=msg.lost,
             )
         expected = self._EXPECTED.get(self.stage) if self.stage is not None else None
         if expected is None or not isinstance(msg, expected):
@@ -129,8 +130,12 @@ class ClientSession:
             raise ProtocolError(
                 f"{self.me}: aggregator sent {type(msg).__name__} in stage {where}, expected {want}"
             )
-        handler = {PeerKeys: self._share_keys, ForwardedShares: self._masked_input,
-                   Survivors: self._unmask, Outcome: self._finish}[type(msg)]
+        handler = {
+            PeerKeys: self._share_keys,
+            ForwardedShares: self._masked_input,
+            Survivors: self._unmask,
+            Outcome: self._finish,
+        }[type(msg)]
         return handler(msg)
 
     # ---------------------------------------------------------------- stage 2: share keys
@@ -178,8 +183,9 @@ class ClientSession:
         if not set(msg.sealed) <= set(self._peers):
             raise ProtocolError(f"{self.me}: forwarded shares from parties that never advertised to us")
         if len(msg.sealed) + 1 < self.setup.threshold:
-            raise ProtocolError(f"{self.me}: only {len(msg.sealed)} neighbours shared keys, "
-                                f"threshold {self.setup.threshold}")
+            raise ProtocolError(
+                f"{self.me}: only {len(msg.sealed)} neighbours shared keys, threshold {self.setup.threshold}"
+            )
         self._forwarded = dict(msg.sealed)
         expander = Expander(self.setup.dim, self.setup.encoding.ring_bits)
         masked = self._words  # masked in place: the clear input is gone once this returns

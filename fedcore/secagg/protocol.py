@@ -172,9 +172,19 @@ class RoundSetup:
     @functools.cached_property
     def _digest(self) -> bytes:
         """SHA-256 of the public parameters: parties with different setups refuse each other."""
-        text = repr((self.job, self.round_id, self.aggregator, self.clients, self.threshold,
-                     self.dim, self.encoding.as_tuple(), self.reveal,
-                     sorted(self.neighbours.items())))
+        text = repr(
+            (
+                self.job,
+                self.round_id,
+                self.aggregator,
+                self.clients,
+                self.threshold,
+                self.dim,
+                self.encoding.as_tuple(),
+                self.reveal,
+                sorted(self.neighbours.items()),
+            )
+        )
         return hashlib.sha256(text.encode()).digest()
 
     def salt(self) -> bytes:
@@ -186,8 +196,17 @@ class RoundSetup:
 
 
 def make_setup(
-    *, job: str, round_id: str, seed: int, aggregator: str, parties: tuple[str, ...], dim: int,
-    encoding: RingEncoding, threshold: int | None = None, graph: str = "auto", reveal: str = "aggregator",
+    *,
+    job: str,
+    round_id: str,
+    seed: int,
+    aggregator: str,
+    parties: tuple[str, ...],
+    dim: int,
+    encoding: RingEncoding,
+    threshold: int | None = None,
+    graph: str = "auto",
+    reveal: str = "aggregator",
     neighbours: int | None = None,
 ) -> RoundSetup:
     """Build the round's public setup from the public arguments.
@@ -205,7 +224,17 @@ def make_setup(
     """
     with _SETUP_LOCK:  # else parties released together by a barrier all build the same graph
         return _make_setup(
-            job, round_id, seed, aggregator, tuple(parties), dim, encoding, threshold, graph, reveal, neighbours
+            job,
+            round_id,
+            seed,
+            aggregator,
+            tuple(parties),
+            dim,
+            encoding,
+            threshold,
+            graph,
+            reveal,
+            neighbours,
         )
 
 
@@ -214,8 +243,17 @@ _SETUP_LOCK = threading.Lock()
 
 @functools.lru_cache(maxsize=16)
 def _make_setup(
-    job: str, round_id: str, seed: int, aggregator: str, parties: tuple[str, ...], dim: int,
-    encoding: RingEncoding, threshold: int | None, graph: str, reveal: str, neighbours: int | None = None,
+    job: str,
+    round_id: str,
+    seed: int,
+    aggregator: str,
+    parties: tuple[str, ...],
+    dim: int,
+    encoding: RingEncoding,
+    threshold: int | None,
+    graph: str,
+    reveal: str,
+    neighbours: int | None = None,
 ) -> RoundSetup:
     if graph not in GRAPHS or reveal not in REVEALS:
         raise ConfigError(f"graph is one of {GRAPHS} and reveal one of {REVEALS}; got {graph!r}, {reveal!r}")
@@ -227,9 +265,11 @@ def _make_setup(
     n = len(clients)
     k = _degree(n, graph, neighbours)
     sparse = k < n - 1 and (neighbours is not None or graph == "sparse" or (graph == "auto" and n > 3 * k))
-    neighbours_of = _harary(clients, k, _graph_seed(job, round_id, seed, parties)) if sparse else {
-        c: tuple(o for o in clients if o != c) for c in clients
-    }
+    neighbours_of = (
+        _harary(clients, k, _graph_seed(job, round_id, seed, parties))
+        if sparse
+        else {c: tuple(o for o in clients if o != c) for c in clients}
+    )
     sizes = [len(v) + 1 for v in neighbours_of.values()]
     fewest, most = min(sizes), max(sizes)  # differ by one only for odd K on an odd number of clients
     t = default_threshold(fewest) if threshold is None else threshold
@@ -238,8 +278,7 @@ def _make_setup(
             f"threshold must be a strict majority of the {most} share holders per client and at most "
             f"{fewest} ({most // 2 + 1}..{fewest}), got {threshold!r}"
         )
-    neighbours = neighbours_of
-    return RoundSetup(job, round_id, aggregator, clients, neighbours, t, dim, encoding, reveal)
+    return RoundSetup(job, round_id, aggregator, clients, neighbours_of, t, dim, encoding, reveal)
 
 
 def _degree(n: int, graph: str, neighbours: int | None) -> int:
