@@ -1,10 +1,14 @@
-"""One SecAgg+ round in simulation, beside the plain sum of the same vectors and the keystream bound.
+"""One SecAgg+ round in simulation, beside the plain sum of the same vectors and two lower bounds.
 
 Every party is a thread of this process (in-memory transport), all start after a barrier once
 their input is drawn, and the round is the aggregator's ``secure_sum`` call, start to return.
 The keystream lower bound is one thread producing the same number of AES-256-CTR bytes as
-all parties' masks together (``fedcore.crypto.prg.keystream_seconds``). CPU figures are
-per-thread CPU times, less sensitive than wall times to other load on the machine.
+all parties' masks together (``fedcore.crypto.prg.keystream_seconds``); the
+keystream-plus-key-agreement bound adds one thread doing as many bare X25519 exchanges as all
+parties did (``fedcore.crypto.kx.exchange_seconds``): the two costs no implementation of this
+protocol avoids, on one core (the parties are threads of one process, and both primitives hold
+the GIL). CPU figures are per-thread CPU times, less sensitive than wall times to other load.
+``--neighbours K`` sets the graph's degree (Flower's ``num_shares=s`` is ``K = s - 1``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--value-range", type=float, default=8.0, help="fixed-point range (inputs: N(0,1))")
     parser.add_argument("--graph", choices=["auto", "complete", "sparse"], default="auto")
+    parser.add_argument(
+        "--neighbours",
+        type=int,
+        default=None,
+        help="graph degree K (default 2*ceil(2*log2 n); Flower's 3 shares: 2)",
+    )
     parser.add_argument("--drop", type=int, default=0, help="clients killed right after their masked input")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -35,9 +45,20 @@ def _mains(args: argparse.Namespace, barrier: threading.Barrier) -> tuple[Any, A
     def secure_main(ctx: Any) -> dict[str, Any]:
         x = ctx.rng.normal(size=args.dim).astype(args.dtype)
         barrier.wait()  # every party has its input: the round starts now for all
-        res = secure_sum(ctx, x, aggregator=ctx.parties[0], value_range=args.value_range, graph=args.graph,
-                         timeout=600)
-        return {"stats": res.stats, "included": res.included}
+        res = secure_sum(
+            ctx,
+            x,
+            aggregator=ctx.parties[0],
+            value_range=args.value_range,
+            graph=args.graph,
+            neighbours=args.neighbours,
+            timeout=600,
+        )
+        return {
+            "stats": res.stats,
+            "included": res.included,
+            "degree": _degree_of(ctx, args) if ctx.party == ctx.parties[0] else None,
+        }
 
     def plain_main(ctx: Any) -> dict[str, Any]:
         x = ctx.rng.normal(size=args.dim).astype(args.dtype)
@@ -58,7 +79,7 @@ def _mains(args: argparse.Namespace, barrier: threading.Barrier) -> tuple[Any, A
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from fedcore.crypto import prg
+    from fedcore.crypto import kx, prg
 
     kill = {f"p{i}": 3 for i in range(1, 1 + args.drop)}
     secure, plain = _simulate(args, kill)
@@ -70,24 +91,43 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cpu0 = time.thread_time()
     lower = prg.keystream_seconds(mask_total, chunk)
     lower_cpu = time.thread_time() - cpu0
+    client_kx = sum(c.agreements for c in clients)
+    agreements = agg.agreements + client_kx + client_kx // len(clients) * len(kill)
+    kx_s = kx.exchange_seconds(agreements)
+    bound = lower + kx_s
     round_cpu = agg.compute_s + sum(c.compute_s for c in clients)
     p0 = plain.parties["p0"]
     return {
-        "parties": args.parties, "dim": args.dim, "dtype": args.dtype, "graph_degree": _degree(args),
-        "dropped_after_masked_input": args.drop, "included": len(secure.parties["p0"]["included"]),
-        "round_s": agg.wall_s, "keystream_lower_bound_s": lower,
+        "parties": args.parties,
+        "dim": args.dim,
+        "dtype": args.dtype,
+        "graph_degree": secure.parties["p0"]["degree"],
+        "neighbours_option": args.neighbours,
+        "dropped_after_masked_input": args.drop,
+        "included": len(secure.parties["p0"]["included"]),
+        "round_s": agg.wall_s,
+        "keystream_lower_bound_s": lower,
         "ratio_round_vs_keystream": agg.wall_s / lower,
-        "plain_round_s": p0["wall"], "plain_numpy_sum_s": p0["local_sum"],
+        "key_agreements_total": agreements,
+        "key_agreement_s": kx_s,
+        "keystream_plus_key_agreement_bound_s": bound,
+        "ratio_round_vs_bound": agg.wall_s / bound,
+        "target_ratio_vs_bound": 2.0,
+        "meets_target": agg.wall_s / bound <= 2.0,
+        "plain_round_s": p0["wall"],
+        "plain_numpy_sum_s": p0["local_sum"],
         "mask_bytes_total": mask_total,
-        "round_cpu_s_all_parties": round_cpu, "keystream_cpu_s": lower_cpu,
+        "round_cpu_s_all_parties": round_cpu,
+        "keystream_cpu_s": lower_cpu,
         "ratio_round_cpu_vs_keystream_cpu": round_cpu / lower_cpu,
         "client_bytes_sent_mean": sum(c.bytes_sent for c in clients) / len(clients),
         "client_cpu_s_mean": sum(c.compute_s for c in clients) / len(clients),
         "client_cpu_s_max": max(c.compute_s for c in clients),
-        "aggregator_cpu_s": agg.compute_s, "aggregator_bytes_sent": agg.bytes_sent,
+        "aggregator_cpu_s": agg.compute_s,
+        "aggregator_bytes_sent": agg.bytes_sent,
         "plain_bytes_sent_per_client": args.dim * (4 if args.dtype == "float32" else 8),
         "simulation_s": secure.seconds,
-        "rows": _rows(agg, lower, p0, clients),
+        "rows": _rows(agg, (lower, kx_s), p0, clients),
     }
 
 
@@ -98,8 +138,9 @@ def _simulate(args: argparse.Namespace, kill: dict[str, int]) -> tuple[Any, Any]
     runtime = make_runtime("inline")
     try:
         secure_main, _ = _mains(args, threading.Barrier(args.parties))
-        secure = simulate(secure_main, parties=args.parties, kill=kill, runtime=runtime, timeout_s=900,
-                          seed=args.seed)
+        secure = simulate(
+            secure_main, parties=args.parties, kill=kill, runtime=runtime, timeout_s=900, seed=args.seed
+        )
         _, plain_main = _mains(args, threading.Barrier(args.parties))
         plain = simulate(plain_main, parties=args.parties, runtime=runtime, timeout_s=900, seed=args.seed)
     finally:
@@ -110,19 +151,52 @@ def _simulate(args: argparse.Namespace, kill: dict[str, int]) -> tuple[Any, Any]
     return secure, plain
 
 
-def _degree(args: argparse.Namespace) -> int:
-    from fedcore.secagg.protocol import sparse_degree
+def _degree_of(ctx: Any, args: argparse.Namespace) -> int:
+    """The most neighbours any client has in this round's graph (the same setup secure_sum built)."""
+    import numpy as np
 
-    n = args.parties - 1
-    k = sparse_degree(n)
-    complete = args.graph == "complete" or (args.graph == "auto" and n <= 3 * k) or k >= n - 1
-    return n - 1 if complete else k
+    from fedcore.crypto import fixedpoint
+    from fedcore.secagg.protocol import make_setup
+
+    enc = fixedpoint.plan(
+        "float",
+        args.parties,
+        value_range=args.value_range,
+        bits=fixedpoint.default_bits(np.dtype(args.dtype)),
+    )
+    setup = make_setup(
+        job=ctx.job_id,
+        round_id="secagg",
+        seed=ctx.seed,
+        aggregator=ctx.parties[0],
+        parties=tuple(ctx.parties),
+        dim=args.dim,
+        encoding=enc,
+        graph=args.graph,
+        neighbours=args.neighbours,
+    )
+    return max(len(n) for n in setup.neighbours.values())
 
 
-def _rows(agg: Any, lower: float, p0: dict[str, float], clients: list[Any]) -> list[dict[str, Any]]:
+def _rows(
+    agg: Any, bounds: tuple[float, float], p0: dict[str, float], clients: list[Any]
+) -> list[dict[str, Any]]:
+    lower, kx_s = bounds
+    bound = lower + kx_s
     return [
-        {"measure": "secure round (wall)", "seconds": agg.wall_s, "vs keystream": agg.wall_s / lower},
+        {
+            "measure": "secure round (wall)",
+            "seconds": agg.wall_s,
+            "vs keystream": agg.wall_s / lower,
+            "vs keystream+kx": agg.wall_s / bound,
+        },
         {"measure": "keystream lower bound (AES-256-CTR, 1 core)", "seconds": lower, "vs keystream": 1.0},
+        {
+            "measure": "keystream + key agreement bound (+ bare X25519, 1 core)",
+            "seconds": bound,
+            "vs keystream": bound / lower,
+            "vs keystream+kx": 1.0,
+        },
         {"measure": "plain sum round (wall)", "seconds": p0["wall"], "vs keystream": p0["wall"] / lower},
         {"measure": "plain sum, numpy add only", "seconds": p0["local_sum"]},
         {"measure": "client CPU, mean", "seconds": sum(c.compute_s for c in clients) / len(clients)},

@@ -16,6 +16,7 @@ checks a recovered private key against the public key advertised for it).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
@@ -88,9 +89,36 @@ def split(
 
 def _evaluate(coefficients: Sequence[int], x: int) -> int:
     value = 0
-    for c in reversed(coefficients):  # Horner
-        value = (value * x + c) % PRIME
-    return value
+    for c in reversed(coefficients):  # Horner; holders' x are small, so reduce once at the end
+        value = value * x + c
+    return value % PRIME
+
+
+@functools.lru_cache(maxsize=4096)
+def _lagrange_at_zero(xs: tuple[int, ...]) -> tuple[int, ...]:
+    """w_i = prod_{j != i} x_j / (x_j - x_i) mod p, with one modular inversion for all of them.
+
+    A round recombines many secrets from the same holder sets, hence the cache (the weights
+    are public: they depend only on the x-coordinates).
+    """
+    nums, dens = [], []
+    for i, xi in enumerate(xs):
+        num, den = 1, 1
+        for j, xj in enumerate(xs):
+            if j != i:
+                num *= xj
+                den *= xj - xi
+        nums.append(num % PRIME)
+        dens.append(den % PRIME)
+    prefix = [1]  # batch inversion (Montgomery): invert the product once, peel off each factor
+    for d in dens:
+        prefix.append(prefix[-1] * d % PRIME)
+    inverse = pow(prefix[-1], -1, PRIME)
+    weights = [0] * len(xs)
+    for i in range(len(xs) - 1, -1, -1):
+        weights[i] = nums[i] * inverse * prefix[i] % PRIME
+        inverse = inverse * dens[i] % PRIME
+    return tuple(weights)
 
 
 def combine(shares: Iterable[Share], threshold: int, label: str = "secret") -> Secret:
@@ -108,14 +136,8 @@ def combine(shares: Iterable[Share], threshold: int, label: str = "secret") -> S
     xs = [s.x for s in chosen]
     if len(set(xs)) != len(xs):
         raise ValueError("shares have repeated x-coordinates")
-    value = 0
-    for i, share in enumerate(chosen):
-        num, den = 1, 1
-        for j, xj in enumerate(xs):
-            if j != i:
-                num = num * xj % PRIME
-                den = den * (xj - share.x) % PRIME
-        value = (value + share.y * num * pow(den, -1, PRIME)) % PRIME
+    weights = _lagrange_at_zero(tuple(xs))
+    value = sum(share.y * w for share, w in zip(chosen, weights, strict=True)) % PRIME
     if value >= 1 << (8 * SECRET_BYTES):
         raise ValueError("shares are inconsistent: they do not interpolate to a 32-byte secret")
     return Secret(value.to_bytes(SECRET_BYTES, "big"), label)

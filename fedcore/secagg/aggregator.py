@@ -36,8 +36,12 @@ class AggregatorSession:
         words: the aggregator's own input in the ring, added in the clear at the end.
     """
 
-    _NEXT = {Stage.ADVERTISE_KEYS: Stage.SHARE_KEYS, Stage.SHARE_KEYS: Stage.MASKED_INPUT,
-             Stage.MASKED_INPUT: Stage.UNMASKING, Stage.UNMASKING: Stage.DONE}
+    _NEXT = {
+        Stage.ADVERTISE_KEYS: Stage.SHARE_KEYS,
+        Stage.SHARE_KEYS: Stage.MASKED_INPUT,
+        Stage.MASKED_INPUT: Stage.UNMASKING,
+        Stage.UNMASKING: Stage.DONE,
+    }
 
     def __init__(self, setup: RoundSetup, words: np.ndarray):
         if words.dtype != setup.encoding.dtype or words.shape != (setup.dim,):
@@ -49,6 +53,7 @@ class AggregatorSession:
         self.lost = 0
         self.failure: str | None = None
         self.mask_bytes = 0
+        self.agreements = 0
         self._own = words
         self._alive: list[str] = list(setup.clients)  # still in the round, client order
         self._received: dict[str, Any] = {}
@@ -84,8 +89,12 @@ class AggregatorSession:
                 f"{sender} sent {type(msg).__name__} for round {getattr(msg, 'round', None)!r} "
                 f"in stage {self.stage.name} of round {setup.round_id!r}"
             )
-        check = {Advertise: self._check_advertise, SealedShares: self._check_sealed,
-                 MaskedInput: self._check_masked, UnmaskShares: self._check_unmask}[type(msg)]
+        check = {
+            Advertise: self._check_advertise,
+            SealedShares: self._check_sealed,
+            MaskedInput: self._check_masked,
+            UnmaskShares: self._check_unmask,
+        }[type(msg)]
         check(sender, msg)
         if isinstance(msg, MaskedInput):
             np.add(self._acc, msg.vector, out=self._acc)  # stream: keep only the running sum
@@ -99,13 +108,17 @@ class AggregatorSession:
     def _check_sealed(self, sender: str, msg: SealedShares) -> None:
         expected = {v for v in self.setup.neighbours[sender] if v in self._keys}
         if set(msg.sealed) != expected:
-            raise ProtocolError(f"{sender} sealed shares for {len(msg.sealed)} parties, expected its "
-                                f"{len(expected)} neighbours that advertised keys")
+            raise ProtocolError(
+                f"{sender} sealed shares for {len(msg.sealed)} parties, expected its "
+                f"{len(expected)} neighbours that advertised keys"
+            )
 
     def _check_masked(self, sender: str, msg: MaskedInput) -> None:
         if msg.vector.dtype != self._acc.dtype or msg.vector.shape != self._acc.shape:
-            raise ProtocolError(f"{sender} sent a masked input of {msg.vector.dtype} {msg.vector.shape}, "
-                                f"expected {self._acc.dtype} ({self.setup.dim},)")
+            raise ProtocolError(
+                f"{sender} sent a masked input of {msg.vector.dtype} {msg.vector.shape}, "
+                f"expected {self._acc.dtype} ({self.setup.dim},)"
+            )
 
     def _check_unmask(self, sender: str, msg: UnmaskShares) -> None:
         holders = set(self.setup.holders(sender))
@@ -118,8 +131,12 @@ class AggregatorSession:
 
     def close_stage(self) -> dict[str, DownMessage]:
         """End the current stage: the messages to send, by recipient (may fail the round)."""
-        handler = {Stage.ADVERTISE_KEYS: self._close_advertise, Stage.SHARE_KEYS: self._close_share,
-                   Stage.MASKED_INPUT: self._close_masked, Stage.UNMASKING: self._close_unmask}
+        handler = {
+            Stage.ADVERTISE_KEYS: self._close_advertise,
+            Stage.SHARE_KEYS: self._close_share,
+            Stage.MASKED_INPUT: self._close_masked,
+            Stage.UNMASKING: self._close_unmask,
+        }
         if self.stage not in handler:
             raise ProtocolError(f"round {self.setup.round_id!r} is over ({self.stage.name})")
         stage = self.stage
@@ -135,7 +152,8 @@ class AggregatorSession:
         self.lost = len(self.setup.clients) - len(kept)
         out: dict[str, DownMessage] = {
             c: Abort(self.setup.round_id, self.lost, f"left out of the round: {reason}")
-            for c in self._alive if c not in self._received
+            for c in self._alive
+            if c not in self._received
         }
         self._alive = kept
         return kept, out
@@ -199,8 +217,11 @@ class AggregatorSession:
         responders = {c: self._received[c] for c in self._alive if c in self._received}
         self.lost = len(self.setup.clients) - len(responders)
         survivors = set(self._u3)
-        dropped = [v for v in self.setup.clients if v in self._u2 and v not in survivors
-                   and survivors & set(self.setup.neighbours[v])]
+        dropped = [
+            v
+            for v in self.setup.clients
+            if v in self._u2 and v not in survivors and survivors & set(self.setup.neighbours[v])
+        ]
         seed_shares = {u: self._gather_shares(u, responders, "seed_shares") for u in self._u3}
         key_shares = {v: self._gather_shares(v, responders, "key_shares") for v in dropped}
         short = [u for u, s in (*seed_shares.items(), *key_shares.items()) if len(s) < self.setup.threshold]
@@ -219,22 +240,28 @@ class AggregatorSession:
     def _gather_shares(
         self, owner: str, responders: dict[str, UnmaskShares], kind: str
     ) -> list[shamir.Share]:
-        return [shamir.Share.from_bytes(self.setup.x_coordinate(holder), getattr(msg, kind)[owner])
-                for holder, msg in responders.items() if owner in getattr(msg, kind)]
+        return [
+            shamir.Share.from_bytes(self.setup.x_coordinate(holder), getattr(msg, kind)[owner])
+            for holder, msg in responders.items()
+            if owner in getattr(msg, kind)
+        ]
 
-    def _remove_masks(self, seed_shares: dict[str, list[shamir.Share]],
-                      key_shares: dict[str, list[shamir.Share]]) -> None:
+    def _remove_masks(
+        self, seed_shares: dict[str, list[shamir.Share]], key_shares: dict[str, list[shamir.Share]]
+    ) -> None:
         setup = self.setup
         t = setup.threshold
         masks: list[tuple[Secret, int]] = []
         for v, shares in key_shares.items():  # dangling pairwise masks of dropped clients
             private = shamir.combine(shares, t, "recovered mask key")
-            if kx.public_key(private) != self._keys[v][1]:
+            pair = kx.KeyPair(private)
+            if pair.public != self._keys[v][1]:
                 raise ValueError("recovered mask key does not match the advertised public key")
-            for u in setup.neighbours[v]:
-                if u in self._u3:  # u applied sign(u, v) * PRG(s_uv): apply the opposite
-                    seed = kx.agree(private, self._keys[u][1], info=MASK_INFO, salt=setup.salt())
-                    masks.append((seed, -setup.sign(u, v)))
+            live = [u for u in setup.neighbours[v] if u in self._u3]
+            seeds = kx.agree_many(pair, [self._keys[u][1] for u in live], info=MASK_INFO, salt=setup.salt())
+            self.agreements += len(seeds)
+            # u applied sign(u, v) * PRG(s_uv): apply the opposite
+            masks += [(seed, -setup.sign(u, v)) for seed, u in zip(seeds, live, strict=True)]
         for shares in seed_shares.values():
             masks.append((shamir.combine(shares, t, "recovered self-mask seed"), -1))
         expander = Expander(setup.dim, setup.encoding.ring_bits)

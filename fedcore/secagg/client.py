@@ -34,6 +34,29 @@ DownMessage = PeerKeys | ForwardedShares | Survivors | Outcome | Abort
 UpMessage = Advertise | SealedShares | MaskedInput | UnmaskShares
 
 
+class _UrandomPool:
+    """``os.urandom`` read 4 KiB at a time: a round draws about 80 small values (keys, seed, Shamir
+    coefficients), and each OS call releases the GIL, which costs a thread switch where every party
+    is a thread of one process. Bytes handed out are zeroed in the pool; ``wipe`` drops the rest."""
+
+    def __init__(self) -> None:
+        self._pool = bytearray()
+        self._pos = 0
+
+    def __call__(self, n: int) -> bytes:
+        if self._pos + n > len(self._pool):
+            self.wipe()
+            self._pool = bytearray(os.urandom(max(4096, n)))
+        out = bytes(self._pool[self._pos : self._pos + n])
+        self._pool[self._pos : self._pos + n] = bytes(n)
+        self._pos += n
+        return out
+
+    def wipe(self) -> None:
+        self._pool[:] = bytes(len(self._pool))
+        self._pos = len(self._pool)
+
+
 class ClientSession:
     """One client's state in one round: ``start()``, then ``receive(msg)`` for each message.
 
@@ -42,7 +65,8 @@ class ClientSession:
         me: this client's name.
         words: this client's input, already encoded in the ring (``fixedpoint.encode``); the
             session masks this array in place and then drops it.
-        random_bytes: the randomness source (keys, self-mask seed, Shamir coefficients).
+        random_bytes: the randomness source (keys, self-mask seed, Shamir coefficients); by default
+            the OS generator.
     """
 
     # stage we are in -> the one message type the aggregator may send us next
@@ -53,7 +77,9 @@ class ClientSession:
         Stage.UNMASKING: Outcome,
     }
 
-    def __init__(self, setup: RoundSetup, me: str, words: np.ndarray, random_bytes: RandomBytes = os.urandom):
+    def __init__(
+        self, setup: RoundSetup, me: str, words: np.ndarray, random_bytes: RandomBytes | None = None
+    ):
         if me not in setup.clients:
             raise ValueError(f"{me!r} is not a client of round {setup.round_id!r}")
         if words.dtype != setup.encoding.dtype or words.shape != (setup.dim,):
@@ -63,15 +89,16 @@ class ClientSession:
         self.stage: Stage | None = None
         self.outcome: Outcome | None = None
         self._words = words
-        self._random = random_bytes
-        self._enc = kx.KeyPair.generate(random_bytes)
-        self._mask = kx.KeyPair.generate(random_bytes)
+        self._random: RandomBytes = _UrandomPool() if random_bytes is None else random_bytes
+        self._enc = kx.KeyPair.generate(self._random)
+        self._mask = kx.KeyPair.generate(self._random)
         self._peers: dict[str, tuple[bytes, bytes]] = {}
         self._own_shares: tuple[shamir.Share, shamir.Share] | None = None
         self._forwarded: dict[str, bytes] = {}
         self._self_seed: Secret | None = None
         self._enc_keys: dict[str, Secret] = {}  # per neighbour, from stage 2 to stage 4
         self.mask_bytes = 0
+        self.agreements = 0  # X25519 exchanges done (the benchmark's key-agreement bound counts them)
 
     def start(self) -> Advertise:
         """Stage 1: advertise our two public keys."""
@@ -93,7 +120,8 @@ class ClientSession:
             self.stage = Stage.FAILED
             raise PartyDropped(
                 f"secure sum round {self.setup.round_id!r} failed at {self.me}: {msg.reason}",
-                party=self.setup.aggregator, lost=msg.lost,
+                party=self.setup.aggregator,
+                lost=msg.lost,
             )
         expected = self._EXPECTED.get(self.stage) if self.stage is not None else None
         if expected is None or not isinstance(msg, expected):
@@ -102,8 +130,12 @@ class ClientSession:
             raise ProtocolError(
                 f"{self.me}: aggregator sent {type(msg).__name__} in stage {where}, expected {want}"
             )
-        handler = {PeerKeys: self._share_keys, ForwardedShares: self._masked_input,
-                   Survivors: self._unmask, Outcome: self._finish}[type(msg)]
+        handler = {
+            PeerKeys: self._share_keys,
+            ForwardedShares: self._masked_input,
+            Survivors: self._unmask,
+            Outcome: self._finish,
+        }[type(msg)]
         return handler(msg)
 
     # ---------------------------------------------------------------- stage 2: share keys
@@ -126,14 +158,19 @@ class ClientSession:
         xs = [setup.x_coordinate(h) for h in holders]
         key_shares = shamir.split(self._mask.private, setup.threshold, xs, self._random)
         seed_shares = shamir.split(self._self_seed, setup.threshold, xs, self._random)
+        others = [h for h in holders if h != self.me]
+        keys = kx.agree_many(self._enc, [self._peers[h][0] for h in others], info=ENC_INFO, salt=setup.salt())
+        self.agreements += len(keys)
+        self._enc_keys = dict(zip(others, keys, strict=True))
         sealed = {}
         for holder, ks, ss in zip(holders, key_shares, seed_shares, strict=True):
             if holder == self.me:
                 self._own_shares = (ks, ss)
                 continue
-            key = kx.agree(self._enc, self._peers[holder][0], info=ENC_INFO, salt=setup.salt())
-            self._enc_keys[holder] = key
-            sealed[holder] = aead.encrypt(key, ks.to_bytes() + ss.to_bytes(), self._binding(self.me, holder))
+            plain = ks.to_bytes() + ss.to_bytes()
+            sealed[holder] = aead.encrypt(self._enc_keys[holder], plain, self._binding(self.me, holder))
+        if isinstance(self._random, _UrandomPool):
+            self._random.wipe()  # every secret this round needs is drawn
         self.stage = Stage.SHARE_KEYS
         return SealedShares(setup.round_id, sealed)
 
@@ -146,17 +183,19 @@ class ClientSession:
         if not set(msg.sealed) <= set(self._peers):
             raise ProtocolError(f"{self.me}: forwarded shares from parties that never advertised to us")
         if len(msg.sealed) + 1 < self.setup.threshold:
-            raise ProtocolError(f"{self.me}: only {len(msg.sealed)} neighbours shared keys, "
-                                f"threshold {self.setup.threshold}")
+            raise ProtocolError(
+                f"{self.me}: only {len(msg.sealed)} neighbours shared keys, threshold {self.setup.threshold}"
+            )
         self._forwarded = dict(msg.sealed)
         expander = Expander(self.setup.dim, self.setup.encoding.ring_bits)
         masked = self._words  # masked in place: the clear input is gone once this returns
         salt = self.setup.salt()
         assert self._self_seed is not None  # set in stage 2, which must come first
+        peers = list(self._forwarded)
+        seeds = kx.agree_many(self._mask, [self._peers[p][1] for p in peers], info=MASK_INFO, salt=salt)
+        self.agreements += len(seeds)
         masks = [(self._self_seed, 1)]
-        for peer in self._forwarded:
-            seed = kx.agree(self._mask, self._peers[peer][1], info=MASK_INFO, salt=salt)
-            masks.append((seed, self.setup.sign(self.me, peer)))
+        masks += [(seed, self.setup.sign(self.me, p)) for seed, p in zip(seeds, peers, strict=True)]
         expander.apply(masked, masks)
         self.mask_bytes = expander.bytes_expanded
         self._words = np.empty(0, dtype=masked.dtype)

@@ -27,7 +27,8 @@ class RoundStats:
 
     ``compute_s`` is the CPU time of the calling thread over the whole call (encoding, crypto,
     message coding; time spent waiting for messages or for the GIL is not counted), ``wall_s``
-    the whole call, ``mask_bytes`` the keystream bytes expanded; bytes are encoded message sizes.
+    the whole call, ``mask_bytes`` the keystream bytes expanded, ``agreements`` the X25519
+    exchanges done; bytes are encoded message sizes.
     """
 
     compute_s: float = 0.0
@@ -35,6 +36,7 @@ class RoundStats:
     bytes_sent: int = 0
     bytes_received: int = 0
     mask_bytes: int = 0
+    agreements: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ def secure_sum(
     parties: Sequence[str] | None = None,
     threshold: int | None = None,
     graph: str = "auto",
+    neighbours: int | None = None,
     value_range: float | None = None,
     bits: int | None = None,
     overflow: str = "refuse",
@@ -88,6 +91,9 @@ def secure_sum(
         parties: the parties of this round, in the same order everywhere.
         threshold: Shamir threshold per client neighbourhood.
         graph: "complete", "sparse" or "auto".
+        neighbours: the graph's degree K (at least 2) instead of the default; fewer is faster and
+            tolerates fewer dropouts per neighbourhood (``fedcore.secagg.protocol``, "Choosing the
+            degree"). Every party passes the same.
         value_range: float inputs: max |x|; integer inputs: optional max |x|.
         bits: ring width, 32 or 64.
         overflow: "refuse" or "clip" for values beyond ``value_range``.
@@ -105,8 +111,20 @@ def secure_sum(
     members = tuple(ctx.parties if parties is None else parties)
     if ctx.party not in members:
         raise ConfigError(f"{ctx.party} calls secure_sum but is not one of its parties")
-    setup, words = _prepare(ctx, x, members, aggregator, threshold, graph, value_range, bits, overflow,
-                            reveal, round_id)
+    setup, words = _prepare(
+        ctx,
+        x,
+        members,
+        aggregator,
+        threshold,
+        graph,
+        value_range,
+        bits,
+        overflow,
+        reveal,
+        round_id,
+        neighbours,
+    )
     timeout_s = ctx.timeout_s if timeout is None else float(timeout)
     if ctx.party == aggregator:
         result = _run_aggregator(ctx, setup, words, timeout_s)
@@ -120,9 +138,20 @@ def secure_sum(
     return result
 
 
-def _prepare(ctx: Context, x: np.ndarray, members: tuple[str, ...], aggregator: str, threshold: int | None,
-             graph: str, value_range: float | None, bits: int | None, overflow: str, reveal: str,
-             round_id: str) -> tuple[RoundSetup, np.ndarray]:
+def _prepare(
+    ctx: Context,
+    x: np.ndarray,
+    members: tuple[str, ...],
+    aggregator: str,
+    threshold: int | None,
+    graph: str,
+    value_range: float | None,
+    bits: int | None,
+    overflow: str,
+    reveal: str,
+    round_id: str,
+    neighbours: int | None = None,
+) -> tuple[RoundSetup, np.ndarray]:
     if x.dtype.kind == "f":
         kind = "float"
     elif x.dtype.kind in "iub":
@@ -132,9 +161,19 @@ def _prepare(ctx: Context, x: np.ndarray, members: tuple[str, ...], aggregator: 
     ring_bits = fixedpoint.default_bits(x.dtype) if bits is None else bits
     enc = fixedpoint.plan(kind, len(members), value_range=value_range, bits=ring_bits)
     words = fixedpoint.encode(x, enc, overflow)  # refuses out-of-range input before any message
-    setup = make_setup(job=ctx.job_id, round_id=round_id, seed=ctx.seed, aggregator=aggregator,
-                       parties=members, dim=words.size, encoding=enc, threshold=threshold, graph=graph,
-                       reveal=reveal)
+    setup = make_setup(
+        job=ctx.job_id,
+        round_id=round_id,
+        seed=ctx.seed,
+        aggregator=aggregator,
+        parties=members,
+        dim=words.size,
+        encoding=enc,
+        threshold=threshold,
+        graph=graph,
+        reveal=reveal,
+        neighbours=neighbours,
+    )
     return setup, words
 
 
@@ -149,8 +188,9 @@ def _send(ctx: Context, dst: str, tag: str, msg: Any, stats: RoundStats) -> None
         ctx.transport.send(dst, tag, payload)
 
 
-def _collect(ctx: Context, tag: str, sources: Iterable[str], timeout_s: float,
-             stats: RoundStats) -> Iterable[tuple[str, Any]]:
+def _collect(
+    ctx: Context, tag: str, sources: Iterable[str], timeout_s: float, stats: RoundStats
+) -> Iterable[tuple[str, Any]]:
     """Yield (sender, message) from each source until one shared deadline; skip dropped/late/garbled."""
     deadline = time.monotonic() + timeout_s
     for src in sources:
@@ -175,9 +215,11 @@ def _run_aggregator(ctx: Context, setup: RoundSetup, words: np.ndarray, timeout_
         for dst, reply in out.items():
             _send(ctx, dst, down, reply, stats)
     stats.mask_bytes = session.mask_bytes
+    stats.agreements = session.agreements
     if session.stage is Stage.FAILED:
-        raise PartyDropped(f"secure sum round {setup.round_id!r} failed: {session.failure}",
-                           lost=session.lost, step=ctx.step)
+        raise PartyDropped(
+            f"secure sum round {setup.round_id!r} failed: {session.failure}", lost=session.lost, step=ctx.step
+        )
     return SecureSumResult(session.total, session.included, stats)
 
 
@@ -191,14 +233,18 @@ def _run_client(ctx: Context, setup: RoundSetup, words: np.ndarray, timeout_s: f
         try:
             payload = ctx.transport.recv(setup.aggregator, down, CLIENT_WAIT_FACTOR * timeout_s)
         except PartyDropped as exc:
-            raise PartyDropped(f"secure sum round {setup.round_id!r}: the aggregator {setup.aggregator} "
-                               f"dropped ({exc})", party=setup.aggregator, step=ctx.step) from None
+            raise PartyDropped(
+                f"secure sum round {setup.round_id!r}: the aggregator {setup.aggregator} dropped ({exc})",
+                party=setup.aggregator,
+                step=ctx.step,
+            ) from None
         stats.bytes_received += len(payload)
         reply = session.receive(wire.decode(payload))
         if reply is not None:
             ctx.progress(step=f"secagg:{session.stage.name.lower()}")
             _send(ctx, setup.aggregator, up, reply, stats)
     stats.mask_bytes = session.mask_bytes
+    stats.agreements = session.agreements
     outcome = session.outcome
     assert outcome is not None  # DONE implies an outcome
     return SecureSumResult(outcome.total, outcome.included, stats)

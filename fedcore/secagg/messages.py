@@ -105,8 +105,10 @@ class MaskedInput:
     def __post_init__(self) -> None:
         _check_round(self.round)
         v = self.vector
-        _check(isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.str in ("<u4", "<u8"),
-               "masked input is a 1-d uint32/uint64 vector")
+        _check(
+            isinstance(v, np.ndarray) and v.ndim == 1 and v.dtype.str in ("<u4", "<u8"),
+            "masked input is a 1-d uint32/uint64 vector",
+        )
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,10 @@ class Survivors:
 
     def __post_init__(self) -> None:
         _check_round(self.round)
-        _check(type(self.survivors) is tuple and all(type(s) is str for s in self.survivors),
-               "survivors is a tuple of names")
+        _check(
+            type(self.survivors) is tuple and all(type(s) is str for s in self.survivors),
+            "survivors is a tuple of names",
+        )
         _check(len(set(self.survivors)) == len(self.survivors), "survivors are distinct")
 
 
@@ -137,8 +141,10 @@ class UnmaskShares:
         _check_round(self.round)
         _check_blobs(self.seed_shares, shamir.SHARE_BYTES, "self-mask seed shares")
         _check_blobs(self.key_shares, shamir.SHARE_BYTES, "mask key shares")
-        _check(not set(self.seed_shares) & set(self.key_shares),
-               "double-masking rule: never both shares for one party")
+        _check(
+            not set(self.seed_shares) & set(self.key_shares),
+            "double-masking rule: never both shares for one party",
+        )
 
 
 @dataclass(frozen=True)
@@ -152,10 +158,14 @@ class Outcome:
 
     def __post_init__(self) -> None:
         _check_round(self.round)
-        _check(type(self.included) is tuple and all(type(s) is str for s in self.included),
-               "included is a tuple of names")
-        _check(self.total is None or (isinstance(self.total, np.ndarray) and self.total.ndim == 1),
-               "total is a 1-d array or None")
+        _check(
+            type(self.included) is tuple and all(type(s) is str for s in self.included),
+            "included is a tuple of names",
+        )
+        _check(
+            self.total is None or (isinstance(self.total, np.ndarray) and self.total.ndim == 1),
+            "total is a 1-d array or None",
+        )
 
 
 @dataclass(frozen=True)

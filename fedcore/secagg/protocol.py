@@ -17,7 +17,7 @@ never holds an unmasked client vector.
 Setup (public, computed identically by every party, ``RoundSetup``): the ordered client list,
 the neighbour graph G (complete, or a random k-regular graph: the Harary graph H(k, n) under a
 public random relabelling drawn from a seed hashed from job, round, job seed and party list, as
-Flower's SecAgg+ also builds it; k = 2*ceil(2*log2 n) is our conservative choice of the O(log n)
+Flower's SecAgg+ also builds it; by default k = 2*ceil(2*log2 n) is our conservative choice of the O(log n)
 degree, not a bound computed from Bell et al.'s formulas for given dropout/corruption rates), the
 Shamir threshold t (default ceil(2h/3) for h = k + 1 share holders per client, always > h/2)
 and the fixed-point ring encoding (``fedcore.crypto.fixedpoint``). H(u) = N(u) + {u} holds u's
@@ -64,6 +64,26 @@ aggregator. Clients check what they can: survivor lists must be at least t long 
 neighbours that shared keys with them. A malicious client can make the sum wrong (no input
 validation, no share verification for b) or make the round fail.
 
+Choosing the degree (``neighbours=K``)
+=====================================
+
+By default k = 2*ceil(2*log2 n) (28 for 99 clients). ``secure_sum(..., neighbours=K)`` sets it:
+each client then runs K key agreements per key pair, expands K + 1 masks and splits its two
+secrets among h = K + 1 holders (K + 2 for one client when K and n are both odd), so a round
+costs about K/k of the default's; Flower's ``num_shares=s`` is the ring with s - 1 neighbours
+for odd s (its default 3 shares is ``neighbours=2``). The threshold stays ceil(2h/3) (always a
+strict majority of the holders: ``neighbours=2`` gives t = 2 of 3, ``neighbours=3`` t = 3 of 4).
+What a smaller K gives up, against the same honest-but-curious aggregator:
+
+- dropout tolerance per client: at most h - t of its holders may drop (1 for K = 2 or 3, 10 for
+  the default 28); more and the round fails (nothing is unmasked);
+- the size of what is revealed: the aggregator learns the sum of each connected part of the
+  surviving clients' graph, not only the total. On the default O(log n) graph, dropouts split it
+  with negligible probability (Bell et al.); on a ring (K = 2) any two non-adjacent dropouts
+  split it and reveal the partial sums of the arcs between them;
+- collusion: a client whose K neighbours all collude with the aggregator (they hold every
+  pairwise seed it used) loses its privacy; that takes K colluders, so 2 or 3 is a weak bound.
+
 All messages (``fedcore.secagg.messages``) are frozen dataclasses validated when built (also
 when decoded from the wire), and the session classes (``ClientSession``, ``AggregatorSession``)
 are sans-I/O: message in, messages out; randomness is passed in; the driver in
@@ -76,6 +96,7 @@ import enum
 import functools
 import hashlib
 import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,7 +152,11 @@ class RoundSetup:
 
     def holders(self, client: str) -> tuple[str, ...]:
         """H(u): the neighbours of u and u itself, in client order."""
-        return tuple(sorted((*self.neighbours[client], client), key=self.index))
+        return self._holders[client]
+
+    @functools.cached_property
+    def _holders(self) -> dict[str, tuple[str, ...]]:
+        return {c: tuple(sorted((*nbrs, c), key=self.index)) for c, nbrs in self.neighbours.items()}
 
     def sign(self, u: str, v: str) -> int:
         """+1 if u adds the u-v pairwise mask, -1 if it subtracts it."""
@@ -147,9 +172,19 @@ class RoundSetup:
     @functools.cached_property
     def _digest(self) -> bytes:
         """SHA-256 of the public parameters: parties with different setups refuse each other."""
-        text = repr((self.job, self.round_id, self.aggregator, self.clients, self.threshold,
-                     self.dim, self.encoding.as_tuple(), self.reveal,
-                     sorted(self.neighbours.items())))
+        text = repr(
+            (
+                self.job,
+                self.round_id,
+                self.aggregator,
+                self.clients,
+                self.threshold,
+                self.dim,
+                self.encoding.as_tuple(),
+                self.reveal,
+                sorted(self.neighbours.items()),
+            )
+        )
         return hashlib.sha256(text.encode()).digest()
 
     def salt(self) -> bytes:
@@ -161,10 +196,24 @@ class RoundSetup:
 
 
 def make_setup(
-    *, job: str, round_id: str, seed: int, aggregator: str, parties: tuple[str, ...], dim: int,
-    encoding: RingEncoding, threshold: int | None = None, graph: str = "auto", reveal: str = "aggregator",
+    *,
+    job: str,
+    round_id: str,
+    seed: int,
+    aggregator: str,
+    parties: tuple[str, ...],
+    dim: int,
+    encoding: RingEncoding,
+    threshold: int | None = None,
+    graph: str = "auto",
+    reveal: str = "aggregator",
+    neighbours: int | None = None,
 ) -> RoundSetup:
     """Build the round's public setup from the public arguments.
+
+    ``neighbours=K`` picks the graph's degree instead of the default 2*ceil(2*log2 n): a Harary
+    graph H(K, n) (for odd K on an odd number of clients one client has K + 1 neighbours); K
+    at or above n - 1 gives the complete graph. See "Choosing the degree" above for what K buys.
 
     The result depends only on the arguments, so it is cached: in a simulation the parties of
     one process share one (immutable) setup instead of each building the graph again.
@@ -173,15 +222,38 @@ def make_setup(
         ConfigError: unknown graph or reveal, aggregator not a party, a threshold that is not
             a strict majority of the share holders.
     """
-    return _make_setup(
-        job, round_id, seed, aggregator, tuple(parties), dim, encoding, threshold, graph, reveal
-    )
+    with _SETUP_LOCK:  # else parties released together by a barrier all build the same graph
+        return _make_setup(
+            job,
+            round_id,
+            seed,
+            aggregator,
+            tuple(parties),
+            dim,
+            encoding,
+            threshold,
+            graph,
+            reveal,
+            neighbours,
+        )
+
+
+_SETUP_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=16)
 def _make_setup(
-    job: str, round_id: str, seed: int, aggregator: str, parties: tuple[str, ...], dim: int,
-    encoding: RingEncoding, threshold: int | None, graph: str, reveal: str,
+    job: str,
+    round_id: str,
+    seed: int,
+    aggregator: str,
+    parties: tuple[str, ...],
+    dim: int,
+    encoding: RingEncoding,
+    threshold: int | None,
+    graph: str,
+    reveal: str,
+    neighbours: int | None = None,
 ) -> RoundSetup:
     if graph not in GRAPHS or reveal not in REVEALS:
         raise ConfigError(f"graph is one of {GRAPHS} and reveal one of {REVEALS}; got {graph!r}, {reveal!r}")
@@ -191,19 +263,34 @@ def _make_setup(
     if not clients:
         raise ConfigError("secure_sum needs at least one client besides the aggregator")
     n = len(clients)
-    k = sparse_degree(n)
-    sparse = graph == "sparse" or (graph == "auto" and n > 3 * k)
-    neighbours = _harary(clients, k, _graph_seed(job, round_id, seed, parties)) if sparse and k < n - 1 else {
-        c: tuple(o for o in clients if o != c) for c in clients
-    }
-    holders = len(next(iter(neighbours.values()))) + 1
-    t = default_threshold(holders) if threshold is None else threshold
-    if type(t) is not int or not holders / 2 < t <= holders:
+    k = _degree(n, graph, neighbours)
+    sparse = k < n - 1 and (neighbours is not None or graph == "sparse" or (graph == "auto" and n > 3 * k))
+    neighbours_of = (
+        _harary(clients, k, _graph_seed(job, round_id, seed, parties))
+        if sparse
+        else {c: tuple(o for o in clients if o != c) for c in clients}
+    )
+    sizes = [len(v) + 1 for v in neighbours_of.values()]
+    fewest, most = min(sizes), max(sizes)  # differ by one only for odd K on an odd number of clients
+    t = default_threshold(fewest) if threshold is None else threshold
+    if type(t) is not int or not most / 2 < t <= fewest:
         raise ConfigError(
-            f"threshold must be a strict majority of the {holders} share holders per client "
-            f"({holders // 2 + 1}..{holders}), got {threshold!r}"
+            f"threshold must be a strict majority of the {most} share holders per client and at most "
+            f"{fewest} ({most // 2 + 1}..{fewest}), got {threshold!r}"
         )
-    return RoundSetup(job, round_id, aggregator, clients, neighbours, t, dim, encoding, reveal)
+    return RoundSetup(job, round_id, aggregator, clients, neighbours_of, t, dim, encoding, reveal)
+
+
+def _degree(n: int, graph: str, neighbours: int | None) -> int:
+    if neighbours is None:
+        return sparse_degree(n)
+    if type(neighbours) is not int or neighbours < 2:
+        raise ConfigError(f"neighbours must be an integer of at least 2, got {neighbours!r}")
+    if graph == "complete" and neighbours < n - 1:
+        raise ConfigError(
+            f"graph='complete' gives every client {n - 1} neighbours; drop neighbours={neighbours}"
+        )
+    return min(neighbours, n - 1)
 
 
 def _graph_seed(job: str, round_id: str, seed: int, parties: tuple[str, ...]) -> int:
@@ -212,13 +299,21 @@ def _graph_seed(job: str, round_id: str, seed: int, parties: tuple[str, ...]) ->
 
 
 def _harary(clients: tuple[str, ...], k: int, seed: int) -> dict[str, tuple[str, ...]]:
-    """Random k-regular graph: the Harary graph H(k, n) (k even) on a public random relabelling."""
+    """Random k-regular graph: the Harary graph H(k, n) on a public random relabelling.
+
+    Slot s is joined to s +- 1 .. s +- k//2; for odd k also to its opposite slot s + n//2, for
+    s = 0 .. n//2 (Harary's construction: with n odd, one slot gets a second opposite, k + 1).
+    """
     n = len(clients)
     order = np.random.default_rng(seed).permutation(n)
+    slots: list[set[int]] = [{(s + d) % n for d in range(-(k // 2), k // 2 + 1) if d} for s in range(n)]
+    if k % 2:
+        for s in range(n // 2 + 1 if n % 2 else n // 2):
+            slots[s].add((s + n // 2) % n)
+            slots[(s + n // 2) % n].add(s)
     position = {int(node): slot for slot, node in enumerate(order)}
     result = {}
     for i, c in enumerate(clients):
-        slot = position[i]
-        nbrs = {int(order[(slot + d) % n]) for d in range(-(k // 2), k // 2 + 1) if d}
+        nbrs = {int(order[j]) for j in slots[position[i]]}
         result[c] = tuple(clients[j] for j in sorted(nbrs))
     return result

@@ -458,7 +458,9 @@ class PartyServicer(pb_grpc.PartyServicer):
             raise ProtocolError(f"{src} sent more bytes than the {total} it declared for {safe(env.tag)!r}")
         # numpy's allocator asks for huge pages and skips zeroing: filling 256 MiB costs far less
         # than filling a bytearray of the same size. Pages the sender never fills are never touched.
-        view = memoryview(np.empty(total, np.uint8)) if total >= _BIG else memoryview(bytearray(total))
+        big = total >= _BIG
+        buf = np.empty(total, np.uint8) if big else None
+        view = memoryview(buf) if buf is not None else memoryview(bytearray(total))
         view[:pos] = head
         for item in chunks:
             chunk = item.chunk if isinstance(item, pb.Frame) else item
@@ -467,13 +469,19 @@ class PartyServicer(pb_grpc.PartyServicer):
                 raise ProtocolError(
                     f"{src} sent more bytes than the {total} it declared for {safe(env.tag)!r}"
                 )
-            view[pos:end] = chunk
+            if buf is not None:
+                # numpy copies without the GIL (a memoryview assignment holds it): gRPC's threads
+                # read the next chunk from the socket meanwhile, and first-touch page faults of
+                # the fresh buffer are paid here rather than serially
+                np.copyto(buf[pos:end], np.frombuffer(chunk, np.uint8))
+            else:
+                view[pos:end] = chunk
             pos = end
             slot.touch()
             self.seen(src)  # a long transfer is a sign of life too
         if pos != total:
             raise ProtocolError(f"{src} sent {pos} of the {total} bytes it declared for {safe(env.tag)!r}")
-        return view if total >= _BIG else view.tobytes()
+        return view if big else view.tobytes()
 
     def Control(
         self, request_iterator: Iterator[pb.ControlRequest], context: grpc.ServicerContext

@@ -44,3 +44,15 @@ def test_misuse_is_refused():
         with pytest.raises(TypeError):
             attempt()
     assert a.private.reveal(ACCESS).hex() not in repr(a) + repr(a.private)
+
+
+def test_agree_many_equals_agree_one_by_one_and_refuses_bad_keys():
+    ours = kx.KeyPair.generate()
+    peers = [kx.KeyPair.generate().public for _ in range(5)]
+    many = kx.agree_many(ours, peers, info=b"purpose", salt=b"salt")
+    one_by_one = [kx.agree(ours, pk, info=b"purpose", salt=b"salt") for pk in peers]
+    assert [s.reveal(ACCESS) for s in many] == [s.reveal(ACCESS) for s in one_by_one]
+    with pytest.raises(ValueError, match="not acceptable"):
+        kx.agree_many(ours, [peers[0], bytes(32)], info=b"purpose", salt=b"salt")  # a low-order point
+    with pytest.raises(ValueError):
+        kx.agree_many(ours, peers, info=b"", salt=b"salt")

@@ -32,14 +32,30 @@ class Round:
 
 
 def make_round(
-    n_clients: int, dim: int, *, seed: int = 0, threshold: int | None = None, graph: str = "auto",
+    n_clients: int,
+    dim: int,
+    *,
+    seed: int = 0,
+    threshold: int | None = None,
+    graph: str = "auto",
     inputs: dict[str, np.ndarray] | None = None,
+    neighbours: int | None = None,
 ) -> Round:
     """A fresh round of ``n_clients`` clients plus the aggregator, inputs in [-1000, 1000]."""
     parties = (AGG, *(f"c{i:03d}" for i in range(n_clients)))
     enc = fixedpoint.plan("int", len(parties), value_range=1000, bits=32)
-    setup = make_setup(job="job-test", round_id="r1", seed=seed, aggregator=AGG, parties=parties, dim=dim,
-                       encoding=enc, threshold=threshold, graph=graph)
+    setup = make_setup(
+        job="job-test",
+        round_id="r1",
+        seed=seed,
+        aggregator=AGG,
+        parties=parties,
+        dim=dim,
+        encoding=enc,
+        threshold=threshold,
+        graph=graph,
+        neighbours=neighbours,
+    )
     rng = np.random.default_rng(seed)
     inputs = inputs or {p: rng.integers(-1000, 1001, size=dim) for p in parties}
     randbytes = random.Random(seed).randbytes

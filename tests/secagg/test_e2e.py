@@ -131,8 +131,15 @@ def test_parties_with_different_parameters_are_left_out(runtime):
 
 def test_over_grpc_with_kills(runtime):
     """The same round over the mutual-TLS gRPC transport on loopback."""
-    result = simulate(SCRIPT, parties=8, params={"dim": 5}, kill={"p3": 2, "p5": 3}, runtime=runtime,
-                      timeout_s=20, transport="grpc")
+    result = simulate(
+        SCRIPT,
+        parties=8,
+        params={"dim": 5},
+        kill={"p3": 2, "p5": 3},
+        runtime=runtime,
+        timeout_s=20,
+        transport="grpc",
+    )
     agg = result.parties["p0"]
     assert set(result.errors()) == {"p3", "p5"}
     assert agg["included"] == ["p0", "p1", "p2", "p4", "p5", "p6", "p7"]

@@ -102,3 +102,35 @@ def test_double_masking_rule_in_every_unmask_message():
         assert not set(m.seed_shares) & set(m.key_shares)
         assert not set(m.seed_shares) & dropped
         assert set(m.key_shares) <= dropped
+
+
+@pytest.mark.parametrize(("clients", "k", "t"), [(21, 2, 2), (21, 3, 3), (20, 3, 3), (20, 4, 4)])
+def test_neighbours_k_builds_a_symmetric_graph_of_degree_k(clients, k, t):
+    setup = make_round(clients, 1, neighbours=k).setup
+    degrees = sorted(len(n) for n in setup.neighbours.values())
+    # odd K on an odd number of clients: Harary's H(K, n) gives one client K + 1 neighbours
+    assert degrees == [k] * clients if k % 2 == 0 or clients % 2 == 0 else [k] * (clients - 1) + [k + 1]
+    for u, nbrs in setup.neighbours.items():
+        assert u not in nbrs and all(u in setup.neighbours[v] for v in nbrs)
+    assert setup.threshold == t and all(t > (d + 1) / 2 for d in degrees)
+
+
+def test_neighbours_k_round_survives_one_dropout_per_neighbourhood():
+    rnd = make_round(21, 9, neighbours=3, seed=5)
+    run_round(rnd, sends={"c004": 2, "c015": 3}, shuffle_seed=2)
+    assert rnd.agg.stage is Stage.DONE
+    assert set(rnd.agg.included) == set(rnd.inputs) - {"c004"}
+    np.testing.assert_array_equal(total(rnd), plain_sum(rnd, rnd.agg.included))
+
+
+def test_neighbours_k_at_or_above_n_minus_one_is_the_complete_graph_and_bad_k_is_refused():
+    from fedcore.errors import ConfigError
+
+    complete = make_round(6, 1, graph="complete").setup.neighbours
+    assert make_round(6, 1, neighbours=9).setup.neighbours == complete
+    with pytest.raises(ConfigError, match="at least 2"):
+        make_round(6, 1, neighbours=1)
+    with pytest.raises(ConfigError, match="complete"):
+        make_round(9, 1, neighbours=2, graph="complete")
+    with pytest.raises(ConfigError, match="threshold"):
+        make_round(21, 1, neighbours=3, threshold=2)  # 2 of 5 holders for the K + 1 client: no majority

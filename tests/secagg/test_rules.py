@@ -141,10 +141,14 @@ def test_malformed_messages_are_refused_when_built(build):
 
 def test_messages_round_trip_on_the_wire_and_garbage_is_refused():
     msgs = [
-        SealedShares("r1", {"a": b"x"}), ForwardedShares("r1", {"b": b"y"}),
-        MaskedInput("r1", np.arange(4, dtype=np.uint32)), Survivors("r1", ("a", "b")),
-        UnmaskShares("r1", {"a": bytes(33)}, {"b": bytes(33)}), Outcome("r1", ("a",), None),
-        PeerKeys("r1", {"a": (bytes(range(32)), bytes(range(1, 33)))}), Abort("r1", 1, "why"),
+        SealedShares("r1", {"a": b"x"}),
+        ForwardedShares("r1", {"b": b"y"}),
+        MaskedInput("r1", np.arange(4, dtype=np.uint32)),
+        Survivors("r1", ("a", "b")),
+        UnmaskShares("r1", {"a": bytes(33)}, {"b": bytes(33)}),
+        Outcome("r1", ("a",), None),
+        PeerKeys("r1", {"a": (bytes(range(32)), bytes(range(1, 33)))}),
+        Abort("r1", 1, "why"),
     ]
     for msg in msgs:
         back = wire.decode(wire.encode(msg))
@@ -188,6 +192,12 @@ def test_public_surface_is_pinned():
     import fedcore.secagg
 
     assert sorted(fedcore.secagg.__all__) == [
-        "AggregatorSession", "ClientSession", "RoundSetup", "RoundStats", "SecureSumResult", "Stage",
-        "make_setup", "secure_sum",
+        "AggregatorSession",
+        "ClientSession",
+        "RoundSetup",
+        "RoundStats",
+        "SecureSumResult",
+        "Stage",
+        "make_setup",
+        "secure_sum",
     ]
