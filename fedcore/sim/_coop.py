@@ -38,6 +38,7 @@ from fedcore.errors import FedcoreError
 from fedcore.party.messages import Outcome, RemoteError
 from fedcore.runtime import Runtime, make_runtime
 from fedcore.runtime._base import BACKENDS
+from fedcore.sim._exit import die_with_parent, stop_helpers
 from fedcore.sim._hub import CoopRuntime, Hub
 from fedcore.sim._party import Run, killed_before_start, run_one
 from fedcore.testing import FaultPlan
@@ -106,16 +107,15 @@ class _ShardNetwork(LocalNetwork):
         forward = None if mesh is None else mesh.forward
         super().__init__(names, faults=plan, scheduler=hub, local=block, forward=forward)
         self._mesh = mesh
+        self._here = frozenset(block)
 
-    def drop(self, party: str, step: str | None, reason: str) -> None:
-        super().drop(party, step, reason)
-        if self._mesh is not None:
-            self._mesh.status(party, "dropped", step, reason)
+    def announce(self, party: str, status: str, step: str | None, reason: str) -> None:
+        super().announce(party, status, step, reason)
+        if self._mesh is not None and self.home_here(party):
+            self._mesh.status(party, status, step, reason)
 
-    def finish(self, party: str) -> None:
-        super().finish(party)
-        if self._mesh is not None:
-            self._mesh.status(party, "finished", None, "")
+    def home_here(self, party: str) -> bool:
+        return party in self._here
 
     def deliver_here(self, src: str, dst: str, tag: str, seq: int, payload: bytes) -> None:
         self.mailbox(dst).deliver(src, tag, seq, payload)
@@ -206,7 +206,7 @@ def _run_workers(
             others = [c for c in every_end if c not in mine.values()] + uplinks + [up]
             proc = context.Process(
                 target=_worker_main,
-                args=(run, names, block, inner, script, plan, _Mesh(i, mine, home), down, others),
+                args=(run, names, block, inner, script, plan, _Mesh(i, mine, home), down, others, os.getpid()),
                 name=f"fedcore-sim-worker-{i}",
                 daemon=True,
             )
@@ -273,11 +273,14 @@ def _worker_main(
     mesh: _Mesh,
     up: Connection,
     others: list[Connection],
+    parent: int,
 ) -> None:
     for conn in others:
         conn.close()
-    # a terminate from the parent unwinds through finally, so this worker's pool goes with it
+    # a terminate from the parent (or its death) unwinds through finally, so this worker's
+    # pool goes with it
     signal.signal(signal.SIGTERM, _exit_on_term)
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     sink = _ProgressUplink(up)
     runtime = make_runtime(inner[0], workers=inner[1])
@@ -293,6 +296,7 @@ def _worker_main(
         up.send(("outcomes", {n: RemoteError(n, None, type(exc).__name__, str(exc)) for n in block}))
     finally:
         runtime.close()
+        stop_helpers()
         up.close()
 
 

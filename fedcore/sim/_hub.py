@@ -123,12 +123,15 @@ class Hub:
         self._loop = getcurrent()
         for glet in self._tasks:
             glet.parent = self._loop  # a finished task returns control here
-        while self._live > 0 or (keep_timers and self._held > 0):
+        while True:
             self._drain()
             self._fire_timers()
             if self._ready:
                 self._ready.popleft().switch()
                 continue
+            # checked here, after timers fired: the last delivery must not wait out a stale timeout
+            if self._live == 0 and not (keep_timers and self._held > 0):
+                return
             self._sleep()
 
     def _drain(self) -> None:

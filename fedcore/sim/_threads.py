@@ -30,8 +30,8 @@ def run_threads(
             continue
         ctx = run.context(name, transport, runtime)
         thread = threading.Thread(
-            target=run_one, args=(run.main, ctx, run.params, results), name=f"party-{name}"
-        )
+            target=run_one, args=(run.main, ctx, run.params, results), name=f"party-{name}", daemon=True
+        )  # daemon: Ctrl-C must not wait for parties blocked in recv
         threads.append(thread)
     for thread in threads:
         thread.start()

@@ -94,6 +94,8 @@ class LocalNetwork:
         }
         self._known = frozenset(self.parties)
         self._forward = forward
+        self._delayed: dict[str, int] = defaultdict(int)  # per sender: delayed deliveries in flight
+        self._deferred: dict[str, Callable[[], object]] = {}  # a status change waiting for them
         self._seq: dict[tuple[str, str, str], int] = defaultdict(int)
         self._sent: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
@@ -120,8 +122,10 @@ class LocalNetwork:
         for delay in delays:
             if delay <= 0:
                 deliver()
-            else:
-                self.scheduler.call_later(delay, deliver)
+                continue
+            with self._lock:
+                self._delayed[src] += 1
+            self.scheduler.call_later(delay, lambda: self._late(src, deliver))
         if self.faults is not None and self.faults.kill_after_send(src, sent):
             self.drop(src, None, f"killed by fault injection after {sent} messages")
             raise PartyKilled(src)
@@ -135,12 +139,33 @@ class LocalNetwork:
             raise ConfigError(f"{dst!r} has no mailbox in this network and there is nowhere to forward to")
         return lambda: forward(src, dst, tag, seq, payload)
 
+    def _late(self, src: str, deliver: Callable[[], object]) -> None:
+        deliver()
+        with self._lock:
+            self._delayed[src] -= 1
+            then = self._deferred.pop(src, None) if self._delayed[src] == 0 else None
+        if then is not None:
+            then()
+
+    def _after_sent(self, party: str, announce: Callable[[], object]) -> None:
+        """``announce`` once every delayed message of ``party`` is delivered: what a party sent
+        before it stopped reaches its receiver before the news that it stopped."""
+        with self._lock:
+            if self._delayed[party] > 0:
+                self._deferred.setdefault(party, announce)  # the first way it ended is the one told
+                return
+        announce()
+
+    def announce(self, party: str, status: str, step: str | None, reason: str) -> None:
+        """Tell every mailbox here that ``party`` finished or dropped."""
+        self.board.set(party, status, step, reason)
+
     def drop(self, party: str, step: str | None, reason: str) -> None:
         """Mark ``party`` as gone at every other party (a crash or an abort)."""
-        self.board.set(party, "dropped", step, reason)
+        self._after_sent(party, lambda: self.announce(party, "dropped", step, reason))
 
     def finish(self, party: str) -> None:
-        self.board.set(party, "finished")
+        self._after_sent(party, lambda: self.announce(party, "finished", None, ""))
 
 
 class LocalTransport(Transport):
