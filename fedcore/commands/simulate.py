@@ -21,7 +21,7 @@ from fedcore.errors import ConfigError
 from fedcore.params import convert_params
 from fedcore.results import jsonable
 from fedcore.script import load_script
-from fedcore.sim._exit import exits_cleanly
+from fedcore.sim._exit import exits_cleanly, stop_descendants
 from fedcore.sim import DEFAULT_OUTPUT_ROOT, SimResult, new_job_id, party_names, simulate
 
 
@@ -165,7 +165,8 @@ def _run_engine(
         )
     from fedcore.runtime import make_runtime
 
-    with make_runtime(args.runtime) as runtime:
+    runtime = make_runtime(args.runtime)
+    try:
         return simulate(
             args.script,
             engine=args.engine,
@@ -181,6 +182,11 @@ def _run_engine(
             output_dir=args.output_dir,
             job_id=args.job_id,
         )
+    except BaseException:
+        stop_descendants()  # a pool task may still run: closing the pool would wait for it
+        raise
+    finally:
+        runtime.close()
 
 
 def _print_summary(result: SimResult, out_dir: str | None = None) -> None:

@@ -38,7 +38,7 @@ from fedcore.errors import FedcoreError
 from fedcore.party.messages import Outcome, RemoteError
 from fedcore.runtime import Runtime, make_runtime
 from fedcore.runtime._base import BACKENDS
-from fedcore.sim._exit import die_with_parent, stop_helpers
+from fedcore.sim._exit import die_with_parent, stop_descendants, stop_helpers
 from fedcore.sim._hub import CoopRuntime, Hub
 from fedcore.sim._party import Run, killed_before_start, run_one
 from fedcore.testing import FaultPlan
@@ -207,8 +207,7 @@ def _run_workers(
             proc = context.Process(
                 target=_worker_main,
                 args=(run, names, block, inner, script, plan, _Mesh(i, mine, home), down, others, os.getpid()),
-                name=f"fedcore-sim-worker-{i}",
-                daemon=True,
+                name=f"fedcore-sim-worker-{i}",  # not daemonic: its runtime may start a pool
             )
             proc.start()
             down.close()
@@ -222,9 +221,14 @@ def _run_workers(
 
 @contextlib.contextmanager
 def _stopping(procs: list[Any]) -> Iterator[None]:
-    """On any way out, stop every worker still running: terminate, then kill."""
+    """On any way out, stop every worker still running: terminate, then kill. On a failure or an
+    interrupt the whole tree below us is stopped first, while it is still ours to find: a
+    worker killed before its pool would leave that pool behind, adopted by init."""
     try:
         yield
+    except BaseException:
+        stop_descendants(grace_s=3.0)
+        raise
     finally:
         for proc in procs:
             if proc.is_alive():
@@ -294,6 +298,9 @@ def _worker_main(
         up.send(("outcomes", results))
     except FedcoreError as exc:
         up.send(("outcomes", {n: RemoteError(n, None, type(exc).__name__, str(exc)) for n in block}))
+    except BaseException:
+        stop_descendants(grace_s=1.0)  # a pool task may be running: closing would wait for it
+        raise
     finally:
         runtime.close()
         stop_helpers()
