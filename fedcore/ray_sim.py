@@ -39,10 +39,10 @@ from fedcore.sim import (
     DEFAULT_OUTPUT_ROOT,
     KILLED_BEFORE_START,
     SimResult,
-    run_one,
     new_job_id,
     party_names,
     party_output_dir,
+    run_one,
 )
 from fedcore.transport import Transport
 from fedcore.transport.kill import KillSwitch

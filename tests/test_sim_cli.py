@@ -16,14 +16,14 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 PLAIN_SUM = str(ROOT / "protocols" / "plain_sum.py")
-SLOW_TASK = '''
+SLOW_TASK = """
 import time
 
 def main(ctx, parties_done: int = 0) -> dict:
     if ctx.party == "p0":  # a long local task: the run is interrupted while it runs
         return {"slept": ctx.runtime.submit(time.sleep, 60).result()}
     return {}
-'''
+"""
 
 
 def _env() -> dict[str, str]:
@@ -32,7 +32,12 @@ def _env() -> dict[str, str]:
 
 def _fedcore(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fedcore", *args], capture_output=True, text=True, cwd=cwd, env=_env(), timeout=120
+        [sys.executable, "-m", "fedcore", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=_env(),
+        timeout=120,
     )
 
 
@@ -58,8 +63,10 @@ def test_json_summarises_big_arrays_and_says_how_to_get_them(tmp_path: Path) -> 
     summary = printed["parties"]["p1"]["input"]
     assert summary["shape"] == [40] and summary["dtype"] == "float64" and len(summary["first"]) == 5
     assert "--out" in summary["whole"] and "--out" in printed["arrays"]
-    whole = _fedcore("simulate", PLAIN_SUM, "--parties", "3", "--param", "dim=40", "--out", str(tmp_path / "o"),
-                     "--json", cwd=tmp_path)  # fmt: skip
+    out = str(tmp_path / "o")
+    whole = _fedcore(
+        "simulate", PLAIN_SUM, "--parties", "3", "--param", "dim=40", "--out", out, "--json", cwd=tmp_path
+    )
     array = np.load(json.loads(whole.stdout)["parties"]["p1"]["input"]["file"])
     assert hashlib.sha256(array.tobytes()).hexdigest() == summary["sha256"]
     assert array[:5].tolist() == summary["first"]

@@ -21,8 +21,8 @@ from fedcore.errors import ConfigError
 from fedcore.params import convert_params
 from fedcore.results import jsonable
 from fedcore.script import load_script
-from fedcore.sim._exit import exits_cleanly, stop_descendants
 from fedcore.sim import DEFAULT_OUTPUT_ROOT, SimResult, new_job_id, party_names, simulate
+from fedcore.sim._exit import exits_cleanly, stop_descendants
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,7 +52,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "outside ctx); ray: one actor per party. 'local' is the old name of the default",
     )
     p.add_argument(
-        "--workers", type=int, help="coop worker processes (default: 1 below 2,000 parties, else one per core)"
+        "--workers",
+        type=int,
+        help="coop worker processes (default: 1 below 2,000 parties, else one per core)",
     )
     p.add_argument(
         "--out",

@@ -225,5 +225,3 @@ def _open_network(kind: str, names: tuple[str, ...], plan: FaultPlan | None) -> 
 
         return grpc_network(names, plan)
     raise ConfigError(f"unknown transport {kind!r}: use local or grpc")
-
-

@@ -22,6 +22,7 @@ between workers. Outcomes go to the parent pickled, from processes this function
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 import signal
@@ -29,9 +30,9 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, cast
 
-import msgpack
+import msgpack  # type: ignore[import-untyped]
 
 from fedcore.context import ProgressEvent
 from fedcore.errors import FedcoreError
@@ -92,8 +93,9 @@ def _run_block(
         if plan is not None and plan.kill.get(name) == 0:
             results[name] = killed_before_start(name, transport)
             continue
-        ctx = run.context(name, transport, view)
-        hub.spawn(lambda ctx=ctx: run_one(run.main, ctx, run.params, results))
+        hub.spawn(
+            functools.partial(run_one, run.main, run.context(name, transport, view), run.params, results)
+        )
     hub.run(keep_timers=mesh is not None)
     return results
 
@@ -102,7 +104,12 @@ class _ShardNetwork(LocalNetwork):
     """A ``LocalNetwork`` holding one block's mailboxes; the rest are reached over the mesh."""
 
     def __init__(
-        self, names: tuple[str, ...], plan: FaultPlan | None, hub: Hub, block: Sequence[str], mesh: _Mesh | None
+        self,
+        names: tuple[str, ...],
+        plan: FaultPlan | None,
+        hub: Hub,
+        block: Sequence[str],
+        mesh: _Mesh | None,
     ):
         forward = None if mesh is None else mesh.forward
         super().__init__(names, faults=plan, scheduler=hub, local=block, forward=forward)
@@ -163,10 +170,14 @@ class _Mesh:
                 if kind == _MESSAGE:
                     payload = conn.recv_bytes()
                     src, dst, tag, seq = fields
-                    hub.call_soon_threadsafe(lambda f=(src, dst, tag, seq, payload): network.deliver_here(*f))
+                    hub.call_soon_threadsafe(
+                        functools.partial(network.deliver_here, src, dst, tag, seq, payload)
+                    )
                 else:
                     party, status, step, reason = fields
-                    hub.call_soon_threadsafe(lambda f=(party, status, step, reason): network.board.set(*f))
+                    hub.call_soon_threadsafe(
+                        functools.partial(network.board.set, party, status, step, reason)
+                    )
         except (EOFError, OSError):
             return
 
@@ -192,7 +203,9 @@ def _run_workers(
 ) -> dict[str, Outcome]:
     parts = blocks(names, workers)
     home = {name: i for i, block in enumerate(parts) for name in block}
-    pipes = {(i, j): multiprocessing.Pipe(duplex=True) for i in range(len(parts)) for j in range(i + 1, len(parts))}
+    pipes = {
+        (i, j): multiprocessing.Pipe(duplex=True) for i in range(len(parts)) for j in range(i + 1, len(parts))
+    }
     context = multiprocessing.get_context("fork")  # the script's main and its closures go as they are
     inner = (runtime.name, max(1, runtime.workers // len(parts)))
     procs: list[Any] = []
@@ -206,7 +219,18 @@ def _run_workers(
             others = [c for c in every_end if c not in mine.values()] + uplinks + [up]
             proc = context.Process(
                 target=_worker_main,
-                args=(run, names, block, inner, script, plan, _Mesh(i, mine, home), down, others, os.getpid()),
+                args=(
+                    run,
+                    names,
+                    block,
+                    inner,
+                    script,
+                    plan,
+                    _Mesh(i, mine, home),
+                    down,
+                    others,
+                    os.getpid(),
+                ),
                 name=f"fedcore-sim-worker-{i}",  # not daemonic: its runtime may start a pool
             )
             proc.start()
@@ -246,7 +270,8 @@ def _collect(run: Run, uplinks: list[Connection], procs: list[Any]) -> dict[str,
     done: set[Connection] = set()
     open_links = dict(zip(uplinks, procs, strict=True))
     while open_links:
-        for conn in wait(list(open_links)):
+        for ready in wait(list(open_links)):
+            conn = cast(Connection, ready)
             try:
                 kind, body = conn.recv()
             except EOFError:
@@ -259,10 +284,10 @@ def _collect(run: Run, uplinks: list[Connection], procs: list[Any]) -> dict[str,
                     ) from None
                 continue
             if kind == "progress" and run.progress is not None:
-                for event in body:
+                for event in cast(list[tuple[Any, ...]], body):
                     run.progress(ProgressEvent(*event))
             elif kind == "outcomes":
-                results.update(body)
+                results.update(cast(dict[str, Outcome], body))
                 done.add(conn)
     return results
 
@@ -330,4 +355,3 @@ class _ProgressUplink:
         if self._latest:
             batch, self._latest = list(self._latest.values()), {}
             self._up.send(("progress", batch))
-

@@ -34,7 +34,10 @@ def stop_helpers() -> None:
     """Stop the forkserver and the resource tracker if this process started them."""
     from multiprocessing import forkserver, resource_tracker
 
-    for helper in (getattr(forkserver, "_forkserver", None), getattr(resource_tracker, "_resource_tracker", None)):
+    for helper in (
+        getattr(forkserver, "_forkserver", None),
+        getattr(resource_tracker, "_resource_tracker", None),
+    ):
         stop = getattr(helper, "_stop", None)  # private, present in CPython 3.8-3.13
         if stop is not None:
             with contextlib.suppress(Exception):  # an already gone helper is what we want

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from typing import Any
 
-from greenlet import greenlet, getcurrent
+from greenlet import getcurrent, greenlet  # type: ignore[import-untyped]
 
 from fedcore.errors import ConfigError
 from fedcore.runtime import Runtime

@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from fedcore.errors import ConfigError, PartyDropped, ProtocolError, Timeout
 
@@ -117,8 +117,8 @@ class Transport(abc.ABC):
 class Condition(Protocol):
     """What a mailbox needs of a condition variable (``threading.Condition`` has it)."""
 
-    def __enter__(self) -> object: ...
-    def __exit__(self, *exc: object) -> object: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: Any) -> Any: ...
     def wait(self, timeout: float | None = None) -> bool: ...
     def notify_all(self) -> None: ...
 
@@ -203,7 +203,7 @@ class Mailbox:
         self._bytes = 0
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._board = board or PeerBoard()
-        self._cond: Condition = cond if cond is not None else threading.Condition()
+        self._cond: Condition = threading.Condition() if cond is None else cond
 
     def deliver(self, src: str, tag: str, seq: int, payload: bytes) -> bool:
         """Accept one sequenced message; returns False for a duplicate."""

@@ -89,9 +89,7 @@ class LocalNetwork:
         self.board = PeerBoard()
         self.scheduler: Scheduler = scheduler or ThreadScheduler()
         here = self.parties if local is None else tuple(local)
-        self._mailboxes = {
-            p: Mailbox(p, mailbox_bytes, self.board, self.scheduler.condition()) for p in here
-        }
+        self._mailboxes = {p: Mailbox(p, mailbox_bytes, self.board, self.scheduler.condition()) for p in here}
         self._known = frozenset(self.parties)
         self._forward = forward
         self._delayed: dict[str, int] = defaultdict(int)  # per sender: delayed deliveries in flight
