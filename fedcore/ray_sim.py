@@ -39,10 +39,10 @@ from fedcore.sim import (
     DEFAULT_OUTPUT_ROOT,
     KILLED_BEFORE_START,
     SimResult,
-    _run_one,
     new_job_id,
     party_names,
     party_output_dir,
+    run_one,
 )
 from fedcore.transport import Transport
 from fedcore.transport.kill import KillSwitch
@@ -107,7 +107,7 @@ class PartyHost:
                 timeout_s=job["timeout_s"],
                 output_dir=party_output_dir(Path(job["output_root"]), self.party, job["job_id"]),
             )
-            _run_one(main, ctx, job["params"], results)
+            run_one(main, ctx, job["params"], results)
         return results[self.party]
 
     def stop(self) -> None:

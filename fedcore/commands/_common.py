@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from fedcore.context import ProgressEvent
 from fedcore.errors import ConfigError
@@ -33,16 +37,27 @@ def print_json(value: Any) -> None:
 
 def summarize(value: Any, width: int = 110) -> str:
     """A one-line rendering of a result for humans: long sequences shown by their length."""
-    text = json.dumps(_compact(jsonable(value), top=True))
+    text = json.dumps(_compact(_shapes(value), top=True))
     return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _shapes(value: Any) -> Any:
+    """Arrays over a few values as ``<float64[1000]>``, so a party's key results stay readable."""
+    if isinstance(value, np.ndarray) and value.size > FIRST_VALUES:
+        return f"<{value.dtype}[{'x'.join(map(str, value.shape))}]>"
+    if isinstance(value, dict):
+        return {k: _shapes(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_shapes(v) for v in value]
+    return jsonable(value)
 
 
 def _compact(value: Any, top: bool = False) -> Any:
     if isinstance(value, dict):
         if not top:
             return {k: _compact(v) for k, v in value.items()}
-        # scalars first, so what matters (accuracy, sum) is read before long lists
-        ordered = sorted(value.items(), key=lambda kv: isinstance(kv[1], (list, dict)))
+        # scalars first, so what matters (accuracy, sum) is read before long lists and arrays
+        ordered = sorted(value.items(), key=lambda kv: _weight(kv[1]))
         return {k: _compact(v) for k, v in ordered}
     if isinstance(value, list):
         if len(value) > 10:
@@ -53,6 +68,12 @@ def _compact(value: Any, top: bool = False) -> Any:
     if isinstance(value, float):
         return float(f"{value:.6g}")
     return value
+
+
+def _weight(value: Any) -> int:
+    if isinstance(value, str) and value.startswith("<") and "[" in value:
+        return 2  # an array's shape
+    return 1 if isinstance(value, (list, dict)) else 0
 
 
 class ProgressBoard:
@@ -150,3 +171,55 @@ class ProgressBoard:
         elif self._thread is not None:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+
+
+SUMMARY_MIN_VALUES = 16
+"""Arrays with more values than this are summarised in ``--json`` (or written with ``--out``)."""
+FIRST_VALUES = 5
+WHOLE_HINT = "rerun with --out DIR to get every array whole as .npy"
+
+
+def arrays_to_files(value: Any, folder: Path, stem: str) -> Any:
+    """``value`` with every numpy array saved as ``<folder>/<stem>[.<key>...].npy`` and replaced by
+    ``{"file", "shape", "dtype"}`` (arrays of any size: the JSON stays a table of contents)."""
+    if isinstance(value, np.ndarray):
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{stem}.npy"
+        np.save(path, value, allow_pickle=False)
+        return {"file": str(path), "shape": list(value.shape), "dtype": str(value.dtype)}
+    if isinstance(value, dict):
+        return {k: arrays_to_files(v, folder, f"{stem}.{_safe(k)}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [arrays_to_files(v, folder, f"{stem}.{i}") for i, v in enumerate(value)]
+    return value
+
+
+def summarize_arrays(value: Any, min_values: int = SUMMARY_MIN_VALUES) -> tuple[Any, int]:
+    """``value`` with arrays over ``min_values`` values replaced by a summary (shape, dtype, sha256
+    of the C-order bytes, the first values); returns it and how many were summarised."""
+    if isinstance(value, np.ndarray):
+        if value.size <= min_values or value.dtype.hasobject:
+            return value, 0
+        flat = np.ascontiguousarray(value)
+        first = flat.reshape(-1)[:FIRST_VALUES]
+        summary = {
+            "shape": list(value.shape),
+            "dtype": str(value.dtype),
+            "sha256": hashlib.sha256(flat.tobytes()).hexdigest(),
+            "first": jsonable(first),
+            "whole": WHOLE_HINT,
+        }
+        return summary, 1
+    if isinstance(value, dict):
+        items = {k: summarize_arrays(v, min_values) for k, v in value.items()}
+        return {k: v for k, (v, _) in items.items()}, sum(n for _, n in items.values())
+    if isinstance(value, list | tuple):
+        pairs = [summarize_arrays(v, min_values) for v in value]
+        return [v for v, _ in pairs], sum(n for _, n in pairs)
+    return value, 0
+
+
+def _safe(key: Any) -> str:
+    """A dict key as a piece of a file name: what is not a letter, digit, '-' or '_' becomes '_'."""
+    text = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(key))
+    return text[:64] or "_"

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any
 
-from fedcore.commands._common import ProgressBoard, print_json, summarize
+from fedcore.commands._common import (
+    SUMMARY_MIN_VALUES,
+    WHOLE_HINT,
+    ProgressBoard,
+    arrays_to_files,
+    print_json,
+    summarize,
+    summarize_arrays,
+)
 from fedcore.errors import ConfigError
 from fedcore.params import convert_params
+from fedcore.results import jsonable
 from fedcore.script import load_script
 from fedcore.sim import DEFAULT_OUTPUT_ROOT, SimResult, new_job_id, party_names, simulate
+from fedcore.sim._exit import exits_cleanly, stop_descendants
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +43,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--kill", action="append", metavar="NAME[:after=K]", help="kill NAME after it sent K messages"
     )
     p.add_argument("--transport", choices=["local", "grpc"], default="local")
-    p.add_argument("--engine", choices=["local", "ray"], default="local", help="where parties run")
+    p.add_argument(
+        "--engine",
+        choices=["coop", "threads", "ray", "local"],
+        default=None,
+        help="coop: parties as greenlets over worker processes (default with --transport local); "
+        "threads: an OS thread per party (default with grpc; for scripts that wait on each other "
+        "outside ctx); ray: one actor per party. 'local' is the old name of the default",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="coop worker processes (default: 1 below 2,000 parties, else one per core)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write every array of the results to DIR/PARTY/KEY.npy and the JSON naming them to "
+        "DIR/results.json (the printed JSON names file, shape and dtype)",
+    )
     p.add_argument("--address", help="Ray cluster address for --engine ray")
     p.add_argument("--runtime", default="processes", help="shared local runtime backend")
     p.add_argument(
@@ -83,21 +113,37 @@ def run(args: argparse.Namespace) -> int:
     kills = parse_kill(args.kill)
     args.job_id = new_job_id(args.job_id)
     board = ProgressBoard(len(all_names), enabled=not args.json)
-    with board:
+    with exits_cleanly(), board:
         result = _run_engine(args, list(all_names), params, kills, board)
+    parties = result.parties
+    document: dict[str, Any] = {
+        "parties": parties,
+        "seconds": result.seconds,
+        "job_id": result.job_id,
+        "output_dir": str(result.output_dir),
+        "failed": sorted(result.errors()),
+    }
+    if args.out:
+        document["parties"] = _save_arrays(parties, Path(args.out))
+        document["out"] = str(Path(args.out).absolute())
+        (Path(args.out) / "results.json").write_text(json.dumps(jsonable(document)) + "\n")
+    elif args.json:
+        document["parties"], count = summarize_arrays(parties)
+        if count:
+            document["arrays"] = f"{count} arrays over {SUMMARY_MIN_VALUES} values summarised: {WHOLE_HINT}"
     if args.json:
-        print_json(
-            {
-                "parties": result.parties,
-                "seconds": result.seconds,
-                "job_id": result.job_id,
-                "output_dir": str(result.output_dir),
-                "failed": sorted(result.errors()),
-            }
-        )
+        print_json(document)
     else:
-        _print_summary(result)
+        _print_summary(result, args.out)
     return 1 if result.errors() else 0  # any failed party fails the run; the output still lists all
+
+
+def _save_arrays(parties: dict[str, Any], out: Path) -> dict[str, Any]:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        return {name: arrays_to_files(value, out / name, "result") for name, value in parties.items()}
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write the result arrays there ({exc})") from None
 
 
 def _run_engine(
@@ -121,9 +167,12 @@ def _run_engine(
         )
     from fedcore.runtime import make_runtime
 
-    with make_runtime(args.runtime) as runtime:
+    runtime = make_runtime(args.runtime)
+    try:
         return simulate(
             args.script,
+            engine=args.engine,
+            workers=args.workers,
             names=names,
             params=params,
             seed=args.seed,
@@ -135,9 +184,14 @@ def _run_engine(
             output_dir=args.output_dir,
             job_id=args.job_id,
         )
+    except BaseException:
+        stop_descendants()  # a pool task may still run: closing the pool would wait for it
+        raise
+    finally:
+        runtime.close()
 
 
-def _print_summary(result: SimResult) -> None:
+def _print_summary(result: SimResult, out_dir: str | None = None) -> None:
     errors = result.errors()
     out = sys.stdout
     out.write(
@@ -148,6 +202,8 @@ def _print_summary(result: SimResult) -> None:
         out.write(f"  {name}: {summarize(value)}\n")
     if len(shown) > 20:
         out.write(f"  ... and {len(shown) - 20} more (use --json for all)\n")
+    if out_dir:
+        out.write(f"  arrays: {Path(out_dir).absolute()}/PARTY/result.KEY.npy, named in results.json\n")
     written = _written(result)
     if written:
         out.write(f"  files: {written} under {result.output_dir}/PARTY/{result.job_id}/\n")

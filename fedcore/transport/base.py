@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from fedcore.errors import ConfigError, PartyDropped, ProtocolError, Timeout
 
@@ -113,6 +114,15 @@ class Transport(abc.ABC):
         """Release the transport's resources."""
 
 
+class Condition(Protocol):
+    """What a mailbox needs of a condition variable (``threading.Condition`` has it)."""
+
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: Any) -> Any: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+    def notify_all(self) -> None: ...
+
+
 @dataclass
 class PeerState:
     """What a mailbox knows about one peer's liveness."""
@@ -135,13 +145,14 @@ class PeerBoard:
     """Liveness of the parties of a job, shared by the mailboxes that read it.
 
     One board per network in simulation (so a party finishing is one write, not one per
-    mailbox), one per mailbox on the wire. Mailboxes blocked in ``take`` register here so a
-    status change wakes exactly them.
+    mailbox), one per mailbox on the wire. Mailboxes blocked in ``take`` register under the
+    peer they wait on, so a status change wakes exactly those (a job of N parties ending is
+    O(N) wake-ups, not O(N^2)).
     """
 
     def __init__(self) -> None:
         self._peers: dict[str, PeerState] = {}
-        self._waiting: set[Mailbox] = set()
+        self._waiting: dict[str, set[Mailbox]] = {}
         self._lock = threading.Lock()
 
     def get(self, party: str) -> PeerState | None:
@@ -153,16 +164,21 @@ class PeerBoard:
             if current is not None and current.status == "dropped":
                 return  # the first reason a party was lost is the one worth reporting
             self._peers[party] = PeerState(status, step, reason)
-            waiting = list(self._waiting)
+            waiting = list(self._waiting.get(party, ()))
         for box in waiting:
             box.wake()
 
-    def waiting(self, box: Mailbox, on: bool) -> None:
+    def waiting(self, box: Mailbox, src: str, on: bool) -> None:
+        """Register (or unregister) ``box`` as blocked on a message from ``src``."""
         with self._lock:
             if on:
-                self._waiting.add(box)
-            else:
-                self._waiting.discard(box)
+                self._waiting.setdefault(src, set()).add(box)
+                return
+            boxes = self._waiting.get(src)
+            if boxes is not None:
+                boxes.discard(box)
+                if not boxes:
+                    del self._waiting[src]
 
 
 class Mailbox:
@@ -170,15 +186,24 @@ class Mailbox:
 
     Transports feed it ``deliver(src, tag, seq, payload)`` in any order and any number of
     times; it hands ``recv`` each seq once, in order.
+
+    ``cond`` replaces the ``threading.Condition`` that ``take`` waits on, so a cooperative
+    engine can park a task instead of an OS thread (``fedcore.sim._coop.CoopCondition``).
     """
 
-    def __init__(self, party: str, max_bytes: int | None = None, board: PeerBoard | None = None):
+    def __init__(
+        self,
+        party: str,
+        max_bytes: int | None = None,
+        board: PeerBoard | None = None,
+        cond: Condition | None = None,
+    ):
         self.party = party
         self.max_bytes = max_bytes
         self._bytes = 0
         self._streams: dict[tuple[str, str], _Stream] = {}
         self._board = board or PeerBoard()
-        self._cond = threading.Condition()
+        self._cond: Condition = threading.Condition() if cond is None else cond
 
     def deliver(self, src: str, tag: str, seq: int, payload: bytes) -> bool:
         """Accept one sequenced message; returns False for a duplicate."""
@@ -234,12 +259,12 @@ class Mailbox:
                         party=src,
                         tag=tag,
                     )
-                self._board.waiting(self, True)
+                self._board.waiting(self, src, True)
                 try:
                     self._raise_if_gone(src, tag)  # re-check: a change may have raced the register
                     self._cond.wait(min(remaining, 3600.0))
                 finally:
-                    self._board.waiting(self, False)
+                    self._board.waiting(self, src, False)
 
     def _raise_if_gone(self, src: str, tag: str) -> None:
         state = self._board.get(src)

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from fedcore.errors import ConfigError
 from fedcore.transport.base import (
+    Condition,
     Mailbox,
     Payload,
     PeerBoard,
@@ -38,6 +39,30 @@ class LinkFaults(Protocol):
         ...
 
 
+class Scheduler(Protocol):
+    """How the network waits: OS threads (the default) or a cooperative engine's tasks."""
+
+    def condition(self) -> Condition:
+        """A condition variable for one mailbox."""
+        ...
+
+    def call_later(self, delay_s: float, action: Callable[[], object]) -> None:
+        """Run ``action`` after ``delay_s`` seconds (a delayed or reordered delivery)."""
+        ...
+
+
+class ThreadScheduler:
+    """Every party is an OS thread: mailboxes wait on ``threading.Condition``, delays on timers."""
+
+    def condition(self) -> Condition:
+        return threading.Condition()
+
+    def call_later(self, delay_s: float, action: Callable[[], object]) -> None:
+        timer = threading.Timer(delay_s, action)
+        timer.daemon = True
+        timer.start()
+
+
 class LocalNetwork:
     """An in-memory network of named parties.
 
@@ -45,6 +70,9 @@ class LocalNetwork:
         parties: the party names, in the order every party sees.
         faults: optional fault plan applied to every link.
         mailbox_bytes: optional bound on the bytes waiting in each mailbox.
+        scheduler: how receivers wait and delays fire (default: OS threads).
+        local: the parties whose mailboxes live here (default all); a message to another party
+            goes to ``forward(src, dst, tag, seq, payload)`` (the worker-process engine).
     """
 
     def __init__(
@@ -52,11 +80,20 @@ class LocalNetwork:
         parties: Iterable[str],
         faults: LinkFaults | None = None,
         mailbox_bytes: int | None = None,
+        scheduler: Scheduler | None = None,
+        local: Iterable[str] | None = None,
+        forward: Callable[[str, str, str, int, bytes], None] | None = None,
     ):
         self.parties = check_party_names(list(parties))
         self.faults = faults
         self.board = PeerBoard()
-        self._mailboxes = {p: Mailbox(p, mailbox_bytes, self.board) for p in self.parties}
+        self.scheduler: Scheduler = scheduler or ThreadScheduler()
+        here = self.parties if local is None else tuple(local)
+        self._mailboxes = {p: Mailbox(p, mailbox_bytes, self.board, self.scheduler.condition()) for p in here}
+        self._known = frozenset(self.parties)
+        self._forward = forward
+        self._delayed: dict[str, int] = defaultdict(int)  # per sender: delayed deliveries in flight
+        self._deferred: dict[str, Callable[[], object]] = {}  # a status change waiting for them
         self._seq: dict[tuple[str, str, str], int] = defaultdict(int)
         self._sent: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
@@ -70,7 +107,7 @@ class LocalNetwork:
         return self._mailboxes[party]
 
     def post(self, src: str, dst: str, tag: str, payload: bytes) -> None:
-        if dst not in self._mailboxes:
+        if dst not in self._known:
             raise ConfigError(f"{src} sent {tag!r} to {dst!r}, which is not a party of this job")
         check_tag(tag)  # the same cap as between daemons: what runs in simulation runs there
         with self._lock:
@@ -78,29 +115,55 @@ class LocalNetwork:
             self._seq[(src, dst, tag)] = seq + 1
             self._sent[src] += 1
             sent = self._sent[src]
-        box = self._mailboxes[dst]
+        deliver = self._deliverer(src, dst, tag, seq, payload)
         delays = [0.0] if self.faults is None else self.faults.deliveries(src, dst, tag)
         for delay in delays:
             if delay <= 0:
-                box.deliver(src, tag, seq, payload)
-            else:
-                _later(delay, lambda: box.deliver(src, tag, seq, payload))
+                deliver()
+                continue
+            with self._lock:
+                self._delayed[src] += 1
+            self.scheduler.call_later(delay, lambda: self._late(src, deliver))
         if self.faults is not None and self.faults.kill_after_send(src, sent):
             self.drop(src, None, f"killed by fault injection after {sent} messages")
             raise PartyKilled(src)
 
+    def _deliverer(self, src: str, dst: str, tag: str, seq: int, payload: bytes) -> Callable[[], object]:
+        box = self._mailboxes.get(dst)
+        if box is not None:
+            return lambda: box.deliver(src, tag, seq, payload)
+        forward = self._forward
+        if forward is None:
+            raise ConfigError(f"{dst!r} has no mailbox in this network and there is nowhere to forward to")
+        return lambda: forward(src, dst, tag, seq, payload)
+
+    def _late(self, src: str, deliver: Callable[[], object]) -> None:
+        deliver()
+        with self._lock:
+            self._delayed[src] -= 1
+            then = self._deferred.pop(src, None) if self._delayed[src] == 0 else None
+        if then is not None:
+            then()
+
+    def _after_sent(self, party: str, announce: Callable[[], object]) -> None:
+        """``announce`` once every delayed message of ``party`` is delivered: what a party sent
+        before it stopped reaches its receiver before the news that it stopped."""
+        with self._lock:
+            if self._delayed[party] > 0:
+                self._deferred.setdefault(party, announce)  # the first way it ended is the one told
+                return
+        announce()
+
+    def announce(self, party: str, status: str, step: str | None, reason: str) -> None:
+        """Tell every mailbox here that ``party`` finished or dropped."""
+        self.board.set(party, status, step, reason)
+
     def drop(self, party: str, step: str | None, reason: str) -> None:
         """Mark ``party`` as gone at every other party (a crash or an abort)."""
-        self.board.set(party, "dropped", step, reason)
+        self._after_sent(party, lambda: self.announce(party, "dropped", step, reason))
 
     def finish(self, party: str) -> None:
-        self.board.set(party, "finished")
-
-
-def _later(delay_s: float, action: Callable[[], object]) -> None:
-    timer = threading.Timer(delay_s, action)
-    timer.daemon = True
-    timer.start()
+        self._after_sent(party, lambda: self.announce(party, "finished", None, ""))
 
 
 class LocalTransport(Transport):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from fedcore.errors import ConfigError, Timeout
 from fedcore.testing import FaultPlan, PartyKilled, TransportConformance, local_network
 from fedcore.transport import Transport
+from fedcore.transport.base import Mailbox, PeerBoard
 
 
 class TestLocalTransport(TransportConformance):
@@ -73,3 +76,38 @@ def test_bad_party_names_are_refused(names: list[str]) -> None:
 def test_fault_plan_validates_its_probabilities() -> None:
     with pytest.raises(ValueError, match="probability"):
         FaultPlan(drop=1.5)
+
+
+def test_a_party_ending_wakes_only_the_receives_waiting_on_it() -> None:
+    """A job's end costs O(N) wake-ups, not O(N^2): the board wakes the waiters on that party."""
+    woken: list[str] = []
+
+    class Counting(Mailbox):
+        def wake(self) -> None:
+            woken.append(self.party)
+            super().wake()
+
+    board = PeerBoard()
+    boxes = {f"r{i}": Counting(f"r{i}", board=board) for i in range(20)}
+    waiters = [
+        threading.Thread(target=lambda b=b, i=i: _swallow(b.take, f"s{i % 2}", "x", 5.0))
+        for i, b in enumerate(boxes.values())
+    ]
+    for w in waiters:
+        w.start()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and sum(len(v) for v in board._waiting.values()) < 20:
+        time.sleep(0.01)
+    board.set("s0", "finished")
+    for w in waiters[::2]:
+        w.join(5)
+    assert sorted(woken) == sorted(f"r{i}" for i in range(0, 20, 2))
+    board.set("s1", "finished")
+    for w in waiters:
+        w.join(5)
+    assert len(woken) == 20
+
+
+def _swallow(fn, *args) -> None:
+    with contextlib.suppress(Exception):  # the receive ends in ProtocolError: the peer finished
+        fn(*args)

@@ -1,29 +1,49 @@
-"""Simulation: every party of a job in one machine, over the same codec as the wire."""
+"""Simulation: every party of a job in one machine, over the same codec as the wire.
+
+Two engines run the parties (``engine=``):
+
+- ``coop`` (the default with the in-memory transport): each party is a greenlet; the parties
+  are spread over one worker process per core from 2,000 parties up. A waiting party costs a
+  parked greenlet, not an OS thread, so 100,000 parties fit in memory and end in O(N).
+  Waits that yield: ``ctx.recv``/``gather``/``transport.recv`` and the futures of
+  ``ctx.runtime``. See ``fedcore.sim._hub`` for what a script must not do under it.
+- ``threads``: one OS thread per party, as before; for ``transport="grpc"`` and for scripts
+  that wait on each other outside ``ctx`` (a lock held across ``recv``, a shared queue).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import re
 import secrets
-import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedcore.context import DEFAULT_TIMEOUT_S, Context, ProgressSink
-from fedcore.errors import ConfigError, FedcoreError
+from fedcore.context import DEFAULT_TIMEOUT_S, ProgressSink
+from fedcore.errors import ConfigError
 from fedcore.params import convert_params
 from fedcore.party.messages import Ok, Outcome, RemoteError, outcome_json
 from fedcore.runtime import Runtime, make_runtime
 from fedcore.script import Script, load_script
+from fedcore.sim._party import KILLED_BEFORE_START, Main, Run, party_output_dir, run_one
 from fedcore.testing import FaultPlan
-from fedcore.transport import LocalNetwork, PartyKilled, Transport, check_party_names
+from fedcore.transport import LocalNetwork, Transport, check_party_names
 
-Main = Callable[..., Any]
-KILLED_BEFORE_START = "killed by fault injection before it started"
+ENGINES = ("coop", "threads")
+__all__ = [
+    "DEFAULT_OUTPUT_ROOT",
+    "ENGINES",
+    "KILLED_BEFORE_START",
+    "SimResult",
+    "new_job_id",
+    "party_names",
+    "party_output_dir",
+    "run_one",
+    "simulate",
+]
 DEFAULT_OUTPUT_ROOT = Path("fedcore-output")  # relative to the working directory
 _JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -75,11 +95,6 @@ def new_job_id(job_id: str | None = None) -> str:
     return job_id
 
 
-def party_output_dir(root: Path, party: str, job_id: str) -> Path:
-    """A simulated party's output folder: its job folders are siblings, as at a daemon."""
-    return root / party / job_id
-
-
 def simulate(
     script: str | Path | Main,
     *,
@@ -96,6 +111,8 @@ def simulate(
     progress: ProgressSink | None = None,
     output_dir: str | Path | None = None,
     job_id: str | None = None,
+    engine: str | None = None,
+    workers: int | None = None,
 ) -> SimResult:
     """Run ``main(ctx, **params)`` of ``script`` once per party and collect the results.
 
@@ -115,6 +132,9 @@ def simulate(
         output_dir: each party's files go under ``<output_dir>/<party>/<job_id>/`` (made only
             when the script writes; default ``./fedcore-output``).
         job_id: names the run and its output folders (default ``sim-<time>-<random>``).
+        engine: ``coop`` (default for the local transport) or ``threads`` (default for grpc).
+        workers: worker processes of the coop engine (default: one below 2,000 parties, else
+            one per core); each gets its own runtime of the same backend.
 
     Raises:
         ConfigError: a bad script, parameter (checked against ``main``'s annotations before any
@@ -126,17 +146,46 @@ def simulate(
     root = Path(output_dir if output_dir is not None else DEFAULT_OUTPUT_ROOT).absolute()
     all_names = party_names(parties if not names else len(names), names)
     plan = _merge_kill(faults, kill, all_names)
+    engine = _engine(engine, transport)
     own_runtime = runtime is None
     runtime = runtime or make_runtime("processes")
-    if module_name and path:
-        runtime.register_script(module_name, str(path))
+    script_ref = (module_name, str(path)) if module_name and path else None
+    if script_ref:
+        runtime.register_script(*script_ref)
+    run = Run(main, params, seed, timeout_s, job, root, data, progress)
     try:
-        with _open_network(transport, all_names, plan) as transports:
-            run = _Run(main, params, seed, timeout_s, job, root, data, progress)
-            return _run_parties(run, transports, runtime, plan)
+        if engine == "coop":
+            from fedcore.sim._coop import default_workers, run_coop
+
+            count = default_workers(len(all_names), runtime) if workers is None else _workers(workers)
+            outcomes, seconds = run_coop(run, all_names, runtime, plan, count, script_ref)
+        else:
+            from fedcore.sim._threads import run_threads
+
+            with _open_network(transport, all_names, plan) as transports:
+                outcomes, seconds = run_threads(run, transports, runtime, plan)
+        return SimResult(outcomes, seconds, job, root)
     finally:
         if own_runtime:
             runtime.close()
+
+
+def _engine(engine: str | None, transport: str) -> str:
+    if transport not in ("local", "grpc"):
+        raise ConfigError(f"unknown transport {transport!r}: use local or grpc")
+    if engine is None or engine == "local":  # "local" was the engine's name before coop
+        return "coop" if transport == "local" else "threads"
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
+    if engine == "coop" and transport != "local":
+        raise ConfigError("--transport grpc blocks in gRPC while it waits: use it with --engine threads")
+    return engine
+
+
+def _workers(count: int) -> int:
+    if not isinstance(count, int) or count < 1:
+        raise ConfigError(f"workers must be a positive integer, got {count!r}")
+    return count
 
 
 def _resolve(script: str | Path | Main, params: Mapping[str, Any]) -> tuple[Main, str | None, Path | None]:
@@ -176,79 +225,3 @@ def _open_network(kind: str, names: tuple[str, ...], plan: FaultPlan | None) -> 
 
         return grpc_network(names, plan)
     raise ConfigError(f"unknown transport {kind!r}: use local or grpc")
-
-
-@dataclass(frozen=True)
-class _Run:
-    """What every party of one simulated job shares."""
-
-    main: Main
-    params: dict[str, Any]
-    seed: int
-    timeout_s: float
-    job_id: str
-    output_root: Path
-    data: Mapping[str, Mapping[str, Any]] | None
-    progress: ProgressSink | None
-
-
-def _run_parties(
-    run: _Run, transports: dict[str, Transport], runtime: Runtime, plan: FaultPlan | None
-) -> SimResult:
-    results: dict[str, Outcome] = {}
-    start = time.perf_counter()
-    threads = []
-    for name, transport in transports.items():
-        if plan is not None and plan.kill.get(name) == 0:
-            transport.abort(None, KILLED_BEFORE_START)
-            results[name] = RemoteError(name, None, "PartyKilled", KILLED_BEFORE_START)
-            continue
-        ctx = Context(
-            name,
-            transport,
-            runtime,
-            params=run.params,
-            seed=run.seed,
-            timeout_s=run.timeout_s,
-            job_id=run.job_id,
-            data=(run.data or {}).get(name),
-            progress_sink=run.progress,
-            output_dir=party_output_dir(run.output_root, name, run.job_id),
-        )
-        thread = threading.Thread(
-            target=_run_one, args=(run.main, ctx, run.params, results), name=f"party-{name}"
-        )
-        threads.append(thread)
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    ordered = {name: results[name] for name in transports}
-    return SimResult(ordered, time.perf_counter() - start, run.job_id, run.output_root)
-
-
-def _run_one(main: Main, ctx: Context, params: dict[str, Any], results: dict[str, Outcome]) -> None:
-    try:
-        results[ctx.party] = Ok(main(ctx, **params))
-        ctx.transport.finish()
-    except PartyKilled:
-        message = f"killed by fault injection (at step {ctx.step!r})"
-        results[ctx.party] = RemoteError(ctx.party, ctx.step, "PartyKilled", message)
-    except FedcoreError as exc:
-        _fail(ctx, results, exc)
-    except Exception as exc:  # the script's own bug: report it with where it happened
-        _fail(ctx, results, exc, detail=_last_frame(exc))
-
-
-def _fail(ctx: Context, results: dict[str, Outcome], exc: BaseException, detail: str = "") -> None:
-    outcome = RemoteError.from_exception(ctx.party, ctx.step, exc, detail)
-    results[ctx.party] = outcome
-    ctx.transport.abort(ctx.step, str(outcome))
-
-
-def _last_frame(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return ""
-    last = frames[-1]
-    return f" (at {Path(last.filename).name}:{last.lineno})"
