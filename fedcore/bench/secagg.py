@@ -138,11 +138,21 @@ def _simulate(args: argparse.Namespace, kill: dict[str, int]) -> tuple[Any, Any]
     runtime = make_runtime("inline")
     try:
         secure_main, _ = _mains(args, threading.Barrier(args.parties))
+        # the parties meet at a threading.Barrier, so they are threads (a barrier would hold the
+        # one OS thread of the cooperative engine)
         secure = simulate(
-            secure_main, parties=args.parties, kill=kill, runtime=runtime, timeout_s=900, seed=args.seed
+            secure_main,
+            parties=args.parties,
+            kill=kill,
+            runtime=runtime,
+            timeout_s=900,
+            seed=args.seed,
+            engine="threads",
         )
         _, plain_main = _mains(args, threading.Barrier(args.parties))
-        plain = simulate(plain_main, parties=args.parties, runtime=runtime, timeout_s=900, seed=args.seed)
+        plain = simulate(
+            plain_main, parties=args.parties, runtime=runtime, timeout_s=900, seed=args.seed, engine="threads"
+        )
     finally:
         runtime.close()
     unexpected = [e for p, e in secure.errors().items() if p not in kill]
