@@ -39,11 +39,14 @@ def make_plan(rows: int, *, epochs: int, batch_size: int, seed: int, lr: float, 
     return Training(tuple(batches), float(lr), float(l2))
 
 
-def _roles(ctx: Context, guest: str | None, hosts: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
+def roles(
+    ctx: Context, guest: str | None, hosts: Sequence[str] | None, protocol: str = "vertical LR"
+) -> tuple[str, tuple[str, ...]]:
+    """The guest (default: the first party) and the hosts (default: every other party)."""
     guest = guest or ctx.parties[0]
     chosen = tuple(hosts) if hosts is not None else tuple(p for p in ctx.parties if p != guest)
     if not chosen or guest in chosen or any(p not in ctx.parties for p in (guest, *chosen)):
-        raise ConfigError(f"vertical LR needs a guest and >= 1 distinct hosts among {list(ctx.parties)}")
+        raise ConfigError(f"{protocol} needs a guest and >= 1 distinct hosts among {list(ctx.parties)}")
     if ctx.party != guest and ctx.party not in chosen:
         raise ConfigError(f"{ctx.party} is neither the guest {guest} nor a host {list(chosen)}")
     return guest, chosen
@@ -84,7 +87,7 @@ def train(
     Raises:
         ConfigError: bad roles or plan. ProtocolError: a peer broke the protocol.
     """
-    guest, hosts = _roles(ctx, guest, hosts)
+    guest, hosts = roles(ctx, guest, hosts)
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
         raise ConfigError(f"features must be a 2-D array, got shape {x.shape}")
@@ -145,7 +148,7 @@ def score(
 
     Hosts send their partial scores X_h w_h for these rows to the guest in the clear.
     """
-    guest, hosts = _roles(ctx, guest, hosts)
+    guest, hosts = roles(ctx, guest, hosts)
     partial = np.asarray(features, dtype=np.float64) @ model.weights
     if ctx.party != guest:
         ctx.send(guest, TAG_TEST_SCORE, partial)

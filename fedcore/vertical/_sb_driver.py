@@ -15,6 +15,7 @@ import numpy as np
 from fedcore.context import Context
 from fedcore.errors import ConfigError, ProtocolError
 from fedcore.vertical import _sb_tree as T
+from fedcore.vertical._driver import roles
 from fedcore.vertical._sb_binning import fit_binner
 from fedcore.vertical._sb_crypto import PaillierScheme, PlainScheme
 from fedcore.vertical._sb_protocol import GuestSession, HostSession
@@ -58,16 +59,6 @@ def validation_rows(seed: int, rows: int, fraction: float) -> np.ndarray:
     return mask
 
 
-def _roles(ctx: Context, guest: str | None, hosts: Sequence[str] | None) -> tuple[str, tuple[str, ...]]:
-    guest = guest or ctx.parties[0]
-    chosen = tuple(hosts) if hosts is not None else tuple(p for p in ctx.parties if p != guest)
-    if not chosen or guest in chosen or any(p not in ctx.parties for p in (guest, *chosen)):
-        raise ConfigError(f"SecureBoost needs a guest and >= 1 distinct hosts among {list(ctx.parties)}")
-    if ctx.party != guest and ctx.party not in chosen:
-        raise ConfigError(f"{ctx.party} is neither the guest {guest} nor a host {list(chosen)}")
-    return guest, chosen
-
-
 def train_secureboost(
     ctx: Context,
     features: np.ndarray,
@@ -101,7 +92,7 @@ def train_secureboost(
         ConfigError: bad roles, plan or data. ProtocolError: a peer broke the protocol.
     """
     params = params or T.BoostParams()
-    guest, hosts = _roles(ctx, guest, hosts)
+    guest, hosts = roles(ctx, guest, hosts, "SecureBoost")
     if scheme not in SCHEMES:
         raise ConfigError(f"unknown SecureBoost scheme {scheme!r}: use one of {list(SCHEMES)}")
     if (ctx.party == guest) != (labels is not None):

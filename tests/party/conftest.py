@@ -97,6 +97,14 @@ class Federation:
         proc.kill()
         proc.wait(timeout=10)
 
+    def kill_all(self) -> None:
+        """Kill every daemon still running (a fixture's teardown)."""
+        for party in list(self.procs):
+            if self.procs[party].poll() is None:
+                self.kill(party)
+            else:
+                self.procs.pop(party)
+
     def stop(self, party: str, sig: int = signal.SIGTERM) -> int:
         proc = self.procs.pop(party)
         proc.send_signal(sig)
@@ -178,8 +186,4 @@ def federation(tmp_path_factory: pytest.TempPathFactory):
             fed.start(party)
         yield fed
     finally:
-        for party in list(fed.procs):
-            proc = fed.procs.pop(party)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
+        fed.kill_all()

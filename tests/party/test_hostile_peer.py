@@ -63,9 +63,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory):
             federation.start(party)
         yield federation
     finally:
-        for proc in federation.procs.values():
-            proc.kill()
-            proc.wait(timeout=10)
+        federation.kill_all()
 
 
 def bob_address(fed: Federation) -> str:

@@ -54,9 +54,7 @@ def fed(tmp_path_factory: pytest.TempPathFactory):
     finally:
         for proxy in proxies:
             proxy.close()
-        for proc in federation.procs.values():
-            proc.kill()
-            proc.wait(timeout=10)
+        federation.kill_all()
 
 
 @pytest.mark.parametrize("quiet", ["false", "true"])

@@ -67,11 +67,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory):
             fed.start(party)
         yield fed
     finally:
-        for party in list(fed.procs):
-            proc = fed.procs.pop(party)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
+        fed.kill_all()
 
 
 def job_folder(federation, party: str, job_id: str) -> Path:
