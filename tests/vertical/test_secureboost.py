@@ -26,21 +26,9 @@ from fedcore.runtime import make_runtime
 from fedcore.sim import simulate
 from fedcore.vertical import BoostParams, model_path, predict_secureboost, train_secureboost
 
+from .sb_central import SCRIPT, central_predictions
+
 PLAN = {"trees": 8, "max_depth": 3, "learning_rate": 0.3, "bins": 32, "min_samples_leaf": 20}
-
-
-def _load_helper():
-    import importlib.util
-    from pathlib import Path as _Path
-
-    spec = importlib.util.spec_from_file_location("sb_central", _Path(__file__).with_name("sb_central.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_helper = _load_helper()
-SCRIPT, central_predictions = _helper.SCRIPT, _helper.central_predictions
 
 
 def central(seed: int, parties: int) -> tuple[float, np.ndarray, np.ndarray]:

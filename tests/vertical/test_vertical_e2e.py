@@ -13,20 +13,7 @@ import pytest
 
 from fedcore.party.config import load_config
 
-
-def _load_helper():
-    import importlib.util
-    from pathlib import Path as _Path
-
-    spec = importlib.util.spec_from_file_location("sb_central", _Path(__file__).with_name("sb_central.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_helper = _load_helper()
-central_predictions = _helper.central_predictions
-
+from .sb_central import central_predictions
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
