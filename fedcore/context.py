@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,35 @@ class ProgressEvent:
     done: float | None
     total: float | None
     message: str | None
+
+
+@dataclass(frozen=True)
+class Garbled:
+    """Stands in, in a tolerant ``collect``, for a message whose bytes did not decode."""
+
+    reason: str
+
+
+@dataclass
+class Traffic:
+    """Encoded bytes a context sent and received (every ``send``, ``broadcast`` copy and ``recv``)."""
+
+    sent: int = 0
+    received: int = 0
+
+    def snapshot(self) -> Traffic:
+        return Traffic(self.sent, self.received)
+
+    def __sub__(self, other: Traffic) -> Traffic:
+        return Traffic(self.sent - other.sent, self.received - other.received)
+
+
+def _size(payload: Any) -> int:
+    if isinstance(payload, (bytes, bytearray)):
+        return len(payload)
+    if isinstance(payload, memoryview):
+        return payload.nbytes
+    return sum(_size(part) for part in payload)
 
 
 ProgressSink = Callable[[ProgressEvent], None]
@@ -94,6 +123,7 @@ class Context:
         self._output_dir = None if output_dir is None else Path(output_dir).absolute()
         self._output_root, self._output_sub = _output_root(self._output_dir, output_root, job_id)
         self._metrics_sink = metrics_sink
+        self.traffic = Traffic()
 
     @property
     def others(self) -> tuple[str, ...]:
@@ -104,7 +134,9 @@ class Context:
 
     def send(self, dst: str, tag: str, value: Any) -> None:
         """Send ``value`` to ``dst`` under ``tag``; does not wait for the receiver."""
-        self.transport.send(dst, tag, wire.encode_parts(value))  # arrays go out without a join
+        payload = wire.encode_parts(value)  # arrays go out without a join
+        self.transport.send(dst, tag, payload)
+        self.traffic.sent += _size(payload)
 
     def recv(self, src: str, tag: str, timeout: float | None = None) -> Any:
         """Wait for the next value from ``src`` under ``tag``.
@@ -115,6 +147,7 @@ class Context:
             DecodeError: ``src`` sent bytes that are not a valid encoding.
         """
         payload = self.transport.recv(src, tag, self._timeout(timeout))
+        self.traffic.received += _size(payload)
         # a writable payload is this receiver's own buffer: arrays may view it instead of copying
         owned = isinstance(payload, bytearray) or (isinstance(payload, memoryview) and not payload.readonly)
         try:
@@ -129,6 +162,7 @@ class Context:
         payload = wire.encode_parts(value) if len(targets) == 1 else wire.encode(value)
         for dst in targets:
             self.transport.send(dst, tag, payload)
+            self.traffic.sent += _size(payload)
 
     def gather(
         self,
@@ -144,17 +178,35 @@ class Context:
         not answer in time, or sent bytes that do not decode are left out of the result
         instead of raising (a round that tolerates dropouts treats garbage as a dropout).
         """
-        sources = [p for p in (self.others if parties is None else parties) if p != self.party]
+        sources = self.others if parties is None else parties
+        return {
+            src: value
+            for src, value in self.collect(tag, sources, timeout, tolerant=allow_missing)
+            if not isinstance(value, Garbled)
+        }
+
+    def collect(
+        self, tag: str, sources: Iterable[str], timeout: float | None = None, *, tolerant: bool = False
+    ) -> Iterator[tuple[str, Any]]:
+        """Yield ``(source, value)`` under ``tag`` from each of ``sources`` (this party left out),
+        in order, all waits sharing one deadline.
+
+        With ``tolerant`` a source that dropped out or did not answer in time is skipped, and
+        one whose bytes do not decode yields a ``Garbled`` value saying why; otherwise those
+        raise ``PartyDropped``, ``Timeout`` or ``DecodeError``.
+        """
         deadline = time.monotonic() + self._timeout(timeout)
-        values: dict[str, Any] = {}
-        for src in sources:
+        for src in [p for p in sources if p != self.party]:
             remaining = max(0.0, deadline - time.monotonic())
             try:
-                values[src] = self.recv(src, tag, timeout=remaining)
-            except (PartyDropped, Timeout, DecodeError):
-                if not allow_missing:
+                yield src, self.recv(src, tag, timeout=remaining)
+            except (PartyDropped, Timeout):
+                if not tolerant:
                     raise
-        return values
+            except DecodeError as exc:
+                if not tolerant:
+                    raise
+                yield src, Garbled(str(exc))
 
     def _timeout(self, timeout: float | None) -> float:
         value = self.timeout_s if timeout is None else float(timeout)
