@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 
 from fedcore import wire
+from fedcore.data import load_table
 from fedcore.errors import ConfigError, DecodeError, PartyDropped, PolicyRefused, Timeout
 from fedcore.outputs import make_folder, resolve_inside
 from fedcore.runtime import Runtime
@@ -226,8 +227,6 @@ class Context:
             )
         source = self._data[name]
         if isinstance(source, (str, Path)):
-            from fedcore.dataio import load_table
-
             return load_table(Path(source))
         return source
 

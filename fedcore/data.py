@@ -14,14 +14,18 @@
   and the rows one party holds (all but ``drop`` it chose with its own generator).
 
 Every function returns index arrays; the same arguments give the same arrays everywhere, so
-each party of a simulation can compute the whole split and keep its own share. Real
-deployments read each party's own data through ``ctx.data(name)`` (.npz or .csv) instead;
-``xy_from_table`` turns such a table into features and labels.
+each party of a simulation can compute the whole split and keep its own share.
+
+Real deployments read each party's own data files instead: ``load_table(path)`` reads a .npz
+or .csv file (never with pickle) into named columns, which is what ``ctx.data(name)`` returns
+for a configured path, and ``xy_from_table`` turns such a table into features and labels.
 """
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -142,3 +146,41 @@ def xy_from_table(table: Mapping[str, np.ndarray], label: str = "y") -> tuple[np
     if len(x) != len(y):
         raise ConfigError(f"data has {len(x)} feature rows but {len(y)} labels")
     return x, y.astype(np.int64)
+
+
+def load_table(path: Path) -> dict[str, np.ndarray]:
+    """Load a data file into named columns (``.csv``, header row required) or arrays (``.npz``).
+
+    Raises:
+        ConfigError: the file is missing, of an unknown kind, or malformed.
+    """
+    if not path.is_file():
+        raise ConfigError(f"data file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return {name: archive[name] for name in archive.files}
+        except (ValueError, OSError) as exc:
+            raise ConfigError(f"cannot read {path} as .npz: {exc}") from None
+    if suffix == ".csv":
+        return _load_csv(path)
+    raise ConfigError(f"data file {path} must end in .npz or .csv")
+
+
+def _load_csv(path: Path) -> dict[str, np.ndarray]:
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        raise ConfigError(f"{path} is empty: a .csv data file needs a header row")
+    header, body = rows[0], rows[1:]
+    if any(len(row) != len(header) for row in body):
+        raise ConfigError(f"{path}: every row must have {len(header)} fields like the header")
+    columns: dict[str, np.ndarray] = {}
+    for index, name in enumerate(header):
+        values = [row[index] for row in body]
+        try:
+            columns[name] = np.array([float(v) for v in values])
+        except ValueError:
+            columns[name] = np.array(values, dtype=str)
+    return columns

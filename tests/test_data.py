@@ -1,6 +1,8 @@
-"""Dataset partitions for simulation: disjoint, covering, reproducible, skewed as asked."""
+"""Dataset partitions (disjoint, covering, reproducible, skewed as asked) and reading data files."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,3 +76,35 @@ def test_xy_from_tables() -> None:
     assert x.tolist() == [[1, 3], [2, 4]] and y.tolist() == [1, 0]
     with pytest.raises(ConfigError, match="label"):
         data.xy_from_table({"a": np.ones(2)})
+
+
+def test_load_table_reads_npz_arrays_and_csv_columns(tmp_path: Path) -> None:
+    np.savez(tmp_path / "d.npz", x=np.arange(6.0).reshape(3, 2), y=np.array([0, 1, 1]))
+    (tmp_path / "d.CSV").write_text("age,name\n31,ann\n45.5,bo\n")
+    arrays = data.load_table(tmp_path / "d.npz")
+    assert sorted(arrays) == ["x", "y"] and arrays["x"].tolist() == [[0, 1], [2, 3], [4, 5]]
+    columns = data.load_table(tmp_path / "d.CSV")
+    assert columns["age"].tolist() == [31.0, 45.5] and columns["name"].tolist() == ["ann", "bo"]
+    x, y = data.xy_from_table({"age": columns["age"], "y": np.array([1.0, 0.0])})
+    assert x.tolist() == [[31.0], [45.5]] and y.tolist() == [1, 0]
+    with pytest.raises(ConfigError, match="numeric"):
+        data.xy_from_table(columns | {"y": np.array([1.0, 0.0])})
+
+
+def test_load_table_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    np.savez(tmp_path / "pickled.npz", v=np.array([{"a": 1}], dtype=object))
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3\n")
+    (tmp_path / "notes.txt").write_text("a,b\n")
+    (tmp_path / "broken.npz").write_bytes(b"not a zip")
+    cases = {
+        "missing.npz": "does not exist",
+        "pickled.npz": "cannot read",
+        "broken.npz": "cannot read",
+        "empty.csv": "header row",
+        "ragged.csv": "every row must have 2 fields",
+        "notes.txt": "must end in .npz or .csv",
+    }
+    for name, message in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            data.load_table(tmp_path / name)
