@@ -4,6 +4,7 @@ decode of worst-case structures (refused or accepted) against the 50 MB/s floor.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -82,7 +83,7 @@ def _worst_cases(size: int, repeat: int) -> list[dict[str, Any]]:
 
     rows = []
     for name, data in worst_case_messages(size).items():
-        seconds = _best(lambda data=data: _outcome(data), repeat)
+        seconds = _best(functools.partial(_outcome, data), repeat)
         rows.append(
             {
                 "path": f"decode worst: {name}",

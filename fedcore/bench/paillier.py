@@ -131,7 +131,7 @@ def _inline_decrypt_rate(args: argparse.Namespace, total: Any, private_key: Any,
     values, seconds = _timed(lambda: private_key.decrypt(prefix))
     if not (values == expected[:length]).all():
         raise AssertionError("inline decryption differs from decryption on the runtime")
-    return length / seconds
+    return float(length) / seconds
 
 
 def _cpu_timed(fn: Any) -> tuple[Any, float, float]:

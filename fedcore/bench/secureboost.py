@@ -40,9 +40,10 @@ def _data(args: Any) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.datasets import make_classification
 
     features = args["guest_features"] + args["host_features"]
-    return make_classification(
+    x, y = make_classification(
         n_samples=args["rows"], n_features=features, n_informative=min(20, features), random_state=0
     )
+    return np.asarray(x), np.asarray(y)
 
 
 def _party_main(ctx: Any, plan: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +125,7 @@ def _sklearn_seconds(plan: dict[str, Any]) -> float:
     )
     start = time.perf_counter()
     model.fit(x, y)
-    return (time.perf_counter() - start) / plan["trees"]
+    return (time.perf_counter() - start) / int(plan["trees"])
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

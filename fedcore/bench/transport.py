@@ -97,7 +97,7 @@ def _bare_grpc(data: bytes, tls: dict[str, Any]) -> Iterator[Callable[[], None]]
 
     opts = [("grpc.max_send_message_length", -1), ("grpc.max_receive_message_length", -1)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), options=opts)
-    handler = grpc.stream_unary_rpc_method_handler(consume)
+    handler: grpc.RpcMethodHandler[Iterator[bytes], bytes] = grpc.stream_unary_rpc_method_handler(consume)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bare.Sink", {"Put": handler}),))
     port = server.add_secure_port("127.0.0.1:0", tls["bob"].server_credentials())
     server.start()
@@ -106,7 +106,7 @@ def _bare_grpc(data: bytes, tls: dict[str, Any]) -> Iterator[Callable[[], None]]
         tls["alice"].channel_credentials(),
         options=[("grpc.ssl_target_name_override", "bob"), *opts],
     )
-    put = channel.stream_unary("/bare.Sink/Put")
+    put: grpc.StreamUnaryMultiCallable[bytes, bytes] = channel.stream_unary("/bare.Sink/Put")
 
     def chunks(size: int) -> Iterator[bytes]:
         for start in range(0, size, MIB):

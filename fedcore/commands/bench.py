@@ -14,10 +14,11 @@ import sys
 from typing import Any
 
 import fedcore.bench
-from fedcore.commands._common import jsonable, print_json
+from fedcore.commands._common import print_json
+from fedcore.results import jsonable
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("bench", help="measure speed against a baseline run in the same process")
     benches = p.add_subparsers(dest="bench", required=True, metavar="NAME")
     for info in sorted(pkgutil.iter_modules(fedcore.bench.__path__), key=lambda m: m.name):

@@ -16,7 +16,7 @@ from fedcore.errors import ConfigError
 WAIT_POLL_S = 10
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("job", help="run jobs through the local party daemon; follow, cancel and inspect them")
     jsub = p.add_subparsers(dest="job_command", required=True, metavar="ACTION")
     run = jsub.add_parser("run", help="propose a job to the parties, start it and wait for the results")

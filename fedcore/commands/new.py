@@ -47,7 +47,7 @@ SHA-256 and its policy allows it.
 """
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("new", help="write a ready protocol script, a federation file and a README")
     p.add_argument("directory", help="the folder to create (must not exist, or be empty)")
     p.add_argument(

@@ -11,7 +11,7 @@ from typing import Any
 from fedcore.commands._common import print_json
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("party", help="check, serve or inspect a party daemon")
     psub = p.add_subparsers(dest="party_command", required=True, metavar="ACTION")
     check = psub.add_parser("check", help="validate a party.toml and its files; --peers dials every peer")

@@ -46,7 +46,7 @@ def _days(raw: str) -> int:
     return days
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "provision", usage=USAGE,
         help="make the CA and each party's kit; renew a certificate; rotate the CA; revoke a party",
@@ -135,7 +135,8 @@ def _kit_action(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
 
 
 def _renew(kit: Path, party: str, valid_days: int | None) -> int:
-    from fedcore.party.rotation import PARTY_VALID_DAYS, renew
+    from fedcore.party.provision import PARTY_VALID_DAYS
+    from fedcore.party.rotation import renew
 
     expires = renew(kit, party, valid_days=valid_days or PARTY_VALID_DAYS)
     sys.stdout.write(
@@ -170,7 +171,8 @@ def _revoke(args: argparse.Namespace, parser: argparse.ArgumentParser, wrong: li
 
 
 def _rotate(kit: Path, valid_days: int | None) -> int:
-    from fedcore.party.rotation import PARTY_VALID_DAYS, rotate_ca
+    from fedcore.party.provision import PARTY_VALID_DAYS
+    from fedcore.party.rotation import rotate_ca
 
     parties = rotate_ca(kit, valid_days=valid_days or PARTY_VALID_DAYS)
     sys.stdout.write(

@@ -191,7 +191,10 @@ def _give_up(runner: JobRunner, job: Job) -> None:
 def peer_event(peer: str, event: m.Progress) -> m.Progress:
     """A progress event from ``peer``'s reply: its party is the certified peer (never a field
     of the reply) and its strings are cut."""
-    cut = lambda text: None if text is None else text[:EVENT_TEXT_CHARS]  # noqa: E731
+
+    def cut(text: str | None) -> str | None:
+        return None if text is None else text[:EVENT_TEXT_CHARS]
+
     return replace(event, party=peer, step=cut(event.step), message=cut(event.message))
 
 

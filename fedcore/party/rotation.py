@@ -130,9 +130,11 @@ def _hosts(kit: Path, party: KitParty) -> list[str]:
         own = path.parent.name == party.party_id
         try:
             table = tomllib.loads(path.read_text(encoding="utf-8")).get("party" if own else "peers")
-            address = table.get("listen" if own else party.party_id, "")
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
             continue  # another party's broken config says nothing about this one
+        if not isinstance(table, dict):
+            continue
+        address = table.get("listen" if own else party.party_id, "")
         host = address.rpartition(":")[0].strip("[]") if isinstance(address, str) else ""
         if host not in _ANY_ADDRESS and host not in hosts:
             hosts.append(host)

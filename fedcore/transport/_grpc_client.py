@@ -145,9 +145,9 @@ class PeerLink:
             raise error_from_rpc(err, self.peer, self.address, f"control {kind!r}") from None
         return bytes(reply.body)
 
-    def ping_future(self, timeout_s: float) -> grpc.Future:
+    def ping_future(self, timeout_s: float) -> grpc.Future[pb.PingReply]:
         """Start a heartbeat ping; ``result()`` raises ``grpc.RpcError`` if it failed."""
-        return self._ping.future(pb.PingRequest(src=self.me), timeout=timeout_s)  # type: ignore[no-any-return]
+        return self._ping.future(pb.PingRequest(src=self.me), timeout=timeout_s)
 
     def ping(self, timeout_s: float) -> str:
         try:

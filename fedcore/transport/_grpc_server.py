@@ -11,9 +11,9 @@ import re
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import numpy as np
@@ -312,7 +312,9 @@ class PartyServicer(pb_grpc.PartyServicer):
 
     def peer_id(self, context: grpc.ServicerContext) -> str:
         """The caller's party id, from its verified TLS client certificate, if it is a member."""
-        certs = context.auth_context().get("x509_pem_cert") or []
+        # grpc maps each property to a list of values (typeshed says one bytes value)
+        auth = cast("Mapping[str, list[bytes]]", context.auth_context())
+        certs = auth.get("x509_pem_cert") or []
         if not certs:
             abort_with(
                 context,
@@ -460,7 +462,7 @@ class PartyServicer(pb_grpc.PartyServicer):
         # than filling a bytearray of the same size. Pages the sender never fills are never touched.
         big = total >= _BIG
         buf = np.empty(total, np.uint8) if big else None
-        view = memoryview(buf) if buf is not None else memoryview(bytearray(total))
+        view = buf.data if buf is not None else memoryview(bytearray(total))
         view[:pos] = head
         for item in chunks:
             chunk = item.chunk if isinstance(item, pb.Frame) else item

@@ -15,13 +15,14 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from fedcore.crypto import pki
 from fedcore.errors import ConfigError, FedcoreError, PartyDropped
-from fedcore.transport._grpc_client import Payload, PeerCheck, PeerLink, as_parts, check_peer
+from fedcore.transport._grpc_client import PeerCheck, PeerLink, as_parts, check_peer
 from fedcore.transport._grpc_server import (
     JOB_ID,
     MAX_REASON_BYTES,
@@ -32,7 +33,7 @@ from fedcore.transport._grpc_server import (
 )
 from fedcore.transport._grpc_wire import BULK, TlsFiles, TlsMaterial, deserialize_frame, log, server_options
 from fedcore.transport._guard import Membership, PortLimits, Revoked, StreamGuard, safe
-from fedcore.transport.base import Mailbox, Transport, check_party_names, check_tag
+from fedcore.transport.base import Mailbox, Payload, Transport, check_party_names, check_tag
 from fedcore.wire import party_pb2 as pb
 
 __all__ = ["GrpcTransport", "PeerCheck", "PeerNode", "PortLimits", "Revoked", "TlsFiles", "TlsMaterial"]
@@ -146,7 +147,7 @@ class PeerNode:
         log.info("party=%s serving %s on %s (port %d)", self.party_id, SERVICE, self.listen, port)
         return port
 
-    def _handlers(self) -> dict[str, grpc.RpcMethodHandler]:
+    def _handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
         servicer = self._servicer
         # all client-streaming, Ping and Control too: see PartyServicer for why
         return {

@@ -6,6 +6,8 @@ the sum survives parties that drop out mid-round. Replace ``local_counts`` with 
     fedcore simulate secure_sum.py --parties 5 --json
 """
 
+from typing import Any
+
 import numpy as np
 
 from fedcore import Context
@@ -18,7 +20,7 @@ def local_counts(ctx: Context, bins: int) -> np.ndarray:
     return np.histogram(values, bins=bins, range=(-3, 3))[0].astype(np.int64)
 
 
-def main(ctx: Context, bins: int = 12) -> dict:
+def main(ctx: Context, bins: int = 12) -> dict[str, Any]:
     counts = local_counts(ctx, int(bins))
     aggregator = ctx.parties[0]
     result = secure_sum(ctx, counts, aggregator=aggregator)

@@ -20,19 +20,22 @@ def model() -> nn.Module:
     return nn.Sequential(nn.Unflatten(1, (1, 8, 8)), conv, nn.ReLU(), nn.Flatten(), nn.Linear(288, 10))
 
 
-def load(ctx: Context) -> tuple:
+Rows = tuple[torch.Tensor, torch.Tensor]
+
+
+def load(ctx: Context) -> tuple[Rows, Rows]:
     """This party's share of the training rows and the common test rows (scikit-learn's digits)."""
     from sklearn.datasets import load_digits
 
-    x, y = load_digits(return_X_y=True)
-    x, y = torch.tensor(x / 16.0, dtype=torch.float32), torch.tensor(y)
+    features, labels = load_digits(return_X_y=True)
+    x, y = torch.tensor(features / 16.0, dtype=torch.float32), torch.tensor(labels)
     train, test = data.train_test_split(len(y), 0.2, ctx.seed)
     share = data.iid(len(train), len(ctx.parties), ctx.seed)[ctx.parties.index(ctx.party)]
-    mine, test = torch.as_tensor(train[share]), torch.as_tensor(test)
-    return (x[mine], y[mine]), (x[test], y[test])
+    mine, held = torch.as_tensor(train[share]), torch.as_tensor(test)
+    return (x[mine], y[mine]), (x[held], y[held])
 
 
-def main(ctx: Context, rounds: int = 10, **options: Any) -> dict:
+def main(ctx: Context, rounds: int = 10, **options: Any) -> dict[str, Any]:
     """Every ``--param`` (strategy, fraction, secure, dp, device, ...) goes to ``train_torch``."""
     torch.set_num_threads(1)  # simulated parties are threads of one process
     train_data, test_data = load(ctx)

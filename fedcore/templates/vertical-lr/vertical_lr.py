@@ -8,6 +8,8 @@ gradients: no party sees another's features or the labels. Rows are already alig
     fedcore simulate vertical_lr.py --parties 5 --json
 """
 
+from typing import Any
+
 import numpy as np
 
 from fedcore import Context
@@ -23,7 +25,7 @@ def columns(ctx: Context, rows: int = 400, per_party: int = 3) -> tuple[np.ndarr
     return x[:, i * per_party : (i + 1) * per_party], y
 
 
-def main(ctx: Context, epochs: int = 3, lr: float = 0.2, key_bits: int = 1024) -> dict:
+def main(ctx: Context, epochs: int = 3, lr: float = 0.2, key_bits: int = 1024) -> dict[str, Any]:
     x, y = columns(ctx)
     guest, hosts = ctx.parties[0], ctx.parties[1:]
     train_x, test_x = x[:300], x[300:]
