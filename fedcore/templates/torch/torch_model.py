@@ -20,10 +20,7 @@ def model() -> nn.Module:
     return nn.Sequential(nn.Unflatten(1, (1, 8, 8)), conv, nn.ReLU(), nn.Flatten(), nn.Linear(288, 10))
 
 
-Rows = tuple[torch.Tensor, torch.Tensor]
-
-
-def load(ctx: Context) -> tuple[Rows, Rows]:
+def load(ctx: Context) -> tuple[Any, Any]:
     """This party's share of the training rows and the common test rows (scikit-learn's digits)."""
     from sklearn.datasets import load_digits
 
