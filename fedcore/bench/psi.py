@@ -16,7 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="process workers (default: all cores)")
     parser.add_argument("--batch-items", type=int, default=8192, help="identifiers per curve batch")
     parser.add_argument(
-        "--bound-ops", type=int, default=None,
+        "--bound-ops",
+        type=int,
+        default=None,
         help="bare X25519 operations to time for the bound (default: all 4*size of them)",
     )
 
@@ -98,8 +100,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # Half the bound before the PSI and half after, so a change in machine load hits both alike.
         wall_a, cpu_a = _time_bound(runtime, bound_ops // 2, args.batch_items)
         cpu_start = tree_cpu_seconds() or 0.0
-        result = simulate(_psi_main, parties=2, runtime=runtime, data=data, timeout_s=3600,
-                          params={"batch_items": args.batch_items})
+        result = simulate(
+            _psi_main,
+            parties=2,
+            runtime=runtime,
+            data=data,
+            timeout_s=3600,
+            params={"batch_items": args.batch_items},
+        )
         psi_cpu = (tree_cpu_seconds() or 0.0) - cpu_start
         if result.errors():
             raise RuntimeError(f"PSI failed: {result.errors()}")
@@ -109,12 +117,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         runtime.close()
     scale = total_ops / bound_ops
     label = "measured" if bound_ops == total_ops else f"scaled from {bound_ops} ops"
-    return _report(size, overlap, runtime.workers, found, total_ops, label,
-                   (result.seconds, psi_cpu), ((wall_a + wall_b) * scale, (cpu_a + cpu_b) * scale))
+    return _report(
+        size,
+        overlap,
+        runtime.workers,
+        found,
+        total_ops,
+        label,
+        (result.seconds, psi_cpu),
+        ((wall_a + wall_b) * scale, (cpu_a + cpu_b) * scale),
+    )
 
 
-def _report(size: int, overlap: int, workers: int, found: dict[str, int], ops: int, label: str,
-            psi: tuple[float, float], bound: tuple[float, float]) -> dict[str, Any]:
+def _report(
+    size: int,
+    overlap: int,
+    workers: int,
+    found: dict[str, int],
+    ops: int,
+    label: str,
+    psi: tuple[float, float],
+    bound: tuple[float, float],
+) -> dict[str, Any]:
     """Wall and CPU seconds side by side; CPU seconds / workers is the wall time on idle cores."""
     return {
         "size": size,
@@ -122,10 +146,20 @@ def _report(size: int, overlap: int, workers: int, found: dict[str, int], ops: i
         "workers": workers,
         "intersection_ok": all(v == overlap for v in found.values()),
         "rows": [
-            {"what": "ecdh-psi 2 parties", "ops": ops, "seconds": psi[0], "cpu_seconds": psi[1],
-             "note": "end-to-end"},
-            {"what": "bare X25519 (bound)", "ops": ops, "seconds": bound[0], "cpu_seconds": bound[1],
-             "note": label},
+            {
+                "what": "ecdh-psi 2 parties",
+                "ops": ops,
+                "seconds": psi[0],
+                "cpu_seconds": psi[1],
+                "note": "end-to-end",
+            },
+            {
+                "what": "bare X25519 (bound)",
+                "ops": ops,
+                "seconds": bound[0],
+                "cpu_seconds": bound[1],
+                "note": label,
+            },
         ],
         "psi_seconds": psi[0],
         "bound_seconds": bound[0],

@@ -37,8 +37,17 @@ def _train_main(
         features = np.hstack([features, np.ones((rows, 1))])
     keys = importlib.import_module(SCHEMES[scheme]).generate_keypair(key_bits)
     start = time.perf_counter()
-    model = train(ctx, features, y[:rows] if mine == 0 else None, epochs=epochs, lr=0.1,
-                  batch_size=batch_size, scheme=scheme, keys=keys, timeout=3600)
+    model = train(
+        ctx,
+        features,
+        y[:rows] if mine == 0 else None,
+        epochs=epochs,
+        lr=0.1,
+        batch_size=batch_size,
+        scheme=scheme,
+        keys=keys,
+        timeout=3600,
+    )
     return {"seconds": time.perf_counter() - start, "batches": model.batches}
 
 
@@ -63,15 +72,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         runtime = make_runtime(backend, workers=args.workers)
         try:
             runtime.map(abs, list(range(runtime.workers)))  # start the workers outside the timings
-            seconds, batches = _timed(runtime, args.parties, scheme="fedcore", rows=train_rows,
-                                      epochs=args.epochs, **common)
+            seconds, batches = _timed(
+                runtime, args.parties, scheme="fedcore", rows=train_rows, epochs=args.epochs, **common
+            )
         finally:
             runtime.close()
-        rows.append({
-            "scheme": f"fedcore.he ({backend} runtime)",
-            "seconds_per_epoch": seconds / batches * per_epoch,
-            "measured": f"{batches} batches ({args.epochs} epochs), {runtime.workers} workers",
-        })
+        rows.append(
+            {
+                "scheme": f"fedcore.he ({backend} runtime)",
+                "seconds_per_epoch": seconds / batches * per_epoch,
+                "measured": f"{batches} batches ({args.epochs} epochs), {runtime.workers} workers",
+            }
+        )
     runtime = make_runtime("inline")
     try:
         sample_rows = args.batch_size * args.phe_batches
@@ -79,8 +91,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         runtime.close()
     slow = seconds / batches * per_epoch
-    rows.append({"scheme": "phe per-element", "seconds_per_epoch": slow,
-                 "measured": f"{batches} batches, scaled to {per_epoch}"})
+    rows.append(
+        {
+            "scheme": "phe per-element",
+            "seconds_per_epoch": slow,
+            "measured": f"{batches} batches, scaled to {per_epoch}",
+        }
+    )
     fast = min(r["seconds_per_epoch"] for r in rows[:2])
     return {
         "parties": args.parties,

@@ -29,8 +29,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _config(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", nargs="?", default=None,
-                   help="the party's party.toml (or --config; default $FEDCORE_CONFIG, else ./party.toml)")
+    p.add_argument(
+        "config",
+        nargs="?",
+        default=None,
+        help="the party's party.toml (or --config; default $FEDCORE_CONFIG, else ./party.toml)",
+    )
     p.add_argument("--config", dest="config_flag", default=None, metavar="CONFIG", help="the same, as a flag")
 
 
@@ -45,11 +49,18 @@ def run_check(args: argparse.Namespace) -> int:
     config = load_config(_resolve(args))
     info = verify_tls(config)
     report: dict[str, Any] = {
-        "party": config.party_id, "federation": config.federation, "config": str(config.path),
-        "certificate": {"not_after": info["not_after"], "days_left": info["days_left"],
-                        "trusted_cas": info.get("trusted_cas", [])},
-        "revoked": {"ids": list(config.revocation.ids),
-                    "serials": [f"{s:#x}" for s in config.revocation.serials]},
+        "party": config.party_id,
+        "federation": config.federation,
+        "config": str(config.path),
+        "certificate": {
+            "not_after": info["not_after"],
+            "days_left": info["days_left"],
+            "trusted_cas": info.get("trusted_cas", []),
+        },
+        "revoked": {
+            "ids": list(config.revocation.ids),
+            "serials": [f"{s:#x}" for s in config.revocation.serials],
+        },
     }
     if args.peers:
         report["peers"] = _check_peers(config)
@@ -79,15 +90,19 @@ def _check_peers(config: Any) -> list[dict[str, Any]]:
 def _print_check(report: dict[str, Any]) -> None:
     out = sys.stdout
     cert = report["certificate"]
-    out.write(f"{report['party']} ({report['federation']}): config and TLS files OK; certificate "
-              f"expires {cert['not_after']} ({cert['days_left']} days left)\n")
+    out.write(
+        f"{report['party']} ({report['federation']}): config and TLS files OK; certificate "
+        f"expires {cert['not_after']} ({cert['days_left']} days left)\n"
+    )
     trusted = cert.get("trusted_cas", [])
     if len(trusted) > 1:  # a CA rotation is in progress: say which CAs this party accepts
         out.write(f"  trusts {len(trusted)} CAs (rotation in progress): {', '.join(map(str, trusted))}\n")
     revoked = report["revoked"]
     if revoked["ids"] or revoked["serials"]:
-        out.write(f"  revoked (refused on the peer port): ids {', '.join(revoked['ids']) or '-'}; "
-                  f"certificate serials {', '.join(revoked['serials']) or '-'}\n")
+        out.write(
+            f"  revoked (refused on the peer port): ids {', '.join(revoked['ids']) or '-'}; "
+            f"certificate serials {', '.join(revoked['serials']) or '-'}\n"
+        )
     for p in report.get("peers", []):
         reach = "reachable" if p["reachable"] else "UNREACHABLE"
         tls = "TLS verified" if p["tls_verified"] else "TLS NOT verified"
@@ -115,8 +130,10 @@ def run_status(args: argparse.Namespace) -> int:
         return 0
     out = sys.stdout
     cert = status["certificate"]
-    out.write(f"{status['party']} ({status['federation']}): certificate expires {cert['not_after']} "
-              f"({cert['days_left']} days left)\n")
+    out.write(
+        f"{status['party']} ({status['federation']}): certificate expires {cert['not_after']} "
+        f"({cert['days_left']} days left)\n"
+    )
     for p in status["peers"]:
         state = "reachable" if p["reachable"] and p["tls_verified"] else f"NOT reachable ({p.get('error')})"
         out.write(f"  peer {p['peer']} at {p['address']}: {state}\n")

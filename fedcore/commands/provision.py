@@ -48,34 +48,66 @@ def _days(raw: str) -> int:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "provision", usage=USAGE,
+        "provision",
+        usage=USAGE,
         help="make the CA and each party's kit; renew a certificate; rotate the CA; revoke a party",
         description="Write a federation's startup kit, renew one party's certificate from the kit's CA, "
-                    "or rotate the CA (run renew and rotate-ca where DIR/ca/ca.key is kept).",
+        "or rotate the CA (run renew and rotate-ca where DIR/ca/ca.key is kept).",
     )
-    p.add_argument("federation", metavar="FEDERATION.toml | renew | rotate-ca | revoke",
-                   help="federation.toml (federation name and [[party]] tables), or an action on a kit")
-    p.add_argument("kit", nargs="?", metavar="KIT_DIR | ID",
-                   help="the kit folder (renew, rotate-ca), or the party id to revoke (revoke)")
-    p.add_argument("--kit", dest="kit_dir", metavar="KIT_DIR",
-                   help="revoke: the kit whose parties' party.toml get the revocation (default: .)")
+    p.add_argument(
+        "federation",
+        metavar="FEDERATION.toml | renew | rotate-ca | revoke",
+        help="federation.toml (federation name and [[party]] tables), or an action on a kit",
+    )
+    p.add_argument(
+        "kit",
+        nargs="?",
+        metavar="KIT_DIR | ID",
+        help="the kit folder (renew, rotate-ca), or the party id to revoke (revoke)",
+    )
+    p.add_argument(
+        "--kit",
+        dest="kit_dir",
+        metavar="KIT_DIR",
+        help="revoke: the kit whose parties' party.toml get the revocation (default: .)",
+    )
     p.add_argument("--out", metavar="DIR", help="kit folder to write (DIR/ca and DIR/<party>)")
     p.add_argument("--force", action="store_true", help="replace an existing kit")
-    p.add_argument("--control", choices=("unix", "tcp"), default="unix",
-                   help="operator API: unix socket control.sock, mode 0600 (default), or loopback TCP on "
-                        "control_port with the token in operator.token (containers)")
-    p.add_argument("--state-dir", metavar="DIR",
-                   help="each party's writable state folder (job store, job folders, and the unix socket); "
-                        "{party} is replaced by the party id (default: state/ beside party.toml)")
-    p.add_argument("--protocols", metavar="DIR",
-                   help="folder of allowed protocol scripts written into each party's [policy] scripts "
-                        "as an absolute path (default: the repository's protocols/)")
-    p.add_argument("--party", metavar="ID",
-                   help="renew: the party whose certificate and key to reissue; revoke: the party to revoke")
-    p.add_argument("--valid-days", type=_days, metavar="N",
-                   help="renew, rotate-ca: validity of the new party certificates (default 825)")
-    p.add_argument("--finish", action="store_true",
-                   help="rotate-ca: end the rotation, leaving only the new CA in every ca.pem")
+    p.add_argument(
+        "--control",
+        choices=("unix", "tcp"),
+        default="unix",
+        help="operator API: unix socket control.sock, mode 0600 (default), or loopback TCP on "
+        "control_port with the token in operator.token (containers)",
+    )
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="each party's writable state folder (job store, job folders, and the unix socket); "
+        "{party} is replaced by the party id (default: state/ beside party.toml)",
+    )
+    p.add_argument(
+        "--protocols",
+        metavar="DIR",
+        help="folder of allowed protocol scripts written into each party's [policy] scripts "
+        "as an absolute path (default: the repository's protocols/)",
+    )
+    p.add_argument(
+        "--party",
+        metavar="ID",
+        help="renew: the party whose certificate and key to reissue; revoke: the party to revoke",
+    )
+    p.add_argument(
+        "--valid-days",
+        type=_days,
+        metavar="N",
+        help="renew, rotate-ca: validity of the new party certificates (default 825)",
+    )
+    p.add_argument(
+        "--finish",
+        action="store_true",
+        help="rotate-ca: end the rotation, leaving only the new CA in every ca.pem",
+    )
     p.set_defaults(func=run, provision_parser=p)
 
 
@@ -83,8 +115,16 @@ def run(args: argparse.Namespace) -> int:
     parser: argparse.ArgumentParser = args.provision_parser
     if args.federation in ACTIONS and (args.kit is not None or args.out is None):
         return _kit_action(args, parser)
-    given = [f for f, v in (("KIT_DIR", args.kit), ("--party", args.party), ("--valid-days", args.valid_days),
-                            ("--finish", args.finish)) if v]
+    given = [
+        f
+        for f, v in (
+            ("KIT_DIR", args.kit),
+            ("--party", args.party),
+            ("--valid-days", args.valid_days),
+            ("--finish", args.finish),
+        )
+        if v
+    ]
     if args.out is None:
         parser.error("the following arguments are required: --out")
     if given:
@@ -99,8 +139,14 @@ def _provision(args: argparse.Namespace) -> int:
     protocols = Path(args.protocols) if args.protocols else default_protocols()
     if not protocols.is_dir():
         raise ConfigError(f"no protocols folder at {protocols}: pass --protocols DIR")
-    configs = provision(spec, Path(args.out), protocols=protocols, force=args.force,
-                        control=args.control, state_dir=args.state_dir)
+    configs = provision(
+        spec,
+        Path(args.out),
+        protocols=protocols,
+        force=args.force,
+        control=args.control,
+        state_dir=args.state_dir,
+    )
     out = Path(args.out).resolve()
     sys.stdout.write(f"federation {spec.federation}: CA in {out / 'ca'} (keep ca.key offline)\n")
     for config in configs:

@@ -135,8 +135,16 @@ class TomlReader:
             raise self.fail(name, f"expected a table [{name}], got {type(value).__name__}")
         return value
 
-    def get(self, section: str, key: str, kind: type | tuple[type, ...], expected: str,
-            default: Any = ..., *, table: dict[str, Any] | None = None) -> Any:
+    def get(
+        self,
+        section: str,
+        key: str,
+        kind: type | tuple[type, ...],
+        expected: str,
+        default: Any = ...,
+        *,
+        table: dict[str, Any] | None = None,
+    ) -> Any:
         table = self.table(section) if table is None else table
         dotted = f"{section}.{key}"
         if key not in table:
@@ -153,8 +161,11 @@ class TomlReader:
     def file(self, dotted: str, raw: str, *, folder_ok: bool = False) -> Path:
         path = (self.path.parent / raw).resolve() if not Path(raw).is_absolute() else Path(raw)
         if not path.exists():
-            raise self.fail(dotted, f"{raw!r} does not exist (resolved to {path}); paths are "
-                                    "relative to the config file's folder")
+            raise self.fail(
+                dotted,
+                f"{raw!r} does not exist (resolved to {path}); paths are "
+                "relative to the config file's folder",
+            )
         if not folder_ok and not path.is_file():
             raise self.fail(dotted, f"{raw!r} is not a file")
         return path
@@ -199,15 +210,18 @@ def load_config(path: str | Path) -> PartyConfig:
 
 def check_name(r: TomlReader, dotted: str, value: str) -> str:
     if not PARTY_NAME.match(value):
-        raise r.fail(dotted, f"bad party name {value!r}: expected 1-64 letters, digits, '_', '.' or '-', "
-                             "starting with a letter")
+        raise r.fail(
+            dotted,
+            f"bad party name {value!r}: expected 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter",
+        )
     return value
 
 
 def parse_endpoint(r: TomlReader, dotted: str, raw: str, *, unix: bool) -> Endpoint:
     """Parse ``host:port`` (or ``unix:PATH`` when ``unix``)."""
     if unix and raw.startswith("unix:"):
-        rest = raw[len("unix:"):]
+        rest = raw[len("unix:") :]
         if not rest:
             raise r.fail(dotted, 'expected "unix:PATH" with a socket path')
         return Endpoint(unix_path=(r.path.parent / rest).resolve())
@@ -223,8 +237,11 @@ def _control(r: TomlReader) -> Endpoint:
     raw = r.get("party", "control", str, '"127.0.0.1:PORT" or "unix:PATH"')
     endpoint = parse_endpoint(r, "party.control", raw, unix=True)
     if endpoint.unix_path is None and not is_loopback(endpoint.host):
-        raise r.fail("party.control", f"the control endpoint must be on loopback (127.0.0.1, ::1, "
-                                      f"localhost) or a unix socket, got {raw!r}: it is never for peers")
+        raise r.fail(
+            "party.control",
+            f"the control endpoint must be on loopback (127.0.0.1, ::1, "
+            f"localhost) or a unix socket, got {raw!r}: it is never for peers",
+        )
     return endpoint
 
 
@@ -310,8 +327,9 @@ def _revocation(r: TomlReader) -> Revocation:
     table = r.table("revocation", required=False)
     r.check_keys("revocation", table, ("ids", "serials"))
     ids = r.get("revocation", "ids", list, "a list of party names", [], table=table)
-    serials = r.get("revocation", "serials", list, 'a list of hex serial numbers like "0x1f2e"', [],
-                    table=table)
+    serials = r.get(
+        "revocation", "serials", list, 'a list of hex serial numbers like "0x1f2e"', [], table=table
+    )
     for i, name in enumerate(ids):
         if not isinstance(name, str):
             raise r.fail(f"revocation.ids[{i}]", f"expected a party name, got {name!r}")
@@ -321,8 +339,9 @@ def _revocation(r: TomlReader) -> Revocation:
         try:
             out.append(int(raw, 16))
         except (TypeError, ValueError):
-            raise r.fail(f"revocation.serials[{i}]", f'expected a hex serial like "0x1f2e", got {raw!r}') \
-                from None
+            raise r.fail(
+                f"revocation.serials[{i}]", f'expected a hex serial like "0x1f2e", got {raw!r}'
+            ) from None
     return Revocation(tuple(ids), tuple(out))
 
 
@@ -352,14 +371,20 @@ def _api_token(r: TomlReader) -> Path | None:
     tcp = not str(r.get("party", "control", str, "")).startswith("unix:")
     if raw is None:
         if tcp:
-            raise r.fail("api.token_file", "a TCP control endpoint needs an operator credential: set "
-                                           '[api] token_file = "operator.token" (fedcore provision writes '
-                                           'one), or use control = "unix:control.sock"')
+            raise r.fail(
+                "api.token_file",
+                "a TCP control endpoint needs an operator credential: set "
+                '[api] token_file = "operator.token" (fedcore provision writes '
+                'one), or use control = "unix:control.sock"',
+            )
         return None
     if not tcp and not (r.path.parent / raw).exists():
         return None  # on the unix socket the token is unused; a kit copied without it still serves
     path = r.file("api.token_file", raw)
     if path.stat().st_mode & 0o037:  # group read is allowed: k8s projects Secrets 0440 to an fsGroup
-        raise r.fail("api.token_file", f"{path} is readable or writable by other users (mode "
-                                       f"{path.stat().st_mode & 0o777:o}): chmod 600 {path}")
+        raise r.fail(
+            "api.token_file",
+            f"{path} is readable or writable by other users (mode "
+            f"{path.stat().st_mode & 0o777:o}): chmod 600 {path}",
+        )
     return path

@@ -59,8 +59,10 @@ def port_guard(config: PartyConfig) -> dict[str, Any]:
 
     limits = config.limits
     port = PortLimits(
-        peer_streams=limits.peer_streams, stream_idle_s=limits.stream_idle_s,
-        keepalive_s=limits.keepalive_s, connection_age_s=limits.connection_age_s,
+        peer_streams=limits.peer_streams,
+        stream_idle_s=limits.stream_idle_s,
+        keepalive_s=limits.keepalive_s,
+        connection_age_s=limits.connection_age_s,
         pending_bytes=limits.pending_bytes,
     )
     revoked = Revoked(frozenset(config.revocation.ids), frozenset(config.revocation.serials))

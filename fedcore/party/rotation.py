@@ -54,8 +54,10 @@ def kit_party(kit: Path, party_id: str) -> KitParty:
         ConfigError: no such party folder, or its party.toml is malformed.
     """
     if not PARTY_NAME.match(party_id):
-        raise ConfigError(f"bad party id {party_id!r}: expected 1-64 letters, digits, '_', '.' or '-', "
-                          "starting with a letter")
+        raise ConfigError(
+            f"bad party id {party_id!r}: expected 1-64 letters, digits, '_', '.' or '-', "
+            "starting with a letter"
+        )
     path = (Path(kit) / party_id / "party.toml").resolve()
     if not path.is_file():
         raise ConfigError(f"no party {party_id!r} in kit {Path(kit).resolve()}: {path} does not exist")
@@ -64,8 +66,10 @@ def kit_party(kit: Path, party_id: str) -> KitParty:
     if found != party_id:
         raise r.fail("party.id", f"the folder {party_id}/ holds the config of {found!r}")
     federation = check_name(r, "party.federation", r.get("party", "federation", str, "a federation name"))
-    tls = {k: path.parent / r.get("tls", k, str, f"a path to the {k} PEM file", f"{d}")
-           for k, d in (("ca", "ca.pem"), ("cert", "party.pem"), ("key", "party.key"))}
+    tls = {
+        k: path.parent / r.get("tls", k, str, f"a path to the {k} PEM file", f"{d}")
+        for k, d in (("ca", "ca.pem"), ("cert", "party.pem"), ("key", "party.key"))
+    }
     return KitParty(party_id, federation, path, tls["ca"], tls["cert"], tls["key"])
 
 
@@ -76,8 +80,11 @@ def kit_parties(kit: Path) -> list[KitParty]:
         ConfigError: no party folder at all.
     """
     kit = Path(kit).resolve()
-    names = sorted(p.name for p in kit.iterdir() if p.name != "ca" and (p / "party.toml").is_file()) \
-        if kit.is_dir() else []
+    names = (
+        sorted(p.name for p in kit.iterdir() if p.name != "ca" and (p / "party.toml").is_file())
+        if kit.is_dir()
+        else []
+    )
     if not names:
         raise ConfigError(f"{kit} holds no party folders (DIR/<id>/party.toml): is it a provisioned kit?")
     return [kit_party(kit, name) for name in names]

@@ -38,13 +38,16 @@ def verify_tls(config: PartyConfig) -> dict[str, Any]:
         raise ConfigError(
             f"{config.tls.cert.name} carries party id {party_id!r} but [party] id is "
             f"{config.party_id!r}: use this party's own certificate",
-            file=file, key="tls.cert",
+            file=file,
+            key="tls.cert",
         )
     federation = pki.cert_info(cert_pem).get("federation")
     if federation != config.federation:
         raise ConfigError(
             f"{config.tls.cert.name} is for federation {federation!r} but [party] federation is "
-            f"{config.federation!r}", file=file, key="party.federation",
+            f"{config.federation!r}",
+            file=file,
+            key="party.federation",
         )
     _check_key_pair(config, cert_pem)
     return {**pki.cert_info(cert_pem), "trusted_cas": trusted}
@@ -65,7 +68,8 @@ def _check_ca_bundle(config: PartyConfig, ca_pem: bytes) -> list[str]:
             raise ConfigError(
                 f"{config.tls.ca.name} holds {cert.subject.rfc4514_string()}, which is not a CA "
                 "certificate: ca.pem lists only the federation CA (two during a CA rotation)",
-                file=str(config.path), key="tls.ca",
+                file=str(config.path),
+                key="tls.ca",
             )
         subjects.append(cert.subject.rfc4514_string())
     return subjects
@@ -77,7 +81,8 @@ def _check_key_pair(config: PartyConfig, cert_pem: bytes) -> None:
     except (ValueError, TypeError):
         raise ConfigError(
             f"{config.tls.key.name} is not an unencrypted PEM private key",
-            file=str(config.path), key="tls.key",
+            file=str(config.path),
+            key="tls.key",
         ) from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     cert_key = x509.load_pem_x509_certificate(cert_pem).public_key()
@@ -87,5 +92,6 @@ def _check_key_pair(config: PartyConfig, cert_pem: bytes) -> None:
         raise ConfigError(
             f"{config.tls.key.name} does not match the certificate {config.tls.cert.name}: "
             "use the key that was issued with it",
-            file=str(config.path), key="tls.key",
+            file=str(config.path),
+            key="tls.key",
         )
