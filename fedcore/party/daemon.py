@@ -17,13 +17,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import uvicorn
+from cryptography import x509
+
 from fedcore.errors import ConfigError, FedcoreError
+from fedcore.party.api import build_app
 from fedcore.party.config import Endpoint, PartyConfig
 from fedcore.party.metrics import DaemonMetrics
 from fedcore.party.runner import JobRunner
 from fedcore.party.store import JobStore
 from fedcore.party.tlscheck import verify_tls
 from fedcore.runtime import Runtime, make_runtime
+from fedcore.transport.grpc import (
+    PeerNode,
+    PortLimits,
+    Revoked,
+    TlsFiles,
+    TlsMaterial,
+    peer_certificate,
+    split_address,
+)
 
 log = logging.getLogger("fedcore.party")
 
@@ -41,8 +54,6 @@ def make_party_runtime(config: PartyConfig) -> Runtime:
 
 def make_node(config: PartyConfig, handler: Any, *, listen: str | None = None) -> Any:
     """A ``PeerNode`` for this party (not started); ``listen`` overrides the bind address."""
-    from fedcore.transport.grpc import PeerNode, TlsFiles, TlsMaterial
-
     tls = TlsMaterial.from_files(TlsFiles(ca=config.tls.ca, cert=config.tls.cert, key=config.tls.key))
     limits = config.limits
     return PeerNode(
@@ -55,8 +66,6 @@ def make_node(config: PartyConfig, handler: Any, *, listen: str | None = None) -
 
 def port_guard(config: PartyConfig) -> dict[str, Any]:
     """``PeerNode``'s ``limits`` and ``revoked`` arguments from ``[limits]`` and ``[revocation]``."""
-    from fedcore.transport.grpc import PortLimits, Revoked
-
     limits = config.limits
     port = PortLimits(
         peer_streams=limits.peer_streams,
@@ -113,10 +122,6 @@ class PartyDaemon:
         )  # fmt: skip
 
     def _serve_api(self, sock: socket.socket) -> None:
-        import uvicorn
-
-        from fedcore.party.api import build_app
-
         token = None
         if self.config.control.unix_path is None:
             assert self.config.api_token_file is not None  # config requires it for TCP
@@ -200,13 +205,9 @@ class PartyDaemon:
 
     def _peer_cert_expiry(self, peer: str) -> str | None:
         """When the certificate ``peer`` presents expires (ISO 8601), from one more TLS handshake."""
-        from cryptography import x509
-
-        from fedcore.transport._grpc_client import _peer_certificate, split_address
-
         try:
             host, port = split_address(self.config.peers[peer])
-            der = _peer_certificate(host, port, self.node.tls, True, PEER_CHECK_TIMEOUT_S)
+            der = peer_certificate(host, port, self.node.tls, True, PEER_CHECK_TIMEOUT_S)
             return x509.load_der_x509_certificate(der).not_valid_after_utc.isoformat()
         except (OSError, ValueError, FedcoreError):
             return None

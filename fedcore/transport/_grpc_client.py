@@ -175,7 +175,7 @@ def _frames(env: pb.Envelope, parts: list[memoryview]) -> Iterator[pb.Frame | me
 # ------------------------------------------------------------------------------- peer check
 
 
-def _peer_certificate(host: str, port: int, tls: TlsMaterial, verify: bool, timeout_s: float) -> bytes:
+def peer_certificate(host: str, port: int, tls: TlsMaterial, verify: bool, timeout_s: float) -> bytes:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False  # the identity is compared with the expected party below
     if verify:
@@ -209,10 +209,10 @@ def check_peer(link: PeerLink, tls: TlsMaterial, timeout_s: float) -> PeerCheck:
     except (OSError, ConfigError) as exc:
         return PeerCheck(peer, address, False, False, None, f"cannot connect to {address}: {exc}")
     try:
-        identity = _identity(_peer_certificate(host, port, tls, True, timeout_s))
+        identity = _identity(peer_certificate(host, port, tls, True, timeout_s))
     except ssl.SSLCertVerificationError as exc:
         try:
-            claimed = _identity(_peer_certificate(host, port, tls, False, timeout_s))
+            claimed = _identity(peer_certificate(host, port, tls, False, timeout_s))
         except (OSError, ssl.SSLError, AuthError):
             claimed = None
         return PeerCheck(

@@ -22,7 +22,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from fedcore.crypto import pki
 from fedcore.errors import ConfigError, FedcoreError, PartyDropped
-from fedcore.transport._grpc_client import PeerCheck, PeerLink, as_parts, check_peer
+from fedcore.transport._grpc_client import (
+    PeerCheck,
+    PeerLink,
+    as_parts,
+    check_peer,
+    peer_certificate,
+    split_address,
+)
 from fedcore.transport._grpc_server import (
     JOB_ID,
     MAX_REASON_BYTES,
@@ -36,7 +43,17 @@ from fedcore.transport._guard import Membership, PortLimits, Revoked, StreamGuar
 from fedcore.transport.base import Mailbox, Payload, Transport, check_party_names, check_tag
 from fedcore.wire import party_pb2 as pb
 
-__all__ = ["GrpcTransport", "PeerCheck", "PeerNode", "PortLimits", "Revoked", "TlsFiles", "TlsMaterial"]
+__all__ = [
+    "GrpcTransport",
+    "PeerCheck",
+    "PeerNode",
+    "PortLimits",
+    "Revoked",
+    "TlsFiles",
+    "TlsMaterial",
+    "peer_certificate",
+    "split_address",
+]
 
 SERVICE = "fedcore.v1.Party"
 _EVENT_WINDOW_S = 2.0  # how long abort/finish keep trying an unreachable peer
