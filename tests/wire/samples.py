@@ -13,15 +13,21 @@ from typing import Any
 
 import numpy as np
 
-RANDOMIZED = {"fedcore.he.EncryptedVector", "fedcore.vertical.PheVector"}
+_ENCRYPTED = ("HostScore", "Residual", "FinalResidual", "HostGradient", "MaskedTerm", "PheVector")
+RANDOMIZED = {"fedcore.he.EncryptedVector", *(f"fedcore.vertical.{name}" for name in _ENCRYPTED)}
 REFUSED = {"fedcore.he.PrivateKey"}  # never encoded: the codec refuses it both ways
 
 
 @cache
 def _keys() -> Any:
-    from fedcore.he import generate_keypair
+    """A fixed 1024-bit key pair (primes after fixed points), so key encodings are pinned too."""
+    import gmpy2
 
-    return generate_keypair(1024)
+    from fedcore.he import PrivateKey, PublicKey
+
+    p, q = (int(gmpy2.next_prime(3 << 510 | seed)) for seed in (12345, 67890))
+    public = PublicKey(p * q)
+    return public, PrivateKey(public, p, q)
 
 
 def _he_vector() -> Any:
@@ -120,6 +126,7 @@ def _he() -> dict[str, Callable[[], Any]]:
         "fedcore.he.PublicKey": lambda: _keys()[0],
         "fedcore.he.EncryptedVector": _he_vector,
         "fedcore.he.ExportedPrivateKey": lambda: _keys()[1].export(confirm=True),
+        "fedcore.he.PrivateKey": lambda: _keys()[1],
     }
 
 
