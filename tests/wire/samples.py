@@ -114,9 +114,7 @@ def _secureboost() -> dict[str, Callable[[], Any]]:
         "fedcore.vertical.sb.HistQuery": lambda: m.HistQuery(0, 1, [rows]),
         "fedcore.vertical.sb.Histograms": lambda: m.Histograms(0, 1, 2, 3, b"\x05" * 6),
         "fedcore.vertical.sb.SplitQuery": lambda: m.SplitQuery(0, 1, rows[:1], rows[1:2], [rows]),
-        "fedcore.vertical.sb.SplitAnswer": lambda: m.SplitAnswer(
-            0, 1, rows[:1], [np.array([True, False])]
-        ),
+        "fedcore.vertical.sb.SplitAnswer": lambda: m.SplitAnswer(0, 1, rows[:1], [np.array([True, False])]),
         "fedcore.vertical.sb.Finish": lambda: m.Finish(3),
     }
 

@@ -15,7 +15,9 @@ from tests.wire.samples import REFUSED, samples  # noqa: E402
 
 
 def main() -> None:
-    out = {name: wire.encode(build()).hex() for name, build in sorted(samples().items()) if name not in REFUSED}
+    out = {
+        name: wire.encode(build()).hex() for name, build in sorted(samples().items()) if name not in REFUSED
+    }
     path = Path(__file__).with_name("registered.json")
     path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
     print(f"wrote {len(out)} encodings to {path}")
