@@ -21,9 +21,9 @@ def test_secagg_graph_and_reveal_take_strings_or_members() -> None:
     by_member = _setup(graph=Graph.COMPLETE, reveal=Reveal.ALL)
     assert by_string.reveal is Reveal.ALL and by_string.reveal == "all"
     assert by_string.digest() == by_member.digest() and by_string.neighbours == by_member.neighbours
-    with pytest.raises(ConfigError, match="graph is one of auto, complete, sparse .* got 'ring'"):
+    with pytest.raises(ConfigError, match=r"graph is one of auto, complete, sparse .* got .ring."):
         _setup(graph="ring")
-    with pytest.raises(ConfigError, match="reveal one of aggregator, all; got .*'everyone'"):
+    with pytest.raises(ConfigError, match=r"reveal one of aggregator, all; got .*.everyone."):
         _setup(reveal="everyone")
 
 

@@ -125,7 +125,7 @@ class _Encoder:
         dtype = _checked_dtype(array.dtype)
         if not array.flags.c_contiguous:  # ascontiguousarray would turn 0-d into 1-d
             array = array.copy(order="C")
-        view = memoryview(array).cast("B") if array.nbytes else memoryview(b"")
+        view = array.data.cast("B") if array.nbytes else memoryview(b"")
         gap = _pad(self.offset)
         if gap:
             self.buffers.append(memoryview(bytes(gap)))
@@ -265,7 +265,8 @@ class _Decoder:
         if len(header[1]) != dtype.itemsize:
             raise DecodeError("numpy scalar has the wrong size")
         self.budget.charge(_ARRAY_BYTES)
-        return np.frombuffer(header[1], dtype=dtype)[0]
+        scalar: np.generic = np.frombuffer(header[1], dtype=dtype)[0]
+        return scalar
 
     def _registered(self, item: Any) -> Any:
         if type(item) is not list or len(item) != 2 or type(item[0]) is not str:

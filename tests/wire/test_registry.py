@@ -106,7 +106,7 @@ def _forged(name: str, state: object) -> bytes:
 
 
 def test_a_name_not_in_the_catalog_stays_unknown() -> None:
-    with pytest.raises(DecodeError, match="unknown registered type 'fedcore.nowhere.Thing'"):
+    with pytest.raises(DecodeError, match=r"unknown registered type 'fedcore\.nowhere\.Thing'"):
         wire.decode(_forged("fedcore.nowhere.Thing", 1))
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from fedcore import wire  # noqa: E402
-from tests.wire.samples import REFUSED, samples  # noqa: E402
+from fedcore import wire
+from tests.wire.samples import REFUSED, samples
 
 
 def main() -> None:
