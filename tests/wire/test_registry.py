@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -87,7 +88,10 @@ for name, blob in blobs.items():
     assert wire.encode(value).hex() == blob, name
 print(len(blobs))
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE.parent)}  # this tree's fedcore, wherever pytest runs
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(len(GOLDEN))]
 
