@@ -25,7 +25,8 @@ def test_error_tree() -> None:
 
 
 def test_wire_and_testing_exports() -> None:
-    assert sorted(fedcore.wire.__all__) == ["MAGIC", "decode", "encode", "encode_parts", "register"]
+    wire_names = ["Layout", "MAGIC", "decode", "encode", "encode_parts", "message", "register"]
+    assert sorted(fedcore.wire.__all__) == wire_names
     names = {"FaultPlan", "TransportConformance", "local_network", "expect_error"}
     assert names <= set(fedcore.testing.__all__)
 

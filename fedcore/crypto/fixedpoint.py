@@ -18,6 +18,7 @@ silently. This module makes that impossible for the declared inputs:
 
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass
 
@@ -27,7 +28,16 @@ from fedcore.crypto.prg import word_dtype
 from fedcore.errors import ConfigError
 
 MIN_FRAC_BITS = 8
-OVERFLOW_POLICIES = ("refuse", "clip")
+
+
+class Overflow(enum.StrEnum):
+    """What ``encode`` does with a value beyond the declared range: ``refuse`` it or ``clip`` it."""
+
+    REFUSE = "refuse"
+    CLIP = "clip"
+
+
+OVERFLOW_POLICIES = tuple(Overflow)
 
 
 @dataclass(frozen=True)
@@ -102,7 +112,7 @@ def _int_range(value_range: float) -> int:
     return int(value_range)
 
 
-def encode(x: np.ndarray, enc: RingEncoding, overflow: str = "refuse") -> np.ndarray:
+def encode(x: np.ndarray, enc: RingEncoding, overflow: Overflow | str = Overflow.REFUSE) -> np.ndarray:
     """``x`` as ring words under ``enc`` (a new array).
 
     Float32 input in a 32-bit ring is scaled in float32: multiplying by 2^F and rounding to an
@@ -113,7 +123,7 @@ def encode(x: np.ndarray, enc: RingEncoding, overflow: str = "refuse") -> np.nda
         ValueError: a value beyond the range with ``overflow="refuse"``, or a NaN/infinity.
     """
     if overflow not in OVERFLOW_POLICIES:
-        raise ValueError(f"overflow is one of {OVERFLOW_POLICIES}, got {overflow!r}")
+        raise ValueError(f"overflow is one of {', '.join(OVERFLOW_POLICIES)}, got {overflow!r}")
     x = np.asarray(x).reshape(-1)
     signed = np.int32 if enc.ring_bits == 32 else np.int64
     if enc.kind == "float":
@@ -130,7 +140,7 @@ def encode(x: np.ndarray, enc: RingEncoding, overflow: str = "refuse") -> np.nda
             raise TypeError(f"integer encoding takes an integer vector, got {x.dtype}")
         scaled = x.astype(np.int64)
     if scaled.size and max(float(scaled.max()), -float(scaled.min())) > enc.bound:
-        if overflow == "refuse":
+        if overflow == Overflow.REFUSE:
             raise ValueError(
                 f"input exceeds the declared range (|x| <= {enc.bound * enc.resolution:g}): "
                 "pass overflow='clip' or a larger value_range"

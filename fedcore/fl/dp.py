@@ -36,6 +36,7 @@ Where the noise is added decides whom it protects against (the threat model):
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,15 @@ from dp_accounting import pld, rdp
 from fedcore.errors import ConfigError
 from fedcore.fl.arrays import Params, global_norm
 
-PLACEMENTS = ("server", "party")
+
+class Placement(enum.StrEnum):
+    """Where the noise is added: by the coordinator (``server``) or by each party (``party``)."""
+
+    SERVER = "server"
+    PARTY = "party"
+
+
+PLACEMENTS = tuple(Placement)
 ACCOUNTANTS = ("pld", "rdp")
 # PLD's loss discretization: 1e-3 is within 1e-5 of 1e-4's epsilon here at a tenth of the time
 PLD_INTERVAL = 1e-3
@@ -69,7 +78,7 @@ class DPConfig:
     noise_multiplier: float
     clip_norm: float = 1.0
     delta: float = 1e-5
-    placement: str = "server"
+    placement: Placement | str = Placement.SERVER  # a Placement once built; a string is accepted
     accountant: str = "pld"
 
     def __post_init__(self) -> None:
@@ -82,7 +91,8 @@ class DPConfig:
         if not 0 < self.delta < 1:
             raise ConfigError(f"dp delta must be in (0, 1), got {self.delta}")
         if self.placement not in PLACEMENTS:
-            raise ConfigError(f"dp placement must be one of {PLACEMENTS}, got {self.placement!r}")
+            raise ConfigError(f"dp placement must be one of {', '.join(PLACEMENTS)}, got {self.placement!r}")
+        object.__setattr__(self, "placement", Placement(self.placement))
         if self.accountant not in ACCOUNTANTS:
             raise ConfigError(f"dp accountant must be one of {ACCOUNTANTS}, got {self.accountant!r}")
 
@@ -111,7 +121,7 @@ def party_noise_std(config: DPConfig, expected_parties: int) -> float:
 
 def effective_multiplier(config: DPConfig, included: int, expected: int) -> float:
     """The noise multiplier a round really had, given how many noise shares reached the sum."""
-    if config.placement == "server":
+    if config.placement == Placement.SERVER:
         return config.noise_multiplier
     return config.noise_multiplier * math.sqrt(min(included, expected) / max(1, expected))
 

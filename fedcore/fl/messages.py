@@ -32,6 +32,7 @@ def _round(value: Any) -> int:
     return value
 
 
+@wire.message("fedcore.fl.RoundStart", layout=wire.Layout.TUPLE, lists=("params", "parties"))
 @dataclass(frozen=True)
 class RoundStart:
     """Coordinator -> party: train from ``params`` in round ``round`` with ``config``.
@@ -62,6 +63,7 @@ class RoundStart:
             raise ValueError("config must map names to bool, int, float or str")
 
 
+@wire.message("fedcore.fl.Wait", layout=wire.Layout.SINGLE)
 @dataclass(frozen=True)
 class Wait:
     """Coordinator -> party: you were not picked for round ``round``; wait for the next."""
@@ -72,6 +74,7 @@ class Wait:
         _round(self.round)
 
 
+@wire.message("fedcore.fl.Stop", layout=wire.Layout.SINGLE)
 @dataclass(frozen=True)
 class Stop:
     """Coordinator -> party: training is over."""
@@ -83,6 +86,7 @@ class Stop:
             raise ValueError("reason must be a string")
 
 
+@wire.message("fedcore.fl.ClientUpdate", layout=wire.Layout.TUPLE, lists=("delta",))
 @dataclass(frozen=True)
 class ClientUpdate:
     """Party -> coordinator (plain aggregation): this round's delta and weight."""
@@ -96,19 +100,3 @@ class ClientUpdate:
         object.__setattr__(self, "delta", _arrays(self.delta, "delta"))
         if type(self.samples) is not int or self.samples < 0:
             raise ValueError(f"samples must be a non-negative int, got {self.samples!r}")
-
-
-wire.register(
-    RoundStart,
-    "fedcore.fl.RoundStart",
-    to_state=lambda m: (m.round, list(m.params), list(m.parties), m.config, m.picked),
-    from_state=lambda s: RoundStart(*s[:5]),
-)
-wire.register(Wait, "fedcore.fl.Wait", to_state=lambda m: m.round, from_state=Wait)
-wire.register(Stop, "fedcore.fl.Stop", to_state=lambda m: m.reason, from_state=Stop)
-wire.register(
-    ClientUpdate,
-    "fedcore.fl.ClientUpdate",
-    to_state=lambda m: (m.round, list(m.delta), m.samples),
-    from_state=lambda s: ClientUpdate(s[0], s[1], s[2]),
-)

@@ -118,7 +118,7 @@ def _refuse_private_state(state: Any) -> NoReturn:
 
 
 def register_types() -> None:
-    """Register fedcore.he's types with fedcore.wire (idempotent)."""
+    """Register fedcore.he's types with fedcore.wire (idempotent; importing this module does it)."""
     wire.register(
         PublicKey, "fedcore.he.PublicKey", to_state=lambda k: {"n": k.n}, from_state=_public_from_state
     )
@@ -137,3 +137,6 @@ def register_types() -> None:
     wire.register(
         PrivateKey, "fedcore.he.PrivateKey", to_state=_refuse_private_key, from_state=_refuse_private_state
     )
+
+
+register_types()  # here, at import: fedcore.wire's catalog imports this module by name

@@ -23,13 +23,14 @@ from fedcore.context import Context
 from fedcore.crypto.ecdh_psi import BlindingKey, blind_batch, hash_and_blind_batch
 from fedcore.errors import ConfigError, ProtocolError, Timeout
 from fedcore.psi._ids import decode_id, unique_encoded
-from fedcore.psi._protocol import Blinded, PairSession, Reblinded, Send, Stage
-from fedcore.psi._ring import Common, Hop, RingSend, RingSession, RingStage, Tags
+from fedcore.psi._protocol import Blinded, PairSession, Send, Stage
+from fedcore.psi._ring import RingSend, RingSession, RingStage
 
 BATCH_ITEMS = 8192
 TAG_BLINDED, TAG_REBLINDED, TAG_REVEALED = "psi/blinded", "psi/reblinded", "psi/revealed"
 
 
+@wire.message("fedcore.psi.Revealed", layout=wire.Layout.SINGLE, lists=("ids",))
 @dataclass(frozen=True)
 class Revealed:
     """The leader's final intersection, as canonical encodings in sorted order."""
@@ -39,20 +40,6 @@ class Revealed:
     def __post_init__(self) -> None:
         if not isinstance(self.ids, tuple) or not all(isinstance(i, bytes) for i in self.ids):
             raise ValueError("Revealed.ids must be a tuple of bytes")
-
-
-wire.register(Blinded, "fedcore.psi.Blinded",
-              to_state=lambda m: (m.index, m.total_items, m.values),
-              from_state=lambda s: Blinded(*s))
-wire.register(Reblinded, "fedcore.psi.Reblinded",
-              to_state=lambda m: (m.index, m.values), from_state=lambda s: Reblinded(*s))
-wire.register(Hop, "fedcore.psi.Hop", to_state=lambda m: (m.origin, m.index, m.total_items, m.values),
-              from_state=lambda s: Hop(*s))
-wire.register(Tags, "fedcore.psi.Tags", to_state=lambda m: (m.origin, m.index, m.total_items, m.values),
-              from_state=lambda s: Tags(*s))
-wire.register(Common, "fedcore.psi.Common", to_state=lambda m: m.values, from_state=Common)
-wire.register(Revealed, "fedcore.psi.Revealed",
-              to_state=lambda m: list(m.ids), from_state=lambda s: Revealed(tuple(s)))
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from fedcore import wire
 from fedcore.crypto.ecdh_psi import POINT_BYTES
 from fedcore.errors import ProtocolError
 
@@ -52,6 +53,7 @@ def _check_points(values: bytes, what: str) -> None:
         raise ValueError(f"{what}.values must be bytes, a multiple of {POINT_BYTES} long")
 
 
+@wire.message("fedcore.psi.Blinded", layout=wire.Layout.TUPLE)
 @dataclass(frozen=True)
 class Blinded:
     """One batch of the sender's shuffled set, blinded once by the sender: ``H(x)^a``."""
@@ -72,6 +74,7 @@ class Blinded:
         return len(self.values) // POINT_BYTES
 
 
+@wire.message("fedcore.psi.Reblinded", layout=wire.Layout.TUPLE)
 @dataclass(frozen=True)
 class Reblinded:
     """Batch ``index`` of the receiver's own ``Blinded`` stream, blinded again: ``H(x)^(ab)``."""

@@ -37,6 +37,7 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from fedcore import wire
 from fedcore.crypto.ecdh_psi import POINT_BYTES
 from fedcore.errors import ProtocolError
 from fedcore.psi._protocol import BatchStream, _check_points
@@ -51,6 +52,7 @@ class RingStage(enum.Enum):
     DONE = "done"
 
 
+@wire.message("fedcore.psi.Hop", layout=wire.Layout.TUPLE)
 @dataclass(frozen=True)
 class Hop:
     """Batch ``index`` of ``origin``'s route, blinded by the keys of the hops so far."""
@@ -69,6 +71,7 @@ class Hop:
         return len(self.values) // POINT_BYTES
 
 
+@wire.message("fedcore.psi.Tags", layout=wire.Layout.TUPLE)
 @dataclass(frozen=True)
 class Tags:
     """Batch ``index`` of ``origin``'s finished route (all keys applied), to L or C."""
@@ -87,6 +90,7 @@ class Tags:
         return len(self.values) // POINT_BYTES
 
 
+@wire.message("fedcore.psi.Common", layout=wire.Layout.SINGLE)
 @dataclass(frozen=True)
 class Common:
     """C -> L: the tags common to every non-leader set, sorted."""

@@ -6,9 +6,8 @@ operation in ``fedcore.secagg.protocol``.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
@@ -33,6 +32,7 @@ def _check_blobs(mapping: object, size: int | None, what: str) -> None:
         _check(size is None or len(value) == size, f"{what}: each entry is {size} bytes")
 
 
+@wire.message("fedcore.secagg.Advertise")
 @dataclass(frozen=True)
 class Advertise:
     """Client -> aggregator, stage 1: the client's two X25519 public keys."""
@@ -51,6 +51,7 @@ class Advertise:
         _check(self.enc_pk != self.mask_pk, "the two public keys must differ")
 
 
+@wire.message("fedcore.secagg.PeerKeys")
 @dataclass(frozen=True)
 class PeerKeys:
     """Aggregator -> client, stage 1: public keys (enc, mask) of the client's neighbours in U1."""
@@ -68,6 +69,7 @@ class PeerKeys:
             kx.check_public(pair[1])
 
 
+@wire.message("fedcore.secagg.SealedShares")
 @dataclass(frozen=True)
 class SealedShares:
     """Client -> aggregator, stage 2: for each neighbour, its shares sealed with AEAD."""
@@ -81,6 +83,7 @@ class SealedShares:
         _check_blobs(self.sealed, None, "sealed shares")
 
 
+@wire.message("fedcore.secagg.ForwardedShares")
 @dataclass(frozen=True)
 class ForwardedShares:
     """Aggregator -> client, stage 2: the ciphertexts sealed to this client, by sender."""
@@ -94,6 +97,7 @@ class ForwardedShares:
         _check_blobs(self.sealed, None, "forwarded shares")
 
 
+@wire.message("fedcore.secagg.MaskedInput")
 @dataclass(frozen=True)
 class MaskedInput:
     """Client -> aggregator, stage 3: the masked vector y_u in Z_{2^k}."""
@@ -111,6 +115,7 @@ class MaskedInput:
         )
 
 
+@wire.message("fedcore.secagg.Survivors")
 @dataclass(frozen=True)
 class Survivors:
     """Aggregator -> client, stage 4: U3, the clients whose masked input is in the sum."""
@@ -128,6 +133,7 @@ class Survivors:
         _check(len(set(self.survivors)) == len(self.survivors), "survivors are distinct")
 
 
+@wire.message("fedcore.secagg.UnmaskShares")
 @dataclass(frozen=True)
 class UnmaskShares:
     """Client -> aggregator, stage 4: shares of b_v (survivors v) and of s_v (dropped v)."""
@@ -147,6 +153,7 @@ class UnmaskShares:
         )
 
 
+@wire.message("fedcore.secagg.Outcome")
 @dataclass(frozen=True)
 class Outcome:
     """Aggregator -> client, end: who is included, and the total with reveal='all'."""
@@ -168,6 +175,7 @@ class Outcome:
         )
 
 
+@wire.message("fedcore.secagg.Abort")
 @dataclass(frozen=True)
 class Abort:
     """Aggregator -> client, any stage: the round failed, or this client was left out."""
@@ -185,25 +193,3 @@ class Abort:
 
 UP_MESSAGES = (Advertise, SealedShares, MaskedInput, UnmaskShares)
 DOWN_MESSAGES = (PeerKeys, ForwardedShares, Survivors, Outcome, Abort)
-
-
-def _register(cls: Any) -> None:
-    names = [f.name for f in dataclasses.fields(cls)]
-
-    def to_state(msg: Any) -> list[Any]:
-        return [getattr(msg, n) for n in names]
-
-    def from_state(state: Any) -> Any:
-        if type(state) is not list or len(state) != len(names):
-            raise ValueError(f"{cls.__name__} has {len(names)} fields")
-        if cls is PeerKeys and type(state[1]) is dict:
-            state[1] = {k: tuple(v) if type(v) in (list, tuple) else v for k, v in state[1].items()}
-        if cls in (Survivors, Outcome) and type(state[1]) is list:
-            state[1] = tuple(state[1])
-        return cls(*state)
-
-    wire.register(cls, f"fedcore.secagg.{cls.__name__}", to_state=to_state, from_state=from_state)
-
-
-for _cls in UP_MESSAGES + DOWN_MESSAGES:
-    _register(_cls)

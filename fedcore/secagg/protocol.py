@@ -116,8 +116,24 @@ class Stage(enum.Enum):
     FAILED = 6
 
 
-GRAPHS = ("auto", "complete", "sparse")
-REVEALS = ("aggregator", "all")
+class Graph(enum.StrEnum):
+    """The neighbour graph: ``sparse`` (Harary, O(log n) degree), ``complete``, or ``auto``
+    (sparse once the clients outnumber three times the degree)."""
+
+    AUTO = "auto"
+    COMPLETE = "complete"
+    SPARSE = "sparse"
+
+
+class Reveal(enum.StrEnum):
+    """Who learns the total: the ``aggregator`` only, or ``all`` the parties (in ``Outcome``)."""
+
+    AGGREGATOR = "aggregator"
+    ALL = "all"
+
+
+GRAPHS = tuple(Graph)
+REVEALS = tuple(Reveal)
 
 
 def sparse_degree(clients: int) -> int:
@@ -142,7 +158,7 @@ class RoundSetup:
     threshold: int
     dim: int
     encoding: RingEncoding
-    reveal: str
+    reveal: Reveal
 
     def index(self, client: str) -> int:
         return self._index[client]
@@ -181,7 +197,7 @@ class RoundSetup:
                 self.threshold,
                 self.dim,
                 self.encoding.as_tuple(),
-                self.reveal,
+                str(self.reveal),  # the plain string: the digest is on the wire
                 sorted(self.neighbours.items()),
             )
         )
@@ -205,8 +221,8 @@ def make_setup(
     dim: int,
     encoding: RingEncoding,
     threshold: int | None = None,
-    graph: str = "auto",
-    reveal: str = "aggregator",
+    graph: Graph | str = Graph.AUTO,
+    reveal: Reveal | str = Reveal.AGGREGATOR,
     neighbours: int | None = None,
 ) -> RoundSetup:
     """Build the round's public setup from the public arguments.
@@ -251,12 +267,16 @@ def _make_setup(
     dim: int,
     encoding: RingEncoding,
     threshold: int | None,
-    graph: str,
-    reveal: str,
+    graph_name: str,
+    reveal_name: str,
     neighbours: int | None = None,
 ) -> RoundSetup:
-    if graph not in GRAPHS or reveal not in REVEALS:
-        raise ConfigError(f"graph is one of {GRAPHS} and reveal one of {REVEALS}; got {graph!r}, {reveal!r}")
+    if graph_name not in GRAPHS or reveal_name not in REVEALS:
+        raise ConfigError(
+            f"graph is one of {', '.join(GRAPHS)} and reveal one of {', '.join(REVEALS)}; "
+            f"got {graph_name!r}, {reveal_name!r}"
+        )
+    graph, reveal = Graph(graph_name), Reveal(reveal_name)
     if aggregator not in parties or len(set(parties)) != len(parties):
         raise ConfigError(f"aggregator {aggregator!r} must be one of the (distinct) parties")
     clients = tuple(p for p in parties if p != aggregator)
@@ -264,7 +284,8 @@ def _make_setup(
         raise ConfigError("secure_sum needs at least one client besides the aggregator")
     n = len(clients)
     k = _degree(n, graph, neighbours)
-    sparse = k < n - 1 and (neighbours is not None or graph == "sparse" or (graph == "auto" and n > 3 * k))
+    chosen = neighbours is not None or graph is Graph.SPARSE
+    sparse = k < n - 1 and (chosen or (graph is Graph.AUTO and n > 3 * k))
     neighbours_of = (
         _harary(clients, k, _graph_seed(job, round_id, seed, parties))
         if sparse
@@ -281,12 +302,12 @@ def _make_setup(
     return RoundSetup(job, round_id, aggregator, clients, neighbours_of, t, dim, encoding, reveal)
 
 
-def _degree(n: int, graph: str, neighbours: int | None) -> int:
+def _degree(n: int, graph: Graph, neighbours: int | None) -> int:
     if neighbours is None:
         return sparse_degree(n)
     if type(neighbours) is not int or neighbours < 2:
         raise ConfigError(f"neighbours must be an integer of at least 2, got {neighbours!r}")
-    if graph == "complete" and neighbours < n - 1:
+    if graph is Graph.COMPLETE and neighbours < n - 1:
         raise ConfigError(
             f"graph='complete' gives every client {n - 1} neighbours; drop neighbours={neighbours}"
         )

@@ -16,6 +16,7 @@ the conformance suite in ``fedcore.testing`` checks for every implementation:
 from __future__ import annotations
 
 import abc
+import enum
 import math
 import re
 import threading
@@ -123,11 +124,19 @@ class Condition(Protocol):
     def notify_all(self) -> None: ...
 
 
+class PeerStatus(enum.StrEnum):
+    """A peer's liveness as a mailbox knows it; ``dropped`` is final."""
+
+    ALIVE = "alive"
+    FINISHED = "finished"
+    DROPPED = "dropped"
+
+
 @dataclass
 class PeerState:
     """What a mailbox knows about one peer's liveness."""
 
-    status: str = "alive"  # alive | finished | dropped
+    status: PeerStatus = PeerStatus.ALIVE
     step: str | None = None
     reason: str = ""
 
@@ -158,12 +167,14 @@ class PeerBoard:
     def get(self, party: str) -> PeerState | None:
         return self._peers.get(party)
 
-    def set(self, party: str, status: str, step: str | None = None, reason: str = "") -> None:
+    def set(self, party: str, status: PeerStatus | str, step: str | None = None, reason: str = "") -> None:
+        """Record ``party``'s status; ``ValueError`` for a status that is not a ``PeerStatus``."""
+        new = PeerStatus(status)
         with self._lock:
             current = self._peers.get(party)
-            if current is not None and current.status == "dropped":
+            if current is not None and current.status is PeerStatus.DROPPED:
                 return  # the first reason a party was lost is the one worth reporting
-            self._peers[party] = PeerState(status, step, reason)
+            self._peers[party] = PeerState(new, step, reason)
             waiting = list(self._waiting.get(party, ()))
         for box in waiting:
             box.wake()
@@ -230,7 +241,7 @@ class Mailbox:
         """Bytes the unread messages count against ``max_bytes``."""
         return self._bytes
 
-    def set_peer(self, src: str, status: str, step: str | None = None, reason: str = "") -> None:
+    def set_peer(self, src: str, status: PeerStatus | str, step: str | None = None, reason: str = "") -> None:
         """Record that ``src`` finished or dropped; wakes every waiting ``recv``."""
         self._board.set(src, status, step, reason)
 
@@ -268,9 +279,9 @@ class Mailbox:
 
     def _raise_if_gone(self, src: str, tag: str) -> None:
         state = self._board.get(src)
-        if state is None or state.status == "alive":
+        if state is None or state.status is PeerStatus.ALIVE:
             return
-        if state.status == "finished":
+        if state.status is PeerStatus.FINISHED:
             raise ProtocolError(
                 f"{src} finished its script without sending {tag!r} to {self.party}: "
                 "the parties disagree about the protocol's steps"

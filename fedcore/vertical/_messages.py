@@ -30,6 +30,7 @@ def _check_encrypted(enc: Any, what: str) -> None:
         raise ValueError(f"{what}.enc must be an unpacked encrypted vector")
 
 
+@wire.message("fedcore.vertical.HostScore", layout=wire.Layout.TUPLE)
 @dataclass(frozen=True)
 class HostScore:
     """Host -> guest: ``[[u_h]]_h``, the host's partial scores X_h w_h on the batch, under the host's key."""
@@ -43,6 +44,7 @@ class HostScore:
         _check_encrypted(self.enc, "HostScore")
 
 
+@wire.message("fedcore.vertical.Residual", layout=wire.Layout.TUPLE)
 @dataclass(frozen=True)
 class Residual:
     """Guest -> first host, host -> next host: ``[[0.25 z_partial + 0.5 - y]]_g`` under the guest's key."""
@@ -56,6 +58,7 @@ class Residual:
         _check_encrypted(self.enc, "Residual")
 
 
+@wire.message("fedcore.vertical.FinalResidual", layout=wire.Layout.TUPLE)
 @dataclass(frozen=True)
 class FinalResidual:
     """Last host -> other hosts: the complete ``[[d]]_g = [[0.25 z + 0.5 - y]]_g``."""
@@ -69,6 +72,7 @@ class FinalResidual:
         _check_encrypted(self.enc, "FinalResidual")
 
 
+@wire.message("fedcore.vertical.HostGradient", layout=wire.Layout.TUPLE)
 @dataclass(frozen=True)
 class HostGradient:
     """Host -> guest: ``[[X_h^T d + r_h]]_g``, re-randomized; the guest sees only the masked sum."""
@@ -82,6 +86,7 @@ class HostGradient:
         _check_encrypted(self.enc, "HostGradient")
 
 
+@wire.message("fedcore.vertical.MaskedTerm", layout=wire.Layout.TUPLE)
 @dataclass(frozen=True)
 class MaskedTerm:
     """Guest -> host: ``[[X_g^T u_h + r'_h]]_h``, re-randomized, for the host to decrypt."""
@@ -95,6 +100,7 @@ class MaskedTerm:
         _check_encrypted(self.enc, "MaskedTerm")
 
 
+@wire.message("fedcore.vertical.TermReply", layout=wire.Layout.TUPLE)
 @dataclass(frozen=True)
 class TermReply:
     """Host -> guest: the decrypted ``X_g^T u_h + r'_h``."""
@@ -108,6 +114,7 @@ class TermReply:
         _check_plain(self.values, "TermReply")
 
 
+@wire.message("fedcore.vertical.Unmasked", layout=wire.Layout.TUPLE)
 @dataclass(frozen=True)
 class Unmasked:
     """Guest -> host: the decrypted ``X_h^T d + r_h``."""
@@ -122,16 +129,3 @@ class Unmasked:
 
 
 MESSAGES = (HostScore, Residual, FinalResidual, HostGradient, MaskedTerm, TermReply, Unmasked)
-
-
-def _register(cls: type, field: str) -> None:
-    wire.register(
-        cls,
-        f"fedcore.vertical.{cls.__name__}",
-        to_state=lambda m: (m.batch, getattr(m, field)),
-        from_state=lambda s: cls(*s),
-    )
-
-
-for _cls in MESSAGES:
-    _register(_cls, "values" if _cls in (TermReply, Unmasked) else "enc")

@@ -6,7 +6,7 @@ the receiving session checks each against its key (``unpack_cts``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -57,6 +57,7 @@ def _row_list(value: Any, what: str) -> None:
         _rows(item, what)
 
 
+@wire.message("fedcore.vertical.sb.Setup")
 @dataclass(frozen=True)
 class Setup:
     """Guest -> host, once: the scheme, the guest's public key (None for "plain") and max rows per tree."""
@@ -75,6 +76,7 @@ class Setup:
         _int(self.max_rows, "Setup.max_rows", 2**40)
 
 
+@wire.message("fedcore.vertical.sb.TreeStart")
 @dataclass(frozen=True)
 class TreeStart:
     """Guest -> host: tree number, its sampled rows and [[(g, h, 1)]] of each; the root histogram is due."""
@@ -90,6 +92,7 @@ class TreeStart:
             raise ValueError("TreeStart.cts must be bytes")
 
 
+@wire.message("fedcore.vertical.sb.HistQuery")
 @dataclass(frozen=True)
 class HistQuery:
     """Guest -> host: build the histograms of these row sets (the smaller child of each pair)."""
@@ -104,6 +107,7 @@ class HistQuery:
         _row_list(self.rows, "HistQuery.rows")
 
 
+@wire.message("fedcore.vertical.sb.Histograms")
 @dataclass(frozen=True)
 class Histograms:
     """Host -> guest: encrypted bin sums, nodes x slots x bins, in the host's private column order."""
@@ -123,6 +127,7 @@ class Histograms:
             raise ValueError("Histograms.cts must be bytes")
 
 
+@wire.message("fedcore.vertical.sb.SplitQuery")
 @dataclass(frozen=True)
 class SplitQuery:
     """Guest -> host: split these nodes at (slot, bin); ``rows`` are every row routed to each node."""
@@ -143,6 +148,7 @@ class SplitQuery:
             raise ValueError("SplitQuery needs as many slots, bins and row sets")
 
 
+@wire.message("fedcore.vertical.sb.SplitAnswer")
 @dataclass(frozen=True)
 class SplitAnswer:
     """Host -> guest: an opaque id per split and, per node, which of its rows go left."""
@@ -163,6 +169,7 @@ class SplitAnswer:
                 raise ValueError("SplitAnswer.left must hold 1-D bool arrays")
 
 
+@wire.message("fedcore.vertical.sb.Finish")
 @dataclass(frozen=True)
 class Finish:
     """Guest -> host: training is over; keep the splits of the first ``trees`` trees."""
@@ -174,23 +181,3 @@ class Finish:
 
 
 MESSAGES = (Setup, TreeStart, HistQuery, Histograms, SplitQuery, SplitAnswer, Finish)
-
-
-def _register(cls: type) -> None:
-    names = [f.name for f in fields(cls)]
-    wire.register(
-        cls,
-        f"fedcore.vertical.sb.{cls.__name__}",
-        to_state=lambda m: [getattr(m, n) for n in names],
-        from_state=lambda s: cls(*_checked_state(s, len(names))),
-    )
-
-
-def _checked_state(state: Any, count: int) -> list[Any]:
-    if type(state) is not list or len(state) != count:
-        raise ValueError("malformed SecureBoost message")
-    return state
-
-
-for _cls in MESSAGES:
-    _register(_cls)

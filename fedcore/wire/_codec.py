@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -42,6 +40,7 @@ import numpy as np
 
 from fedcore.errors import DecodeError
 from fedcore.wire._budget import Budget, charge_structure, ext_hold
+from fedcore.wire._registry import by_name, by_type
 
 MAGIC = b"FCW\x01"
 _HEADER = struct.Struct("<4sQ")
@@ -79,42 +78,6 @@ _ALLOWED_DTYPES = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class _Registered:
-    cls: type
-    name: str
-    to_state: Callable[[Any], Any]
-    from_state: Callable[[Any], Any]
-
-
-_BY_TYPE: dict[type, _Registered] = {}
-_BY_NAME: dict[str, _Registered] = {}
-
-
-def register(
-    cls: type,
-    name: str,
-    *,
-    to_state: Callable[[Any], Any],
-    from_state: Callable[[Any], Any],
-) -> None:
-    """Let the codec carry instances of ``cls``.
-
-    Args:
-        cls: the exact type to encode (subclasses are not matched).
-        name: a stable wire name, e.g. ``"fedcore.he.PublicKey"``.
-        to_state: turns an instance into a codec value (no secrets unless the caller asked).
-        from_state: rebuilds an instance from that value; it must validate what it gets,
-            since the value comes from another party. Any exception it raises becomes
-            ``DecodeError``.
-    """
-    if name in _BY_NAME and _BY_NAME[name].cls is not cls:
-        raise ValueError(f"wire name {name!r} is already registered for {_BY_NAME[name].cls}")
-    entry = _Registered(cls, name, to_state, from_state)
-    _BY_TYPE[cls] = entry
-    _BY_NAME[name] = entry
-
-
 # --------------------------------------------------------------------------- encode
 
 
@@ -142,8 +105,8 @@ class _Encoder:
             return msgpack.ExtType(_EXT_TUPLE, _pack(items))
         if kind is dict:
             return {self.convert(k, depth + 1): self.convert(v, depth + 1) for k, v in value.items()}
-        if kind in _BY_TYPE:
-            entry = _BY_TYPE[kind]
+        entry = by_type(kind)
+        if entry is not None:
             state = self.convert(entry.to_state(value), depth + 1)
             return msgpack.ExtType(_EXT_REGISTERED, _pack([entry.name, state]))
         if isinstance(value, np.ndarray):
@@ -155,14 +118,14 @@ class _Encoder:
         raise TypeError(
             f"fedcore.wire cannot encode {kind.__module__}.{kind.__qualname__}: use None, bool, "
             "int, float, str, bytes, list, tuple, dict, numpy arrays, torch tensors or a "
-            "type registered with fedcore.wire.register"
+            "type registered with fedcore.wire (message or register)"
         )
 
     def _array(self, array: np.ndarray) -> msgpack.ExtType:
         dtype = _checked_dtype(array.dtype)
         if not array.flags.c_contiguous:  # ascontiguousarray would turn 0-d into 1-d
             array = array.copy(order="C")
-        view = memoryview(array).cast("B") if array.nbytes else memoryview(b"")
+        view = array.data.cast("B") if array.nbytes else memoryview(b"")
         gap = _pad(self.offset)
         if gap:
             self.buffers.append(memoryview(bytes(gap)))
@@ -302,14 +265,17 @@ class _Decoder:
         if len(header[1]) != dtype.itemsize:
             raise DecodeError("numpy scalar has the wrong size")
         self.budget.charge(_ARRAY_BYTES)
-        return np.frombuffer(header[1], dtype=dtype)[0]
+        scalar: np.generic = np.frombuffer(header[1], dtype=dtype)[0]
+        return scalar
 
     def _registered(self, item: Any) -> Any:
         if type(item) is not list or len(item) != 2 or type(item[0]) is not str:
             raise DecodeError("malformed registered value")
-        entry = _BY_NAME.get(item[0])
+        entry = by_name(item[0])
         if entry is None:
-            raise DecodeError(f"unknown registered type {item[0]!r}: is the module that defines it imported?")
+            raise DecodeError(
+                f"unknown registered type {item[0]!r}: no module in the wire catalog defines it"
+            )
         return entry.from_state(item[1])
 
 

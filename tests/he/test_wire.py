@@ -86,16 +86,16 @@ def test_vector_decode_refuses_out_of_range_ciphertexts(keys, bad):
 
 def _encode_registered(name, state):
     """Encode a registered value whose state we forged (as a hostile peer would)."""
-    from fedcore.wire import _codec
+    from fedcore.wire import _registry
 
     class Forged:
         pass
 
-    _codec._BY_TYPE[Forged] = _codec._Registered(Forged, name, lambda _: state, lambda s: s)
+    _registry._BY_TYPE[Forged] = _registry.Registered(Forged, name, lambda _: state, lambda s: s)
     try:
         return wire.encode(Forged())
     finally:
-        del _codec._BY_TYPE[Forged]
+        del _registry._BY_TYPE[Forged]
 
 
 def test_public_key_decode_refuses_weak_moduli(small_keys):
