@@ -23,3 +23,9 @@ def test_psi_exports() -> None:
             "intersect",
         ]
     )
+
+
+def test_psi_send_is_the_one_session_action() -> None:
+    import fedcore.session
+
+    assert fedcore.psi.Send is fedcore.session.Send
