@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from fedcore import he
 from fedcore.context import Context
 from fedcore.errors import ConfigError, ProtocolError
 from fedcore.session import Session, drive
@@ -133,8 +134,6 @@ def _check_labels(labels: Any, rows: int, objective: str) -> np.ndarray:
 def _guest_scheme(scheme: str, key_bits: int, keys: tuple[Any, Any] | None) -> PaillierScheme | PlainScheme:
     if scheme == "plain":
         return PlainScheme()
-    from fedcore import he
-
     public, private = keys or he.generate_keypair(key_bits)
     return PaillierScheme(public, private)
 

@@ -67,10 +67,11 @@ from typing import Any
 import numpy as np
 
 from fedcore.errors import ProtocolError
+from fedcore.he import _tasks
 from fedcore.session import Recv, Send
 from fedcore.vertical import _sb_tree as T
 from fedcore.vertical._sb_binning import Binner
-from fedcore.vertical._sb_crypto import GHCodec, histogram_task, multiplications
+from fedcore.vertical._sb_crypto import GHCodec, PaillierScheme, PlainScheme, histogram_task, multiplications
 from fedcore.vertical._sb_messages import (
     Finish,
     Histograms,
@@ -446,8 +447,6 @@ class HostSession:
         return ProtocolError(f"SecureBoost at {self.me}, tree {self._tree}: {what} from {self.guest}")
 
     def _on_setup(self, message: Setup) -> list[Send]:
-        from fedcore.vertical._sb_crypto import PaillierScheme, PlainScheme
-
         if message.scheme != self.scheme_name:
             raise self._fail(f"scheme {message.scheme!r} where this host agreed to {self.scheme_name!r}")
         self.codec = GHCodec(message.max_rows)
@@ -509,8 +508,6 @@ class HostSession:
             (self.scheme.modulus, cts, np.ascontiguousarray(row_bins[:, cols[piece]]), local, self._n_bins)
             for piece in pieces
         ]
-        from fedcore.he import _tasks
-
         parts = _tasks.run_chunks(self.runtime, histogram_task, args)
         flat: list[Any] = []
         for node in range(len(nodes)):
