@@ -26,8 +26,9 @@ of the deduplicated sets). Empty sets work. Blinding scalars and shuffles come f
 
 from fedcore.psi._driver import BATCH_ITEMS, intersect
 from fedcore.psi._ids import decode_id, encode_id
-from fedcore.psi._protocol import Blinded, PairSession, Reblind, Reblinded, Send, Stage
+from fedcore.psi._protocol import Blinded, PairSession, Reblind, Reblinded, Stage
 from fedcore.psi._ring import Common, Hop, RingSession, RingStage, Tags
+from fedcore.session import Send  # the one action type of every protocol (fedcore.session)
 
 __all__ = [
     "BATCH_ITEMS",

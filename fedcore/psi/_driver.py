@@ -3,7 +3,9 @@
 Two parties run one ``PairSession`` each. With three or more, every party runs a
 ``RingSession`` whose leader is the first party of ``reveal_to`` (in job order); the leader
 then sends the intersection to the other parties of ``reveal_to``. See ``fedcore.psi`` for
-what each party learns.
+what each party learns. Both are ``fedcore.session.drive`` calls: the sessions' curve work
+(hashing our set, blinding a peer's batch) runs on the runtime, a few batches in flight
+(``_Window``), and goes back into the session as each finishes.
 """
 
 from __future__ import annotations
@@ -21,13 +23,23 @@ import numpy as np
 from fedcore import wire
 from fedcore.context import Context
 from fedcore.crypto.ecdh_psi import BlindingKey, blind_batch, hash_and_blind_batch
-from fedcore.errors import ConfigError, ProtocolError, Timeout
+from fedcore.errors import ConfigError, ProtocolError
 from fedcore.psi._ids import decode_id, unique_encoded
-from fedcore.psi._protocol import Blinded, PairSession, Send, Stage
-from fedcore.psi._ring import RingSend, RingSession, RingStage
+from fedcore.psi._protocol import (
+    BATCH_ITEMS,
+    TAG_BLINDED,
+    TAG_REBLINDED,
+    HashBlind,
+    PairSession,
+    Reblind,
+    Stage,
+)
+from fedcore.psi._ring import Blind, RingSession, RingStage
+from fedcore.session import Session, drive, perform
 
-BATCH_ITEMS = 8192
-TAG_BLINDED, TAG_REBLINDED, TAG_REVEALED = "psi/blinded", "psi/reblinded", "psi/revealed"
+__all__ = ["BATCH_ITEMS", "TAG_BLINDED", "TAG_REBLINDED", "TAG_REVEALED", "Revealed", "intersect"]
+
+TAG_REVEALED = "psi/revealed"
 
 
 @wire.message("fedcore.psi.Revealed", layout=wire.Layout.SINGLE, lists=("ids",))
@@ -132,15 +144,27 @@ class _Window:
             self.pop()
 
 
-def _secret_order(count: int) -> np.ndarray:
-    return np.random.default_rng(int.from_bytes(os.urandom(32), "big")).permutation(count)
+def _secret_order(count: int) -> list[int]:
+    rng = np.random.default_rng(int.from_bytes(os.urandom(32), "big"))
+    order: list[int] = rng.permutation(count).tolist()
+    return order
 
 
-def _hash_and_send(
-    window: _Window, scalar: bytes, shuffled: list[bytes], batch_items: int, deliver: Callable[[bytes], None]
+def _run(
+    ctx: Context,
+    session: Session,
+    window: _Window,
+    handle: Callable[[Any], None],
+    timeout: float | None,
+    report: Callable[[Session], None] | None = None,
 ) -> None:
-    for start in range(0, max(1, len(shuffled)), batch_items):
-        window.submit(deliver, hash_and_blind_batch, scalar, shuffled[start : start + batch_items])
+    """Drive ``session`` to its end, then finish the work still in flight.
+
+    ``idle`` drains the window: a party flushes its own pending work (whose results the
+    peers wait for) before it blocks on a receive.
+    """
+    drive(ctx, session, timeout=timeout, handle=handle, idle=window.drain, report=report)
+    window.drain()
 
 
 def _run_pair(
@@ -149,21 +173,44 @@ def _run_pair(
     scalar = BlindingKey.generate().scalar_for_local_worker()
     shuffled = [encoded[i] for i in _secret_order(len(encoded))]
     peer = next(p for p in plan.parties if p != ctx.party)
-    session = PairSession(ctx.party, peer, i_learn=ctx.party in plan.reveal_to,
-                          peer_learns=peer in plan.reveal_to, own_items=len(encoded))
+    session = PairSession(
+        ctx.party,
+        peer,
+        i_learn=ctx.party in plan.reveal_to,
+        peer_learns=peer in plan.reveal_to,
+        own_items=len(encoded),
+        batch_items=batch_items,
+    )
     window = _Window(ctx)
+
+    def own_done(values: bytes) -> None:
+        perform(ctx, [session.blinded(values)])
+
+    def peer_done(values: bytes, *, index: int) -> None:
+        perform(ctx, session.reblinded(index, values))
+
+    def handle(work: Any) -> None:
+        if isinstance(work, HashBlind):
+            window.submit(own_done, hash_and_blind_batch, scalar, shuffled[work.start : work.stop])
+        elif isinstance(work, Reblind):
+            done = functools.partial(peer_done, index=work.index)
+            window.submit(done, _blind_peer_batch, scalar, work.values)
+        else:
+            raise TypeError(f"PSI: no handler for {type(work).__name__}")
+
+    steps: list[str] = []
+
+    def report(_: Session) -> None:  # once per step, not per batch
+        step = "psi/match" if session.peer_stream_complete else "psi/reblind"
+        if step not in steps:
+            steps.append(step)
+            ctx.progress(step=step)
+
     ctx.progress(step="psi/blind")
-    _hash_and_send(window, scalar, shuffled, batch_items, lambda v: _send_all(ctx, [session.blinded(v)]))
-    window.drain()
-    ctx.progress(step="psi/reblind")
-    _reblind_peer(ctx, session, window, scalar, timeout)
-    window.drain()
-    if not session.i_learn:
-        return None
-    ctx.progress(step="psi/match")
-    while not _returned_all(session):
-        session.receive(peer, ctx.recv(peer, TAG_REBLINDED, timeout))
-    return {shuffled[k] for k in session.matches()}
+    _run(ctx, session, window, handle, timeout, report)
+    if session.stage is not Stage.DONE:
+        raise ProtocolError(f"PSI at {ctx.party}: the run with {peer} ended at stage {session.stage.value}")
+    return {shuffled[k] for k in session.matches()} if session.i_learn else None
 
 
 def _run_ring(
@@ -174,53 +221,27 @@ def _run_ring(
     session = RingSession(ctx.party, plan.ring, len(encoded), shuffle=_secret_order, batch_items=batch_items)
     window = _Window(ctx)
 
-    def deliver(values: bytes, *, origin: str, index: int) -> None:
-        _send_ring(ctx, session.blinded(origin, index, values) + session.advance())
+    def own_done(values: bytes) -> None:
+        perform(ctx, [session.own_blinded(values)])
+
+    def relay_done(values: bytes, *, origin: str, index: int) -> None:
+        perform(ctx, session.blinded(origin, index, values))
+
+    def handle(work: Any) -> None:
+        if isinstance(work, HashBlind):
+            window.submit(own_done, hash_and_blind_batch, scalar, shuffled[work.start : work.stop])
+        elif isinstance(work, Blind):
+            done = functools.partial(relay_done, origin=work.origin, index=work.index)
+            window.submit(done, _blind_peer_batch, scalar, work.values)
+        else:
+            raise TypeError(f"PSI: no handler for {type(work).__name__}")
 
     ctx.progress(step="psi/ring")
-    _hash_and_send(window, scalar, shuffled, batch_items, lambda v: _send_ring(ctx, [session.own_blinded(v)]))
-    while (waiting := session.expect()) is not None:
-        message = _poll(ctx, *waiting)
-        if message is None:  # nothing there yet: flush our own work first, or the ring could stall
-            window.drain()
-            message = ctx.recv(*waiting, timeout)
-        for work in session.receive(waiting[0], message):
-            callback = functools.partial(deliver, origin=work.origin, index=work.index)
-            window.submit(callback, _blind_peer_batch, scalar, work.values)
-        _send_ring(ctx, session.advance())
-    window.drain()
-    _send_ring(ctx, session.advance())
+    _run(ctx, session, window, handle, timeout)
+    perform(ctx, session.advance())
     if session.stage is not RingStage.DONE:
         raise ProtocolError(f"PSI at {ctx.party}: the ring ended at stage {session.stage.value}")
     return {shuffled[k] for k in session.matches()} if ctx.party == plan.leader else None
-
-
-def _poll(ctx: Context, src: str, tag: str) -> Any:
-    try:
-        return ctx.recv(src, tag, timeout=0)
-    except Timeout:
-        return None
-
-
-def _send_ring(ctx: Context, sends: list[RingSend]) -> None:
-    for send in sends:
-        ctx.send(send.dst, send.message.TAG, send.message)
-
-
-def _returned_all(session: PairSession) -> bool:
-    return session.stage is Stage.DONE
-
-
-def _reblind_peer(
-    ctx: Context, session: PairSession, window: _Window, scalar: bytes, timeout: float | None
-) -> None:
-    def done(values: bytes, *, index: int) -> None:
-        _send_all(ctx, session.reblinded(index, values))
-
-    while not session.peer_stream_complete:
-        for work in session.receive(session.peer, ctx.recv(session.peer, TAG_BLINDED, timeout)):
-            callback = functools.partial(done, index=work.index)
-            window.submit(callback, _blind_peer_batch, scalar, work.values)
 
 
 def _blind_peer_batch(scalar: bytes, values: bytes) -> bytes:
@@ -228,12 +249,6 @@ def _blind_peer_batch(scalar: bytes, values: bytes) -> bytes:
         return blind_batch(scalar, values)
     except ValueError:
         raise ProtocolError("PSI: a peer sent a point of low order") from None
-
-
-def _send_all(ctx: Context, sends: list[Send]) -> None:
-    for send in sends:
-        tag = TAG_BLINDED if isinstance(send.message, Blinded) else TAG_REBLINDED
-        ctx.send(send.dst, tag, send.message)
 
 
 def _reveal(

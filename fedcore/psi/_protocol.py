@@ -25,8 +25,11 @@ other items nor their order leak. A dishonest peer can lie about its set (any PS
 that), stall (Timeout) or send malformed batches (ProtocolError naming it); it cannot make
 this side reveal more than the above. There is no dropout rule: PSI needs both sides.
 
-This module does no I/O and no curve work: ``receive`` returns ``Reblind`` work items and
-``Send`` actions; the driver (``fedcore.psi._driver``) runs the work and carries the sends.
+This module does no I/O and no curve work. It follows the ``fedcore.session`` contract:
+``start`` asks for our own batches (``HashBlind`` work items), ``expect`` names what comes
+next, ``receive`` returns ``Reblind`` work items; ``blinded`` and ``reblinded`` take the
+finished work and return the ``Send`` actions (tag chosen here). The driver
+(``fedcore.psi._driver``) runs the work on its runtime and carries the sends.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ from typing import Any
 from fedcore import wire
 from fedcore.crypto.ecdh_psi import POINT_BYTES
 from fedcore.errors import ProtocolError
+from fedcore.session import Recv, Send
+
+BATCH_ITEMS = 8192
+TAG_BLINDED, TAG_REBLINDED = "psi/blinded", "psi/reblinded"
 
 
 class Stage(enum.Enum):
@@ -89,11 +96,17 @@ class Reblinded:
 
 
 @dataclass(frozen=True)
-class Send:
-    """Action: send ``message`` to ``dst``."""
+class HashBlind:
+    """Work item: hash our items ``[start, stop)`` (in our shuffled order) to the curve and
+    blind them with our key, then call ``blinded`` (an empty set is one empty batch)."""
 
-    dst: str
-    message: Blinded | Reblinded
+    start: int
+    stop: int
+
+
+def own_batches(own_items: int, batch_items: int) -> list[HashBlind]:
+    """Our set cut into batches of ``batch_items``; an empty set is one empty batch."""
+    return [HashBlind(i, min(i + batch_items, own_items)) for i in range(0, max(1, own_items), batch_items)]
 
 
 @dataclass(frozen=True)
@@ -143,18 +156,51 @@ class PairSession:
         i_learn: whether this side receives the result.
         peer_learns: whether the peer receives it (we then return its values reblinded).
         own_items: this side's set size.
+        batch_items: points per batch of our own stream (``start``'s work items).
     """
 
-    def __init__(self, me: str, peer: str, *, i_learn: bool, peer_learns: bool, own_items: int):
+    def __init__(
+        self,
+        me: str,
+        peer: str,
+        *,
+        i_learn: bool,
+        peer_learns: bool,
+        own_items: int,
+        batch_items: int = BATCH_ITEMS,
+    ):
+        if type(batch_items) is not int or batch_items < 1:
+            raise ValueError(f"batch_items must be a positive int, got {batch_items!r}")
         self.me, self.peer = me, peer
         self.i_learn, self.peer_learns = i_learn, peer_learns
-        self.own_items = own_items
+        self.own_items, self.batch_items = own_items, batch_items
         self.stage = Stage.BLINDING
         self._sent_counts: list[int] = []
         self._peer_stream = BatchStream()
         self._peer_reblinded = 0
         self._returned: list[bytes] = []
         self.peer_double: set[bytes] = set()
+
+    # -------------------------------------------------------------- the session contract
+
+    def start(self) -> list[HashBlind]:
+        """Our whole set, as work: each batch comes back through ``blinded``."""
+        return own_batches(self.own_items, self.batch_items)
+
+    def expect(self) -> Recv | None:
+        """The peer's blinded stream, then (if we learn) our own values back; None at the end.
+
+        Every wait polls first: while nothing has come, the driver finishes our pending curve
+        work (and so sends what the peer waits for) before it blocks.
+        """
+        if not self.peer_stream_complete:
+            return Recv((self.peer,), TAG_BLINDED, poll_first=True)
+        if self.i_learn and not self._returned_all:
+            return Recv((self.peer,), TAG_REBLINDED, poll_first=True)
+        return None
+
+    def close(self) -> list[Send]:
+        return []  # no tolerant waits: PSI needs both sides
 
     # -------------------------------------------------------------- our stream
 
@@ -164,7 +210,7 @@ class PairSession:
         if sum(self._sent_counts) + message.count > self.own_items:
             raise ValueError("more blinded values than the set size given to the session")
         self._sent_counts.append(message.count)
-        return Send(self.peer, message)
+        return Send(self.peer, TAG_BLINDED, message)
 
     @property
     def sent_all(self) -> bool:
@@ -218,20 +264,25 @@ class PairSession:
         if self.i_learn:
             self.peer_double.update(values[i : i + POINT_BYTES] for i in range(0, len(values), POINT_BYTES))
         self._advance()
-        return [Send(self.peer, Reblinded(index, values))] if self.peer_learns else []
+        return [Send(self.peer, TAG_REBLINDED, Reblinded(index, values))] if self.peer_learns else []
 
     @property
     def peer_stream_complete(self) -> bool:
         return self._peer_stream.complete
 
     def _advance(self) -> None:
-        if self.stage is Stage.BLINDING and self.peer_stream_complete and (
-            self._peer_reblinded == self._peer_stream.batches
+        if (
+            self.stage is Stage.BLINDING
+            and self.peer_stream_complete
+            and (self._peer_reblinded == self._peer_stream.batches)
         ):
             self.stage = Stage.AWAITING_RETURN
-        returned_all = self.sent_all and len(self._returned) == len(self._sent_counts)
-        if self.stage is Stage.AWAITING_RETURN and (returned_all or not self.i_learn):
+        if self.stage is Stage.AWAITING_RETURN and (self._returned_all or not self.i_learn):
             self.stage = Stage.DONE
+
+    @property
+    def _returned_all(self) -> bool:
+        return self.sent_all and len(self._returned) == len(self._sent_counts)
 
     # -------------------------------------------------------------- result
 

@@ -29,6 +29,12 @@ the non-leaders' sets (it holds their tags) but no element: every tag set reache
 shuffled by parties other than C, so it cannot link a tag to an item, not even its own.
 Other parties learn nothing more. Two colluding parties can learn more (e.g. C with the
 last hop of C's own route links C's tags); the two-party protocol has no such caveat.
+
+Like the pair session this follows the ``fedcore.session`` contract and does no I/O and no
+curve work: ``start`` asks for our own route (``HashBlind`` work), ``receive`` returns
+``Blind`` work, ``blinded`` takes it back and returns the ``Send`` actions. Every wait polls
+first, so a party flushes its pending work before it blocks (on a ring that waits on itself,
+held work would stall everyone).
 """
 
 from __future__ import annotations
@@ -40,7 +46,10 @@ from dataclasses import dataclass, field
 from fedcore import wire
 from fedcore.crypto.ecdh_psi import POINT_BYTES
 from fedcore.errors import ProtocolError
-from fedcore.psi._protocol import BatchStream, _check_points
+from fedcore.psi._protocol import BatchStream, HashBlind, _check_points, own_batches
+from fedcore.session import Recv, Send
+
+TAG_HOP, TAG_TAGS, TAG_COMMON = "psi/ring", "psi/tags", "psi/common"
 
 
 class RingStage(enum.Enum):
@@ -57,7 +66,6 @@ class RingStage(enum.Enum):
 class Hop:
     """Batch ``index`` of ``origin``'s route, blinded by the keys of the hops so far."""
 
-    TAG = "psi/ring"
     origin: str
     index: int
     total_items: int
@@ -76,7 +84,6 @@ class Hop:
 class Tags:
     """Batch ``index`` of ``origin``'s finished route (all keys applied), to L or C."""
 
-    TAG = "psi/tags"
     origin: str
     index: int
     total_items: int
@@ -95,7 +102,6 @@ class Tags:
 class Common:
     """C -> L: the tags common to every non-leader set, sorted."""
 
-    TAG = "psi/common"
     values: bytes
 
     def __post_init__(self) -> None:
@@ -119,14 +125,6 @@ class Blind:
     origin: str
     index: int
     values: bytes
-
-
-@dataclass(frozen=True)
-class RingSend:
-    """Action: send ``message`` to ``dst`` under ``message.TAG``."""
-
-    dst: str
-    message: Hop | Tags | Common
 
 
 @dataclass
@@ -163,8 +161,15 @@ class RingSession:
         batch_items: points per batch when a finished route is passed on.
     """
 
-    def __init__(self, me: str, ring: Sequence[str], own_items: int, *,
-                 shuffle: Callable[[int], Sequence[int]], batch_items: int):
+    def __init__(
+        self,
+        me: str,
+        ring: Sequence[str],
+        own_items: int,
+        *,
+        shuffle: Callable[[int], Sequence[int]],
+        batch_items: int,
+    ):
         self.me, self.ring = me, tuple(ring)
         if len(self.ring) < 3 or len(set(self.ring)) != len(self.ring) or me not in self.ring:
             raise ValueError("a ring needs three or more distinct parties, this one among them")
@@ -191,14 +196,43 @@ class RingSession:
     def _where(self, kind: str, sender: str, origin: str, index: int) -> str:
         return f"PSI {kind} batch {index} of {origin}'s set from {sender} to {self.me}"
 
-    def own_blinded(self, values: bytes) -> RingSend:
+    # -------------------------------------------------------------- the session contract
+
+    def start(self) -> list[HashBlind]:
+        """Our whole set, as work: each batch comes back through ``own_blinded``."""
+        return own_batches(self.own_items, self._batch_items)
+
+    def expect(self) -> Recv | None:
+        """What to wait for next (polling first); None once nothing more is to come."""
+        if not all(s.complete for s in self.routes.values()):
+            return Recv((self.predecessor,), TAG_HOP, poll_first=True)
+        for origin, stream in self._tags_in.items():
+            if not stream.complete:
+                return Recv((self.last_hop(origin),), TAG_TAGS, poll_first=True)
+        if self.me == self.leader and self.common is None:
+            return Recv((self.comparer,), TAG_COMMON, poll_first=True)
+        return None
+
+    def close(self) -> list[Send]:
+        return []  # no tolerant waits: the ring needs every party
+
+    def own_blinded(self, values: bytes) -> Send:
         """Our next batch of ``H(x)^k`` is ready: it starts our route at our successor."""
         message = Hop(self.me, self._own_sent, self.own_items, values)
         self._own_sent += 1
-        return RingSend(self.successor, message)
+        return Send(self.successor, TAG_HOP, message)
 
-    def receive(self, sender: str, message: object) -> list[Blind]:
-        """Take one message; returns the curve work it calls for.
+    def receive(self, sender: str, message: object) -> list[Blind | Send]:
+        """Take one message; returns the curve work it calls for and what it lets us send.
+
+        Raises:
+            ProtocolError: wrong sender, kind, route or order, or inconsistent sizes.
+        """
+        work = self._take(sender, message)
+        return [*work, *self.advance()]
+
+    def _take(self, sender: str, message: object) -> list[Blind]:
+        """Check and keep one message; returns the curve work it calls for.
 
         Raises:
             ProtocolError: wrong sender, kind, route or order, or inconsistent sizes.
@@ -225,8 +259,11 @@ class RingSession:
             return []
         raise ProtocolError(f"PSI at {self.me}: {sender} sent a {type(message).__name__}")
 
-    def blinded(self, origin: str, index: int, values: bytes) -> list[RingSend]:
+    def blinded(self, origin: str, index: int, values: bytes) -> list[Send]:
         """Our blinding of batch ``index`` of ``origin``'s route is done; pass the route on when whole."""
+        return [*self._relay(origin, index, values), *self.advance()]
+
+    def _relay(self, origin: str, index: int, values: bytes) -> list[Send]:
         stream = self.routes[origin]
         if index != stream.done_batches:
             raise ValueError(f"blinded batches must be reported in order: expected {stream.done_batches}")
@@ -239,33 +276,29 @@ class RingSession:
         if origin != self.leader:
             data = permute(data, self._shuffle(total))
         if self.successor != origin:
-            return [RingSend(self.successor, Hop(origin, i, total, b))
-                    for i, b in enumerate(batches_of(data, self._batch_items))]
+            return [
+                Send(self.successor, TAG_HOP, Hop(origin, i, total, b))
+                for i, b in enumerate(batches_of(data, self._batch_items))
+            ]
         destination = self.destination(origin)
         if destination == self.me:
             self.tags[origin] = data
             return []
-        return [RingSend(destination, Tags(origin, i, total, b))
-                for i, b in enumerate(batches_of(data, self._batch_items))]
+        return [
+            Send(destination, TAG_TAGS, Tags(origin, i, total, b))
+            for i, b in enumerate(batches_of(data, self._batch_items))
+        ]
 
-    def expect(self) -> tuple[str, str] | None:
-        """The (sender, tag) to wait for next; None once nothing more is to come."""
-        if not all(s.complete for s in self.routes.values()):
-            return self.predecessor, Hop.TAG
-        for origin, stream in self._tags_in.items():
-            if not stream.complete:
-                return self.last_hop(origin), Tags.TAG
-        if self.me == self.leader and self.common is None:
-            return self.comparer, Common.TAG
-        return None
+    def advance(self) -> list[Send]:
+        """Move on once the work is done: C sends the common tags; stages update.
 
-    def advance(self) -> list[RingSend]:
-        """Move on once the work is done: C sends the common tags; stages update."""
-        sends: list[RingSend] = []
+        ``receive`` and ``blinded`` call it; calling it again sends nothing twice.
+        """
+        sends: list[Send] = []
         relayed = all(s.finished for s in self.routes.values())
         non_leaders = [o for o in self.ring if o != self.leader]
         if self.me == self.comparer and not self._common_sent and all(o in self.tags for o in non_leaders):
-            sends.append(RingSend(self.leader, Common(self._intersect(non_leaders))))
+            sends.append(Send(self.leader, TAG_COMMON, Common(self._intersect(non_leaders))))
             self._common_sent = True
         if not relayed:
             self.stage = RingStage.RELAYING

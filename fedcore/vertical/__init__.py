@@ -9,8 +9,9 @@ only its own model part (``save_model`` / ``load_model``, JSON). Rows must alrea
 aligned -- use ``fedcore.psi.intersect(..., return_positions=True)``.
 """
 
+from fedcore.session import Send  # the one action type of every protocol (fedcore.session)
 from fedcore.vertical._driver import SCHEMES, VerticalModel, make_plan, score, train
-from fedcore.vertical._protocol import GuestSession, HostSession, Send, Stage, Training
+from fedcore.vertical._protocol import GuestSession, HostSession, Stage, Training
 from fedcore.vertical._sb_driver import (
     GuestModel,
     HostModel,

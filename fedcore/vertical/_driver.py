@@ -12,6 +12,7 @@ import numpy as np
 
 from fedcore.context import Context
 from fedcore.errors import ConfigError, ProtocolError
+from fedcore.session import Session, drive
 from fedcore.vertical._protocol import GuestSession, HostSession, Training
 
 SCHEMES = {"fedcore": "fedcore.he", "phe": "fedcore.vertical._phe_backend"}
@@ -98,8 +99,7 @@ def train(
     plan = make_plan(len(x), epochs=epochs, batch_size=batch_size, seed=ctx.seed, lr=lr, l2=l2)
     keys = keys or importlib.import_module(SCHEMES[scheme]).generate_keypair(key_bits)
     session = _make_session(ctx, guest, hosts, x, labels, plan, keys)
-    if plan.batches:
-        _drive(ctx, session, timeout)
+    _drive(ctx, session, timeout)
     return VerticalModel("guest" if ctx.party == guest else "host", session.weights, len(plan.batches))
 
 
@@ -122,17 +122,12 @@ def _make_session(
 
 
 def _drive(ctx: Context, session: GuestSession | HostSession, timeout: float | None) -> None:
-    sends = session.start()
     total = len(session.plan.batches)
-    while True:
-        for send in sends:
-            ctx.send(send.dst, send.message.TAG, send.message)
-        waiting = session.expect()
-        if waiting is None:
-            return
-        src, tag = waiting
+
+    def report(_: Session) -> None:
         ctx.progress(step=f"vlr/{session.stage.value}", done=session.batch, total=total)
-        sends = session.receive(src, ctx.recv(src, tag, timeout))
+
+    drive(ctx, session, timeout=timeout, report=report)
 
 
 def score(
@@ -158,4 +153,5 @@ def score(
         if not isinstance(value, np.ndarray) or value.shape != partial.shape or value.dtype != np.float64:
             raise ProtocolError(f"vertical LR scores from {host}: expected {partial.shape[0]} float64 values")
         total += value
-    return 1.0 / (1.0 + np.exp(-total))
+    probabilities: np.ndarray = 1.0 / (1.0 + np.exp(-total))
+    return probabilities

@@ -1,4 +1,7 @@
-"""Messages of the vertical logistic regression protocol: small frozen dataclasses, validated."""
+"""Messages of the vertical logistic regression protocol: small frozen dataclasses, validated.
+
+The wire tag each travels under is chosen by the session (``fedcore.vertical._protocol.TAGS``).
+"""
 
 from __future__ import annotations
 
@@ -35,7 +38,6 @@ def _check_encrypted(enc: Any, what: str) -> None:
 class HostScore:
     """Host -> guest: ``[[u_h]]_h``, the host's partial scores X_h w_h on the batch, under the host's key."""
 
-    TAG = "vlr/score"
     batch: int
     enc: Any
 
@@ -49,7 +51,6 @@ class HostScore:
 class Residual:
     """Guest -> first host, host -> next host: ``[[0.25 z_partial + 0.5 - y]]_g`` under the guest's key."""
 
-    TAG = "vlr/residual"
     batch: int
     enc: Any
 
@@ -63,7 +64,6 @@ class Residual:
 class FinalResidual:
     """Last host -> other hosts: the complete ``[[d]]_g = [[0.25 z + 0.5 - y]]_g``."""
 
-    TAG = "vlr/final"
     batch: int
     enc: Any
 
@@ -77,7 +77,6 @@ class FinalResidual:
 class HostGradient:
     """Host -> guest: ``[[X_h^T d + r_h]]_g``, re-randomized; the guest sees only the masked sum."""
 
-    TAG = "vlr/gradient"
     batch: int
     enc: Any
 
@@ -91,7 +90,6 @@ class HostGradient:
 class MaskedTerm:
     """Guest -> host: ``[[X_g^T u_h + r'_h]]_h``, re-randomized, for the host to decrypt."""
 
-    TAG = "vlr/term"
     batch: int
     enc: Any
 
@@ -105,7 +103,6 @@ class MaskedTerm:
 class TermReply:
     """Host -> guest: the decrypted ``X_g^T u_h + r'_h``."""
 
-    TAG = "vlr/term_reply"
     batch: int
     values: np.ndarray
 
@@ -119,7 +116,6 @@ class TermReply:
 class Unmasked:
     """Guest -> host: the decrypted ``X_h^T d + r_h``."""
 
-    TAG = "vlr/unmasked"
     batch: int
     values: np.ndarray
 

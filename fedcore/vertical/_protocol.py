@@ -42,9 +42,11 @@ values up to ~2^10 to about 2^-20):
 Gradients themselves can leak label information over many steps (a known limitation of
 every hetero-LR of this family); differential privacy on gradients is out of scope here.
 A silent party stalls the others (Timeout); there is no dropout rule: all must finish.
-The sessions do no I/O: ``start()`` and ``receive()`` return ``Send`` actions and
-``expect()`` names the (sender, tag) they wait for next. Randomness (masks) and the
-compute runtime are passed in.
+The sessions follow ``fedcore.session`` and do no I/O: ``start()`` and ``receive()`` return
+``Send`` actions (the tag of each message is chosen here, ``TAGS``) and ``expect()`` names the
+``Recv`` they wait for next. Each session's transition table (stage -> the message it
+waits for, from whom, and its handler) is its ``_table``. Randomness (masks) and the compute
+runtime are passed in.
 """
 
 from __future__ import annotations
@@ -52,11 +54,12 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
 from fedcore.errors import ProtocolError
+from fedcore.session import Recv, Send
 from fedcore.vertical._messages import (
     FinalResidual,
     HostGradient,
@@ -68,6 +71,23 @@ from fedcore.vertical._messages import (
 )
 
 MASK_BOUND = 2.0**30
+
+Message: TypeAlias = HostScore | Residual | FinalResidual | HostGradient | MaskedTerm | TermReply | Unmasked
+
+# The wire tag of every message; a session picks the tag of what it sends, and waits on, here.
+TAGS: dict[type[Message], str] = {
+    HostScore: "vlr/score",
+    Residual: "vlr/residual",
+    FinalResidual: "vlr/final",
+    HostGradient: "vlr/gradient",
+    MaskedTerm: "vlr/term",
+    TermReply: "vlr/term_reply",
+    Unmasked: "vlr/unmasked",
+}
+
+
+def _send(dst: str, message: Message) -> Send:
+    return Send(dst, TAGS[type(message)], message)
 
 
 class Stage(enum.Enum):
@@ -84,14 +104,6 @@ class Stage(enum.Enum):
 
 
 @dataclass(frozen=True)
-class Send:
-    """Action: send ``message`` to ``dst`` under ``message.TAG``."""
-
-    dst: str
-    message: Any
-
-
-@dataclass(frozen=True)
 class Training:
     """The public training plan every party shares."""
 
@@ -100,7 +112,13 @@ class Training:
     l2: float = 0.0
 
 
+Handler: TypeAlias = Callable[[str, Any], list[Send]]
+Table: TypeAlias = dict[Stage, tuple[str, type[Message], Handler]]
+
+
 class _Session:
+    """What guest and host share: the plan, keys, masks and the session contract's frame."""
+
     stage: Stage
     batch: int
 
@@ -115,6 +133,53 @@ class _Session:
         self.runtime = runtime
         self.weights = np.zeros(self.x.shape[1])
         self.batch = 0
+
+    # ------------------------------------------------------------------ the session contract
+
+    def _table(self) -> Table:
+        """Per stage: the sender and kind of the one message awaited, and its handler."""
+        raise NotImplementedError
+
+    def _begin_batch(self) -> list[Send]:
+        raise NotImplementedError
+
+    def start(self) -> list[Send]:
+        """Begin the first batch (nothing to do on an empty plan)."""
+        if not self.plan.batches:
+            self.stage = Stage.DONE
+            return []
+        return self._begin_batch()
+
+    def expect(self) -> Recv | None:
+        """The one message this session waits for next; None when training is over."""
+        if self.stage is Stage.DONE:
+            return None
+        src, kind, _ = self._table()[self.stage]
+        return Recv((src,), TAGS[kind])
+
+    def receive(self, sender: str, message: Any) -> list[Send]:
+        """Take the expected message; returns what to send next.
+
+        Raises:
+            ProtocolError: the wrong sender, kind, batch or size, or a ciphertext that does
+                not decrypt.
+        """
+        where = f"vertical LR at {self.me}, batch {self.batch}"
+        if self.stage is Stage.DONE:
+            raise ProtocolError(f"{where}: {sender} sent a {type(message).__name__} after training ended")
+        src, kind, handler = self._table()[self.stage]
+        if sender != src or not isinstance(message, kind):
+            raise ProtocolError(
+                f"{where}: expected {kind.__name__} from {src}, got {type(message).__name__} from {sender}"
+            )
+        if message.batch != self.batch:
+            raise ProtocolError(f"{where}: {sender} sent {kind.__name__} for batch {message.batch}")
+        return handler(sender, message)
+
+    def close(self) -> list[Send]:
+        return []  # no tolerant waits: every party must finish
+
+    # ------------------------------------------------------------------ shared steps
 
     def _rerandomize(self, vector: Any) -> Any:
         """Fresh randomness for ``vector``: add an encryption of zeros under its key.
@@ -138,23 +203,12 @@ class _Session:
         return self.plan.batches[self.batch]
 
     def _mask(self, size: int) -> np.ndarray:
-        return self._mask_rng.uniform(-MASK_BOUND, MASK_BOUND, size=size)
+        mask: np.ndarray = self._mask_rng.uniform(-MASK_BOUND, MASK_BOUND, size=size)
+        return mask
 
     def _step(self, gradient_sum: np.ndarray) -> None:
         rows = len(self._rows())
         self.weights = self.weights - self.plan.lr * (gradient_sum / rows + self.plan.l2 * self.weights)
-
-    def _check(self, sender: str, message: Any, expected: Callable[[], tuple[str, type]]) -> None:
-        where = f"vertical LR at {self.me}, batch {self.batch}"
-        if self.stage is Stage.DONE:
-            raise ProtocolError(f"{where}: {sender} sent a {type(message).__name__} after training ended")
-        src, kind = expected()
-        if sender != src or not isinstance(message, kind):
-            raise ProtocolError(
-                f"{where}: expected {kind.__name__} from {src}, got {type(message).__name__} from {sender}"
-            )
-        if message.batch != self.batch:
-            raise ProtocolError(f"{where}: {sender} sent {kind.__name__} for batch {message.batch}")
 
     def _expect_len(self, sender: str, what: str, got: int, want: int) -> None:
         if got != want:
@@ -162,13 +216,6 @@ class _Session:
                 f"vertical LR at {self.me}, batch {self.batch}: {what} from {sender} has {got} values, "
                 f"expected {want}"
             )
-
-
-_GUEST_WAITS: dict[Stage, type] = {
-    Stage.AWAIT_SCORES: HostScore,
-    Stage.AWAIT_GRADIENTS: HostGradient,
-    Stage.AWAIT_TERMS: TermReply,
-}
 
 
 class GuestSession(_Session):
@@ -200,34 +247,26 @@ class GuestSession(_Session):
         self._term_masks: dict[str, np.ndarray] = {}
         self._terms: dict[str, np.ndarray] = {}
 
-    def start(self) -> list[Send]:
+    def _table(self) -> Table:
+        host = self.hosts[self._host]  # each stage takes one message from every host in turn
+        return {
+            Stage.AWAIT_SCORES: (host, HostScore, self._on_score),
+            Stage.AWAIT_GRADIENTS: (host, HostGradient, self._on_gradient),
+            Stage.AWAIT_TERMS: (host, TermReply, self._on_term),
+        }
+
+    def _begin_batch(self) -> list[Send]:
         """Begin batch ``self.batch``: the encrypted partial residual to the first host."""
         rows = self._rows()
         self._a = 0.25 * (self.x[rows] @ self.weights) + 0.5 - self.y[rows]
         self._term_masks, self._terms, self._host = {}, {}, 0
         self.stage = Stage.AWAIT_SCORES
         enc = self._encrypt_own(self._a)
-        return [Send(self.hosts[0], Residual(self.batch, enc))]
-
-    def expect(self) -> tuple[str, str] | None:
-        """The (sender, tag) this session waits for next; None when training is over."""
-        if self.stage is Stage.DONE:
-            return None
-        return self.hosts[self._host], _GUEST_WAITS[self.stage].TAG
+        return [_send(self.hosts[0], Residual(self.batch, enc))]
 
     def receive(self, sender: str, message: Any) -> list[Send]:
-        """Take the expected message; returns what to send next.
-
-        Raises:
-            ProtocolError: the wrong sender, kind, batch or size, or an undecryptable gradient.
-        """
-        self._check(sender, message, lambda: (self.hosts[self._host], _GUEST_WAITS[self.stage]))
-        handler = {
-            Stage.AWAIT_SCORES: self._on_score,
-            Stage.AWAIT_GRADIENTS: self._on_gradient,
-            Stage.AWAIT_TERMS: self._on_term,
-        }[self.stage]
-        sends = handler(sender, message)
+        """Take the expected message (see ``_Session.receive``); after the last host's, move on."""
+        sends = super().receive(sender, message)
         self._host += 1
         if self._host == len(self.hosts):
             self._host = 0
@@ -240,14 +279,14 @@ class GuestSession(_Session):
         mask = self._mask(self.x.shape[1])
         self._term_masks[sender] = mask
         term = message.enc.dot(self.x[rows], runtime=self.runtime) + mask
-        return [Send(sender, MaskedTerm(self.batch, self._rerandomize(term)))]
+        return [_send(sender, MaskedTerm(self.batch, self._rerandomize(term)))]
 
     def _on_gradient(self, sender: str, message: HostGradient) -> list[Send]:
         try:
             values = self._secret_key.decrypt(message.enc, runtime=self.runtime)
         except ValueError as exc:
             raise ProtocolError(f"vertical LR: HostGradient from {sender} does not decrypt: {exc}") from None
-        return [Send(sender, Unmasked(self.batch, np.asarray(values, dtype=np.float64)))]
+        return [_send(sender, Unmasked(self.batch, np.asarray(values, dtype=np.float64)))]
 
     def _on_term(self, sender: str, message: TermReply) -> list[Send]:
         self._expect_len(sender, "TermReply", len(message.values), self.x.shape[1])
@@ -267,7 +306,7 @@ class GuestSession(_Session):
         if self.batch == len(self.plan.batches):
             self.stage = Stage.DONE
             return []
-        return self.start()
+        return self._begin_batch()
 
 
 class HostSession(_Session):
@@ -297,43 +336,21 @@ class HostSession(_Session):
         self._u = np.zeros(0)
         self._gradient_mask = np.zeros(0)
 
-    def start(self) -> list[Send]:
+    def _table(self) -> Table:
+        previous = self.guest if self.index == 0 else self.hosts[self.index - 1]
+        return {
+            Stage.AWAIT_RESIDUAL: (previous, Residual, self._on_residual),
+            Stage.AWAIT_FINAL: (self.hosts[-1], FinalResidual, self._on_final),
+            Stage.AWAIT_TERM: (self.guest, MaskedTerm, self._on_term),
+            Stage.AWAIT_UNMASKED: (self.guest, Unmasked, self._on_unmasked),
+        }
+
+    def _begin_batch(self) -> list[Send]:
         """Begin batch ``self.batch``: our encrypted partial scores to the guest."""
         self._u = self.x[self._rows()] @ self.weights
         self.stage = Stage.AWAIT_RESIDUAL
         enc = self._encrypt_own(self._u)
-        return [Send(self.guest, HostScore(self.batch, enc))]
-
-    def _waits(self) -> tuple[str, type]:
-        previous = self.guest if self.index == 0 else self.hosts[self.index - 1]
-        return {
-            Stage.AWAIT_RESIDUAL: (previous, Residual),
-            Stage.AWAIT_FINAL: (self.hosts[-1], FinalResidual),
-            Stage.AWAIT_TERM: (self.guest, MaskedTerm),
-            Stage.AWAIT_UNMASKED: (self.guest, Unmasked),
-        }[self.stage]
-
-    def expect(self) -> tuple[str, str] | None:
-        """The (sender, tag) this session waits for next; None when training is over."""
-        if self.stage is Stage.DONE:
-            return None
-        src, kind = self._waits()
-        return src, kind.TAG
-
-    def receive(self, sender: str, message: Any) -> list[Send]:
-        """Take the expected message; returns what to send next.
-
-        Raises:
-            ProtocolError: the wrong sender, kind, batch or size, or an undecryptable term.
-        """
-        self._check(sender, message, self._waits)
-        handler = {
-            Stage.AWAIT_RESIDUAL: self._on_residual,
-            Stage.AWAIT_FINAL: self._on_final,
-            Stage.AWAIT_TERM: self._on_term,
-            Stage.AWAIT_UNMASKED: self._on_unmasked,
-        }[self.stage]
-        return handler(sender, message)
+        return [_send(self.guest, HostScore(self.batch, enc))]
 
     def _on_residual(self, sender: str, message: Residual) -> list[Send]:
         self._expect_len(sender, "Residual", len(message.enc), len(self._rows()))
@@ -346,8 +363,8 @@ class HostSession(_Session):
         enc = self._rerandomize(summed)
         if self.index + 1 < len(self.hosts):
             self.stage = Stage.AWAIT_FINAL
-            return [Send(self.hosts[self.index + 1], Residual(self.batch, enc))]
-        finals = [Send(h, FinalResidual(self.batch, enc)) for h in self.hosts if h != self.me]
+            return [_send(self.hosts[self.index + 1], Residual(self.batch, enc))]
+        finals = [_send(h, FinalResidual(self.batch, enc)) for h in self.hosts if h != self.me]
         return finals + self._gradient(enc)
 
     def _on_final(self, sender: str, message: FinalResidual) -> list[Send]:
@@ -358,7 +375,7 @@ class HostSession(_Session):
         self._gradient_mask = self._mask(self.x.shape[1])
         masked = residual.dot(self.x[self._rows()], runtime=self.runtime) + self._gradient_mask
         self.stage = Stage.AWAIT_TERM
-        return [Send(self.guest, HostGradient(self.batch, self._rerandomize(masked)))]
+        return [_send(self.guest, HostGradient(self.batch, self._rerandomize(masked)))]
 
     def _on_term(self, sender: str, message: MaskedTerm) -> list[Send]:
         try:
@@ -366,7 +383,7 @@ class HostSession(_Session):
         except ValueError as exc:
             raise ProtocolError(f"vertical LR: MaskedTerm from {sender} does not decrypt: {exc}") from None
         self.stage = Stage.AWAIT_UNMASKED
-        return [Send(self.guest, TermReply(self.batch, np.asarray(values, dtype=np.float64)))]
+        return [_send(self.guest, TermReply(self.batch, np.asarray(values, dtype=np.float64)))]
 
     def _on_unmasked(self, sender: str, message: Unmasked) -> list[Send]:
         self._expect_len(sender, "Unmasked", len(message.values), self.x.shape[1])
@@ -375,4 +392,4 @@ class HostSession(_Session):
         if self.batch == len(self.plan.batches):
             self.stage = Stage.DONE
             return []
-        return self.start()
+        return self._begin_batch()

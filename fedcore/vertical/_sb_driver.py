@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from fedcore import he
 from fedcore.context import Context
 from fedcore.errors import ConfigError, ProtocolError
+from fedcore.session import Session, drive
 from fedcore.vertical import _sb_tree as T
 from fedcore.vertical._driver import roles
 from fedcore.vertical._sb_binning import fit_binner
@@ -132,24 +134,17 @@ def _check_labels(labels: Any, rows: int, objective: str) -> np.ndarray:
 def _guest_scheme(scheme: str, key_bits: int, keys: tuple[Any, Any] | None) -> PaillierScheme | PlainScheme:
     if scheme == "plain":
         return PlainScheme()
-    from fedcore import he
-
     public, private = keys or he.generate_keypair(key_bits)
     return PaillierScheme(public, private)
 
 
 def _drive(ctx: Context, session: GuestSession | HostSession, timeout: float | None, trees: int) -> None:
-    sends = session.start()
-    while True:
-        for send in sends:
-            ctx.send(send.dst, send.tag, send.message)
-        waiting = session.expect()
-        if waiting is None:
-            return
-        src, tag = waiting
-        done = session.tree if isinstance(session, GuestSession) else max(0, session._tree)
-        ctx.progress(step=f"secureboost/{session.stage.value}", done=done, total=trees)
-        sends = session.receive(src, ctx.recv(src, tag, timeout))
+    """Run one party's session to its end, reporting the stage and tree before each wait."""
+
+    def report(_: Session) -> None:
+        ctx.progress(step=f"secureboost/{session.stage.value}", done=session.tree, total=trees)
+
+    drive(ctx, session, timeout=timeout, report=report)
 
 
 # --------------------------------------------------------------------------- prediction
@@ -177,12 +172,16 @@ def guest_predict(
 
     def goes_left(node: T.Node, rows: np.ndarray) -> np.ndarray:
         if node.owner == model.guest:
-            return x[rows, node.feature] <= node.threshold
+            if node.threshold is None:
+                raise ConfigError(f"SecureBoost model of {model.guest}: a split of its own has no threshold")
+            left: np.ndarray = x[rows, node.feature] <= node.threshold
+            return left
         _, bits = decisions[str(node.owner)]
         k = index[str(node.owner)].get(int(node.split_id or 0))
         if k is None:
             raise ProtocolError(f"SecureBoost predict: {node.owner} sent no decision for one of its splits")
-        return bits[k, rows]
+        chosen: np.ndarray = bits[k, rows]
+        return chosen
 
     raw = model.base_score + T.walk(model.trees, len(x), goes_left)
     return T.expit(raw) if model.objective == "binary" else raw

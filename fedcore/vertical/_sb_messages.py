@@ -1,7 +1,8 @@
 """Messages of the SecureBoost sessions: small frozen dataclasses, validated when built.
 
 Ciphertexts travel as one bytes blob of fixed-width big-endian integers (``pack_cts``);
-the receiving session checks each against its key (``unpack_cts``).
+the receiving session checks each against its key (``unpack_cts``). The wire tags are the
+session's (``fedcore.vertical._sb_protocol.TO_HOST`` / ``TO_GUEST``).
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from gmpy2 import mpz
 
 from fedcore import he, wire  # he: registers PublicKey, which Setup carries
 
-TO_HOST = "sb/to_host"
-TO_GUEST = "sb/to_guest"
 MAX_LEVEL = 64
 
 

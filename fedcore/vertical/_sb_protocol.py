@@ -48,27 +48,31 @@ What each party learns (semi-honest):
 
 Per-tree leakage of g, h through the bin sums is inherent to SecureBoost; differential
 privacy is out of scope. A silent party stalls the others (Timeout); there is no dropout
-rule. The sessions do no I/O: ``start()`` and ``receive()`` return ``Send`` actions and
-``expect()`` names the (sender, tag) they wait for next; randomness and the runtime are
-passed in, and the crypto scheme is a seam (``PaillierScheme`` or the test-only
-``PlainScheme``).
+rule. The sessions follow ``fedcore.session`` and do no I/O: ``start()`` and ``receive()``
+return ``Send`` actions (every message to a host under ``TO_HOST``, to the guest under
+``TO_GUEST``: each side reads one ordered stream) and ``expect()`` names the ``Recv`` they
+wait for next. The guest's transitions are ``GuestSession.receive`` (histograms, then split
+answers, level by level); the host's are ``HostSession._HANDLERS`` (it answers whatever the
+guest asks, in order). Randomness and the runtime are passed in, and the crypto scheme is a
+seam (``PaillierScheme`` or the test-only ``PlainScheme``).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from fedcore.errors import ProtocolError
+from fedcore.he import _tasks
+from fedcore.session import Recv, Send
 from fedcore.vertical import _sb_tree as T
 from fedcore.vertical._sb_binning import Binner
-from fedcore.vertical._sb_crypto import GHCodec, histogram_task, multiplications
+from fedcore.vertical._sb_crypto import GHCodec, PaillierScheme, PlainScheme, histogram_task, multiplications
 from fedcore.vertical._sb_messages import (
-    TO_GUEST,
-    TO_HOST,
     Finish,
     Histograms,
     HistQuery,
@@ -80,6 +84,9 @@ from fedcore.vertical._sb_messages import (
     unpack_cts,
 )
 
+TO_HOST = "sb/to_host"
+TO_GUEST = "sb/to_guest"
+
 
 class Stage(enum.Enum):
     """Where a SecureBoost session is."""
@@ -88,15 +95,6 @@ class Stage(enum.Enum):
     AWAIT_SPLITS = "await_splits"
     AWAIT_GUEST = "await_guest"
     DONE = "done"
-
-
-@dataclass(frozen=True)
-class Send:
-    """Action: send ``message`` to ``dst`` under ``tag``."""
-
-    dst: str
-    tag: str
-    message: Any
 
 
 @dataclass
@@ -170,11 +168,14 @@ class GuestSession:
         setup = Setup(self.scheme.name, key, self.codec.max_rows)
         return [Send(h, TO_HOST, setup) for h in self.hosts] + self._begin_tree()
 
-    def expect(self) -> tuple[str, str] | None:
-        """The (sender, tag) this session waits for next; None when training is over."""
+    def expect(self) -> Recv | None:
+        """The next host's answer (hosts answer in turn); None when training is over."""
         if self.stage is Stage.DONE:
             return None
-        return self.hosts[self._waiting], TO_GUEST
+        return Recv((self.hosts[self._waiting],), TO_GUEST)
+
+    def close(self) -> list[Send]:
+        return []  # no tolerant waits: every host must answer
 
     def receive(self, sender: str, message: Any) -> list[Send]:
         """Take the expected message; returns what to send next.
@@ -191,7 +192,7 @@ class GuestSession:
             )
         if message.tree != self.tree or message.level != self._level:
             raise ProtocolError(f"{where}: {sender} answered for tree {message.tree}, level {message.level}")
-        if want is Histograms:
+        if isinstance(message, Histograms):
             self._on_histograms(sender, message)
         else:
             self._on_answer(sender, message)
@@ -275,13 +276,13 @@ class GuestSession:
         self.stage = Stage.AWAIT_SPLITS
         sends = []
         for host in self.hosts:
-            mine = [n for n in self._open if n.split is not None and n.split[0] == host]
+            mine = [(n, n.split[1]) for n in self._open if n.split is not None and n.split[0] == host]
             query = SplitQuery(
                 self.tree,
                 self._level,
-                np.array([n.split[1].slot for n in mine], dtype=np.int64),
-                np.array([n.split[1].bin for n in mine], dtype=np.int64),
-                [n.rows_all.astype(np.int64) for n in mine],
+                np.array([split.slot for _, split in mine], dtype=np.int64),
+                np.array([split.bin for _, split in mine], dtype=np.int64),
+                [n.rows_all.astype(np.int64) for n, _ in mine],
             )
             sends.append(Send(host, TO_HOST, query))
         self._pending = {
@@ -412,11 +413,20 @@ class HostSession:
         self.work = {"encrypted": 0, "additions": 0, "sums": 0, "multiplications": 0}
         self.count_multiplications = False  # the bench counts the kernel's real multiplications
 
-    def start(self) -> list[Send]:
-        return []
+    @property
+    def tree(self) -> int:
+        """The tree this host is answering for (0 before the first TreeStart)."""
+        return max(0, self._tree)
 
-    def expect(self) -> tuple[str, str] | None:
-        return None if self.stage is Stage.DONE else (self.guest, TO_HOST)
+    def start(self) -> list[Send]:
+        return []  # the guest speaks first
+
+    def expect(self) -> Recv | None:
+        """The guest's next message; None once it said Finish."""
+        return None if self.stage is Stage.DONE else Recv((self.guest,), TO_HOST)
+
+    def close(self) -> list[Send]:
+        return []  # no tolerant waits
 
     def receive(self, sender: str, message: Any) -> list[Send]:
         """Take the guest's next message; returns the reply.
@@ -428,24 +438,15 @@ class HostSession:
             raise ProtocolError(
                 f"SecureBoost at {self.me}: unexpected {type(message).__name__} from {sender}"
             )
-        handlers = {
-            Setup: self._on_setup,
-            TreeStart: self._on_tree,
-            HistQuery: self._on_hist_query,
-            SplitQuery: self._on_split_query,
-            Finish: self._on_finish,
-        }
-        handler = handlers.get(type(message))
+        handler = self._HANDLERS.get(type(message))
         if handler is None or (self.scheme is None) != (type(message) is Setup):
             raise ProtocolError(f"SecureBoost at {self.me}: {type(message).__name__} out of order")
-        return handler(message)
+        return handler(self, message)
 
     def _fail(self, what: str) -> ProtocolError:
         return ProtocolError(f"SecureBoost at {self.me}, tree {self._tree}: {what} from {self.guest}")
 
     def _on_setup(self, message: Setup) -> list[Send]:
-        from fedcore.vertical._sb_crypto import PaillierScheme, PlainScheme
-
         if message.scheme != self.scheme_name:
             raise self._fail(f"scheme {message.scheme!r} where this host agreed to {self.scheme_name!r}")
         self.codec = GHCodec(message.max_rows)
@@ -507,8 +508,6 @@ class HostSession:
             (self.scheme.modulus, cts, np.ascontiguousarray(row_bins[:, cols[piece]]), local, self._n_bins)
             for piece in pieces
         ]
-        from fedcore.he import _tasks
-
         parts = _tasks.run_chunks(self.runtime, histogram_task, args)
         flat: list[Any] = []
         for node in range(len(nodes)):
@@ -552,3 +551,13 @@ class HostSession:
         self.splits = {k: v for k, v in self.splits.items() if v[0] < message.trees}
         self.stage = Stage.DONE
         return []
+
+    # The host's transition table: the guest's message kind -> what the host does with it
+    # (Setup first and only first; Finish ends the session).
+    _HANDLERS: dict[type, Callable[[HostSession, Any], list[Send]]] = {
+        Setup: _on_setup,
+        TreeStart: _on_tree,
+        HistQuery: _on_hist_query,
+        SplitQuery: _on_split_query,
+        Finish: _on_finish,
+    }

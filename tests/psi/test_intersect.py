@@ -117,8 +117,13 @@ def test_bad_arguments_are_refused(runtime) -> None:
 
 
 def test_psi_align_script(runtime) -> None:
-    result = simulate(ROOT / "protocols" / "psi_align.py", parties=3, params={"size": 300, "overlap": 37},
-                      runtime=runtime, seed=5)
+    result = simulate(
+        ROOT / "protocols" / "psi_align.py",
+        parties=3,
+        params={"size": 300, "overlap": 37},
+        runtime=runtime,
+        seed=5,
+    )
     outs = list(result.parties.values())
     assert all(o["ids_count"] == 300 and len(o["intersection"]) == 37 for o in outs), result.errors()
     assert outs[0]["intersection"] == outs[1]["intersection"] == outs[2]["intersection"]

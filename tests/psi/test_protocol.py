@@ -1,38 +1,62 @@
 """The two-party PSI state machine, driven in memory with no runtime, sockets or sleeps."""
 
+from collections import deque
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedcore.crypto.ecdh_psi import BlindingKey
 from fedcore.errors import ProtocolError
-from fedcore.psi import Blinded, PairSession, Reblinded, Send, Stage, encode_id
+from fedcore.psi import Blinded, PairSession, Reblind, Reblinded, Send, Stage, encode_id
+from fedcore.psi._protocol import TAG_BLINDED, TAG_REBLINDED, HashBlind
+from fedcore.session import Recv
 
 BATCH = 3
 
 
-def blinded_sends(session: PairSession, key: BlindingKey, items: list[bytes]) -> list[Send]:
-    chunks = [items[i : i + BATCH] for i in range(0, max(1, len(items)), BATCH)]
-    return [session.blinded(key.hash_and_blind(chunk)) for chunk in chunks]
-
-
 def run_pair(xs: list[bytes], ys: list[bytes], *, a_learns: bool = True, b_learns: bool = True):
-    ka, kb = BlindingKey.generate(), BlindingKey.generate()
-    a = PairSession("a", "b", i_learn=a_learns, peer_learns=b_learns, own_items=len(xs))
-    b = PairSession("b", "a", i_learn=b_learns, peer_learns=a_learns, own_items=len(ys))
-    inbox = {
-        "a": [s.message for s in blinded_sends(b, kb, ys)],
-        "b": [s.message for s in blinded_sends(a, ka, xs)],
+    """Both sides through the session contract alone: start, expect, receive; work done at once.
+
+    Every (src, dst, tag) is a FIFO; each round every side takes what it waits for if it is
+    there, so the two sides interleave as they would over a network.
+    """
+    sets = {"a": xs, "b": ys}
+    keys = {"a": BlindingKey.generate(), "b": BlindingKey.generate()}
+    sessions = {
+        "a": PairSession(
+            "a", "b", i_learn=a_learns, peer_learns=b_learns, own_items=len(xs), batch_items=BATCH
+        ),
+        "b": PairSession(
+            "b", "a", i_learn=b_learns, peer_learns=a_learns, own_items=len(ys), batch_items=BATCH
+        ),
     }
-    returns: dict[str, list] = {"a": [], "b": []}
-    for me, session, key, peer in (("a", a, ka, "b"), ("b", b, kb, "a")):
-        for message in inbox[me]:
-            for work in session.receive(peer, message):
-                returns[peer] += [s.message for s in session.reblinded(work.index, key.blind(work.values))]
-    for me, session, peer in (("a", a, "b"), ("b", b, "a")):
-        for message in returns[me]:
-            session.receive(peer, message)
-    return a, b
+    queues: dict[tuple[str, str, str], deque] = {}
+
+    def act(me: str, actions) -> None:
+        session, key = sessions[me], keys[me]
+        for action in actions:
+            if isinstance(action, HashBlind):
+                act(me, [session.blinded(key.hash_and_blind(sets[me][action.start : action.stop]))])
+            elif isinstance(action, Reblind):
+                act(me, session.reblinded(action.index, key.blind(action.values)))
+            else:
+                assert isinstance(action, Send) and action.tag in (TAG_BLINDED, TAG_REBLINDED)
+                queues.setdefault((me, action.dst, action.tag), deque()).append(action.message)
+
+    for me, session in sessions.items():
+        act(me, session.start())
+    moved = True
+    while moved:
+        moved = False
+        for me, session in sessions.items():
+            want = session.expect()
+            queue = queues.get((want.sources[0], me, want.tag)) if want else None
+            if queue:
+                act(me, session.receive(want.sources[0], queue.popleft()))
+                moved = True
+    assert not any(queues.values())
+    return sessions["a"], sessions["b"]
 
 
 def matched(session: PairSession, items: list[bytes]) -> set[bytes]:
@@ -66,6 +90,31 @@ def test_only_the_receiver_gets_a_result() -> None:
     assert b.stage is Stage.DONE and not b.peer_double
     with pytest.raises(ProtocolError, match="no result"):
         b.matches()
+
+
+def test_the_contract_starts_with_our_batches_and_waits_polling() -> None:
+    s = PairSession("a", "b", i_learn=True, peer_learns=False, own_items=7, batch_items=BATCH)
+    assert s.start() == [HashBlind(0, 3), HashBlind(3, 6), HashBlind(6, 7)]
+    assert s.expect() == Recv(("b",), TAG_BLINDED, poll_first=True)
+    assert PairSession("a", "b", i_learn=True, peer_learns=True, own_items=0).start() == [HashBlind(0, 0)]
+    assert s.close() == []
+    sent = s.blinded(b"\x01" * 96)
+    assert sent == Send("b", TAG_BLINDED, Blinded(0, 7, b"\x01" * 96))
+    [work] = s.receive("b", batch(0, 1, 1))
+    assert s.expect() == Recv(("b",), TAG_REBLINDED, poll_first=True)  # we learn: our values come back
+    assert s.reblinded(work.index, b"\x02" * 32) == []  # the peer does not learn: nothing goes back
+
+
+def test_a_side_that_does_not_learn_expects_nothing_after_the_peer_stream() -> None:
+    s = PairSession("a", "b", i_learn=False, peer_learns=True, own_items=1)
+    [work] = s.receive("b", batch(0, 1, 1))
+    assert s.expect() is None
+    assert s.reblinded(work.index, b"\x02" * 32) == [Send("b", TAG_REBLINDED, Reblinded(0, b"\x02" * 32))]
+
+
+def test_batch_items_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="batch_items"):
+        PairSession("a", "b", i_learn=True, peer_learns=True, own_items=1, batch_items=0)
 
 
 def fresh() -> PairSession:

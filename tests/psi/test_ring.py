@@ -11,13 +11,27 @@ from hypothesis import strategies as st
 from fedcore.crypto.ecdh_psi import BlindingKey
 from fedcore.errors import ProtocolError
 from fedcore.psi import encode_id
-from fedcore.psi._ring import Common, Hop, RingSession, RingStage, Tags, batches_of, permute
+from fedcore.psi._protocol import HashBlind
+from fedcore.psi._ring import (
+    TAG_COMMON,
+    TAG_HOP,
+    TAG_TAGS,
+    Blind,
+    Common,
+    Hop,
+    RingSession,
+    RingStage,
+    Tags,
+    permute,
+)
+from fedcore.session import Recv, Send
 
 BATCH = 4
 
 
 def run_ring(sets: dict[str, list[bytes]], seed: int = 0) -> tuple[dict[str, RingSession], list]:
-    """Run every party's session to the end; returns the sessions and every delivered message."""
+    """Run every party's session to the end through the session contract alone (work done at
+    once, every (src, dst, tag) a FIFO); returns the sessions and every delivered message."""
     rng = np.random.default_rng(seed)
     ring = tuple(sets)
     keys = {p: BlindingKey.generate() for p in ring}
@@ -27,25 +41,30 @@ def run_ring(sets: dict[str, list[bytes]], seed: int = 0) -> tuple[dict[str, Rin
     queues: dict[tuple[str, str, str], deque] = {}
     log = []
 
-    def post(src, sends):
-        for send in sends:
-            queues.setdefault((src, send.dst, send.message.TAG), deque()).append(send.message)
-            log.append((src, send.dst, send.message))
+    def act(me, actions):
+        session, key = sessions[me], keys[me]
+        for action in actions:
+            if isinstance(action, HashBlind):
+                act(me, [session.own_blinded(key.hash_and_blind(sets[me][action.start : action.stop]))])
+            elif isinstance(action, Blind):
+                act(me, session.blinded(action.origin, action.index, key.blind(action.values)))
+            else:
+                assert isinstance(action, Send)
+                queues.setdefault((me, action.dst, action.tag), deque()).append(action.message)
+                log.append((me, action.dst, action.message))
 
-    for p, items in sets.items():
-        for chunk in batches_of(keys[p].hash_and_blind(items), BATCH) if items else [b""]:
-            post(p, [sessions[p].own_blinded(chunk)])
+    for p, session in sessions.items():
+        act(p, session.start())
     moved = True
     while moved:
         moved = False
         for p, session in sessions.items():
-            waiting = session.expect()
-            queue = queues.get((waiting[0], p, waiting[1])) if waiting else None
+            want = session.expect()
+            queue = queues.get((want.sources[0], p, want.tag)) if want else None
             if queue:
-                for work in session.receive(waiting[0], queue.popleft()):
-                    post(p, session.blinded(work.origin, work.index, keys[p].blind(work.values)))
+                act(p, session.receive(want.sources[0], queue.popleft()))
                 moved = True
-            post(p, session.advance())
+    assert not any(queues.values())
     return sessions, log
 
 
@@ -72,8 +91,11 @@ def test_ring_with_an_empty_set(empty) -> None:
 
 
 def test_the_leader_sees_only_its_tags_and_the_common_count() -> None:
-    sets = {"L": [encode_id(i) for i in range(10)], "C": [encode_id(i) for i in range(5, 20)],
-            "Q": [encode_id(i) for i in range(0, 30, 2)]}
+    sets = {
+        "L": [encode_id(i) for i in range(10)],
+        "C": [encode_id(i) for i in range(5, 20)],
+        "Q": [encode_id(i) for i in range(0, 30, 2)],
+    }
     _, log = run_ring(sets)
     to_leader = [m for src, dst, m in log if dst == "L"]
     assert {type(m) for m in to_leader} == {Hop, Tags, Common}
@@ -94,6 +116,22 @@ def test_property_ring_equals_set_intersection(raw_sets) -> None:
 def session(me: str = "C") -> RingSession:
     shuffle = np.random.default_rng(0).permutation
     return RingSession(me, ("L", "C", "Q"), 2, shuffle=shuffle, batch_items=BATCH)
+
+
+def test_the_contract_waits_polling_for_hops_then_tags_then_common() -> None:
+    s = session("L")
+    assert s.start() == [HashBlind(0, 2)]
+    assert s.expect() == Recv(("Q",), TAG_HOP, poll_first=True)  # L's predecessor on (L, C, Q)
+    assert s.own_blinded(b"\x01" * 64) == Send("C", TAG_HOP, Hop("L", 0, 2, b"\x01" * 64))
+    for origin in ("Q", "C"):
+        [work] = [a for a in s.receive("Q", Hop(origin, 0, 1, b"\x01" * 32)) if isinstance(a, Blind)]
+        s.blinded(work.origin, work.index, b"\x02" * 32)
+    assert s.expect() == Recv(("Q",), TAG_TAGS, poll_first=True)  # L's own tags, from its last hop
+    s.receive("Q", Tags("L", 0, 2, b"\x03" * 64))
+    assert s.expect() == Recv(("C",), TAG_COMMON, poll_first=True)
+    s.receive("C", Common(b"\x03" * 32))
+    assert s.expect() is None and s.stage is RingStage.DONE and s.close() == []
+    assert s.matches() == [0, 1]
 
 
 def test_misrouted_messages_are_refused() -> None:

@@ -26,3 +26,9 @@ def test_vertical_exports() -> None:
             "train_secureboost",
         ]
     )
+
+
+def test_vertical_send_is_the_one_session_action() -> None:
+    import fedcore.session
+
+    assert fedcore.vertical.Send is fedcore.session.Send

@@ -7,9 +7,11 @@ import pytest
 
 from fedcore import he, wire
 from fedcore.errors import ProtocolError
+from fedcore.session import Recv
 from fedcore.vertical import GuestSession, HostSession, Stage, make_plan
 from fedcore.vertical._messages import HostScore, Residual, TermReply, Unmasked
 from fedcore.vertical._phe_backend import generate_keypair as phe_keypair
+from fedcore.vertical._protocol import TAGS
 
 KEY_BITS = 1024  # the smallest size fedcore.wire accepts for keys
 
@@ -48,7 +50,7 @@ def run(parties: dict, *, through_wire: bool = True) -> None:
     def post(src, sends):
         for s in sends:
             message = wire.decode(wire.encode(s.message)) if through_wire else s.message
-            queues.setdefault((src, s.dst, s.message.TAG), deque()).append(message)
+            queues.setdefault((src, s.dst, s.tag), deque()).append(message)
 
     for name, session in parties.items():
         post(name, session.start())
@@ -56,9 +58,10 @@ def run(parties: dict, *, through_wire: bool = True) -> None:
     while progress:
         progress = False
         for name, session in parties.items():
-            waiting = session.expect()
-            if waiting and queues.get((waiting[0], name, waiting[1])):
-                post(name, session.receive(waiting[0], queues[(waiting[0], name, waiting[1])].popleft()))
+            want = session.expect()
+            queue = queues.get((want.sources[0], name, want.tag)) if want else None
+            if queue:
+                post(name, session.receive(want.sources[0], queue.popleft()))
                 progress = True
     assert all(s.stage is Stage.DONE for s in parties.values())
     assert not any(queues.values())
@@ -150,3 +153,36 @@ def test_hosts_rerandomize_what_they_pass_on() -> None:
     assert set(forwarded.enc.ciphertexts).isdisjoint(deterministic.ciphertexts)
     guest_secret = parties["g"]._secret_key
     np.testing.assert_allclose(guest_secret.decrypt(forwarded.enc), guest_secret.decrypt(deterministic))
+
+
+def test_sessions_follow_the_session_contract() -> None:
+    blocks, y = data(rows=8)
+    plan = make_plan(len(y), epochs=1, batch_size=8, seed=0, lr=0.1)
+    parties = sessions(blocks, y, plan)
+    guest, host = parties["g"], parties["h1"]
+    [send] = guest.start()
+    assert (send.dst, send.tag, type(send.message)) == ("h1", "vlr/residual", Residual)
+    assert guest.expect() == Recv(("h1",), "vlr/score")
+    [score] = host.start()
+    assert (score.dst, score.tag, type(score.message)) == ("g", "vlr/score", HostScore)
+    assert host.expect() == Recv(("g",), "vlr/residual")
+    assert guest.close() == [] and host.close() == []
+
+
+def test_the_wire_tags_are_pinned() -> None:
+    assert {kind.__name__: tag for kind, tag in TAGS.items()} == {
+        "HostScore": "vlr/score",
+        "Residual": "vlr/residual",
+        "FinalResidual": "vlr/final",
+        "HostGradient": "vlr/gradient",
+        "MaskedTerm": "vlr/term",
+        "TermReply": "vlr/term_reply",
+        "Unmasked": "vlr/unmasked",
+    }
+
+
+def test_an_empty_plan_is_done_at_once() -> None:
+    blocks, y = data(rows=6)
+    plan = make_plan(len(y), epochs=0, batch_size=6, seed=0, lr=0.1)
+    for session in sessions(blocks, y, plan).values():
+        assert session.start() == [] and session.expect() is None and session.stage is Stage.DONE

@@ -1,10 +1,13 @@
 """SecureBoost pieces against plain computations, and misuse refused by the sessions."""
 
+from collections import deque
+
 import numpy as np
 import pytest
 
 from fedcore import he
 from fedcore.errors import ProtocolError
+from fedcore.session import Recv
 from fedcore.vertical._sb_binning import fit_binner
 from fedcore.vertical._sb_crypto import (
     GHCodec,
@@ -122,3 +125,25 @@ def test_the_guest_refuses_histograms_whose_counts_do_not_add_up() -> None:
         guest.receive("h", forged)
     with pytest.raises(ProtocolError, match="expected Histograms from h"):
         guest.receive("mallory", reply)
+
+
+def test_the_sessions_run_to_the_end_through_the_session_contract() -> None:
+    guest, host = _sessions()
+    assert host.start() == [] and host.tree == 0
+    inbox: dict[str, deque] = {"g": deque(), "h": deque()}
+
+    def post(sends) -> None:
+        for send in sends:
+            assert send.tag == ("sb/to_guest" if send.dst == "g" else "sb/to_host")
+            inbox[send.dst].append(send.message)
+
+    post(guest.start())
+    while inbox["g"] or inbox["h"]:
+        if inbox["h"]:
+            assert host.expect() == Recv(("g",), "sb/to_host")
+            post(host.receive("g", inbox["h"].popleft()))
+        if inbox["g"]:
+            assert guest.expect() == Recv(("h",), "sb/to_guest")
+            post(guest.receive("h", inbox["g"].popleft()))
+    assert guest.expect() is None and host.expect() is None
+    assert len(guest.trees) == 1 and guest.close() == [] and host.close() == []
