@@ -14,7 +14,7 @@ from fedcore.context import Context
 from fedcore.errors import ConfigError, ProtocolError
 from fedcore.vertical._protocol import GuestSession, HostSession, Training
 
-SCHEMES = {"fedcore": "fedcore.he", "phe": "fedcore.bench.phe_baseline"}
+SCHEMES = {"fedcore": "fedcore.he", "phe": "fedcore.bench._phe_baseline"}
 TAG_TEST_SCORE = "vlr/test_score"
 
 

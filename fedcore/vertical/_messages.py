@@ -16,7 +16,7 @@ class EncryptedOperand(abc.ABC):  # noqa: B024 - a marker: the protocol's operat
     """What a message's ``enc`` may be: an unpacked vector of an HE scheme ``train`` accepts.
 
     ``fedcore.he.EncryptedVector`` is one (registered here); a benchmark baseline's vector
-    subclasses it (``fedcore.bench.phe_baseline.PheVector``), so this module never imports it.
+    subclasses it (``fedcore.bench._phe_baseline.PheVector``), so this module never imports it.
     """
 
 

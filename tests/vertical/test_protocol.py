@@ -9,7 +9,7 @@ from fedcore import he, wire
 from fedcore.errors import ProtocolError
 from fedcore.vertical import GuestSession, HostSession, Stage, make_plan
 from fedcore.vertical._messages import HostScore, Residual, TermReply, Unmasked
-from fedcore.bench.phe_baseline import generate_keypair as phe_keypair
+from fedcore.bench._phe_baseline import generate_keypair as phe_keypair
 
 KEY_BITS = 1024  # the smallest size fedcore.wire accepts for keys
 
