@@ -10,9 +10,9 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
-from gmpy2 import mpz
 
 from fedcore import he, wire  # he: registers PublicKey, which Setup carries
+from fedcore.crypto import paillier
 
 TO_HOST = "sb/to_host"
 TO_GUEST = "sb/to_guest"
@@ -36,7 +36,7 @@ def unpack_cts(blob: bytes, width: int, modulus: int) -> list[Any]:
     if modulus:
         if any(not 0 < c < modulus for c in out):
             raise ValueError("a ciphertext is outside (0, n^2)")
-        return [mpz(c) for c in out]
+        return paillier.to_bigints(out)
     return out
 
 
