@@ -12,7 +12,7 @@ vector is an ``EncryptedOperand`` so the vertical messages accept it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import phe
@@ -56,7 +56,7 @@ class PhePrivateKey:
     def __repr__(self) -> str:
         return "<PhePrivateKey (secret)>"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a private key cannot be pickled")
 
 

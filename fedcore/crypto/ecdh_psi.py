@@ -35,6 +35,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
@@ -163,5 +164,7 @@ class BlindingKey:
     def __bool__(self) -> bool:
         raise TypeError("a BlindingKey has no truth value")
 
-    def __reduce__(self) -> object:
-        raise TypeError("a BlindingKey cannot be pickled; pass scalar_for_local_worker(ACCESS) to your own workers")
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a BlindingKey cannot be pickled; pass scalar_for_local_worker(ACCESS) to your own workers"
+        )

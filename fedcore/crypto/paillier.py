@@ -68,12 +68,12 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeAlias
 
 import gmpy2
 from gmpy2 import mpz
 
-BigInt = mpz  # gmpy2's integer: the type of this tier's ciphertexts and plaintexts
+BigInt: TypeAlias = mpz  # gmpy2's integer: the type of this tier's ciphertexts and plaintexts
 
 WINDOW_BITS = 8
 MIN_KEY_BITS = 32  # raw tier only; fedcore.he enforces its own, much higher, floor
@@ -232,7 +232,9 @@ class CRTDecryptor:
             return [int(m) for m in plain]
         p, q, p2, q2 = self.p, self.q, self.p2, self.q2
         step = mpz(1) << field_bits
-        folded_p, folded_q, sizes = [], [], []
+        folded_p: list[BigInt] = []
+        folded_q: list[BigInt] = []
+        sizes: list[int] = []
         for start in range(0, len(ciphertexts), per):
             group = ciphertexts[start : start + per]
             sizes.append(len(group))

@@ -303,7 +303,9 @@ class PrivateKey:
             )
         return decrypt_vector(self._crt(), enc, runtime=runtime or enc.runtime)
 
-    def decrypt_ints(self, ciphertexts: Sequence[Any], *, runtime: Any = None, field_bits: int = 0) -> list[int]:
+    def decrypt_ints(
+        self, ciphertexts: Sequence[Any], *, runtime: Any = None, field_bits: int = 0
+    ) -> list[int]:
         """Raw plaintexts in [0, n) of ciphertexts made by ``encrypt_ints`` (or sums of them).
 
         Args:

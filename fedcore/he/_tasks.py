@@ -65,7 +65,9 @@ def owner_encrypt_chunk(
     return paillier.owner_encrypt_many(decryptor, hs, plaintexts, randomizers)
 
 
-def owner_encrypt_ints_chunk(decryptor: paillier.CRTDecryptor, hs: int, plaintexts: list[int]) -> list[BigInt]:
+def owner_encrypt_ints_chunk(
+    decryptor: paillier.CRTDecryptor, hs: int, plaintexts: list[int]
+) -> list[BigInt]:
     """As ``encrypt_ints_chunk``, with the key owner's factors."""
     return paillier.owner_encrypt_many(decryptor, hs, plaintexts)
 

@@ -26,6 +26,7 @@ from fedcore.he._encoding import (
 )
 from fedcore.he._errors import HeadroomError, KeyMismatchError, PackedOperationError
 
+
 class VectorKey(Protocol):
     """What a vector uses of its public key; ``fedcore.he.PublicKey`` is the implementation."""
 

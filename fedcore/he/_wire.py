@@ -95,9 +95,7 @@ def _vector_from_state(state: Any) -> EncryptedVector:
 
 
 def _refuse_private_key(key: PrivateKey) -> NoReturn:
-    raise TypeError(
-        "a PrivateKey is never encoded: wrap it with private_key.export(ACCESS) if you mean to"
-    )
+    raise TypeError("a PrivateKey is never encoded: wrap it with private_key.export(ACCESS) if you mean to")
 
 
 def _refuse_private_state(state: Any) -> NoReturn:

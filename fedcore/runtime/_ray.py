@@ -207,8 +207,9 @@ class RayRuntime(Runtime):
 
     def __init__(self, workers: int, address: str | None = None, num_cpus: float = 1.0):
         if address is not None and (not isinstance(address, str) or not address.strip()):
-            raise ConfigError(f"runtime address must be a host:port string, got {address!r}",
-                              key="runtime.address")
+            raise ConfigError(
+                f"runtime address must be a host:port string, got {address!r}", key="runtime.address"
+            )
         self.workers = workers
         self.address = address
         self._num_cpus = num_cpus

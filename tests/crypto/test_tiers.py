@@ -69,8 +69,11 @@ def test_no_raw_big_integer_arithmetic_above_crypto(package: str) -> None:
 @pytest.mark.parametrize("package", ["fedcore.crypto", "fedcore.he", "fedcore.runtime"])
 def test_imports_are_at_module_top_and_acyclic(package: str) -> None:
     def inner(module: str, name: str, at_top: bool) -> bool:
-        return module.startswith(package) and not at_top and name.split(".")[0] != "__future__" and not any(
-            name == o or name.startswith(o + ".") for o in OPTIONAL
+        return (
+            module.startswith(package)
+            and not at_top
+            and name.split(".")[0] != "__future__"
+            and not any(name == o or name.startswith(o + ".") for o in OPTIONAL)
         )
 
     assert _violations(inner) == []
