@@ -352,7 +352,7 @@ class PrivateKey:
 
     def __reduce__(self) -> NoReturn:
         raise TypeError(
-            "a fedcore.he.PrivateKey cannot be pickled: use export(confirm=True) and fedcore.wire"
+            "a fedcore.he.PrivateKey cannot be pickled: use export(ACCESS) and fedcore.wire"
         )
 
     def __bool__(self) -> NoReturn:
