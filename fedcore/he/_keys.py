@@ -329,7 +329,7 @@ class PrivateKey:
             TypeError: ``access`` is not ``fedcore.crypto.secret.ACCESS``.
         """
         check_access(access, "exporting a private key, export(ACCESS),")
-        return ExportedPrivateKey(self)
+        return ExportedPrivateKey(self, access)
 
     @classmethod
     def from_phe(cls, key: Any) -> PrivateKey:
@@ -351,9 +351,7 @@ class PrivateKey:
         return f"PrivateKey(bits={self.public_key.bits}, public={self.public_key.fingerprint})"
 
     def __reduce__(self) -> NoReturn:
-        raise TypeError(
-            "a fedcore.he.PrivateKey cannot be pickled: use export(ACCESS) and fedcore.wire"
-        )
+        raise TypeError("a fedcore.he.PrivateKey cannot be pickled: use export(ACCESS) and fedcore.wire")
 
     def __bool__(self) -> NoReturn:
         raise TypeError("a PrivateKey has no truth value")
@@ -368,13 +366,19 @@ class PrivateKey:
 class ExportedPrivateKey:
     """An explicitly exported private key: the only form fedcore.wire carries.
 
+    Made by ``PrivateKey.export(ACCESS)``; building one directly takes the token too, as
+    encoding it puts the factors on the wire.
+
     Attributes:
         private_key: the wrapped key.
     """
 
     __slots__ = ("private_key",)
 
-    def __init__(self, private_key: PrivateKey):
+    def __init__(self, private_key: PrivateKey, access: SecretAccess | None = None):
+        check_access(access, "exporting a private key, ExportedPrivateKey(key, ACCESS),")
+        if not isinstance(private_key, PrivateKey):
+            raise TypeError(f"ExportedPrivateKey wraps a PrivateKey, got {type(private_key).__name__}")
         self.private_key = private_key
 
     def _state(self) -> dict[str, int]:
@@ -388,7 +392,8 @@ class ExportedPrivateKey:
             raise ValueError("malformed exported private key")
         if not all(type(v) is int for v in state.values()):
             raise ValueError("malformed exported private key")
-        return cls(PrivateKey(PublicKey(state["n"]), state["p"], state["q"]))
+        # the factors arrived in an export someone made on purpose: rewrap them as it was
+        return cls(PrivateKey(PublicKey(state["n"]), state["p"], state["q"]), ACCESS)
 
     def __repr__(self) -> str:
         return f"ExportedPrivateKey({self.private_key!r})"

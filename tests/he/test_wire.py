@@ -130,6 +130,8 @@ def test_explicit_export_roundtrip(keys):
     for door in (lambda: sk.export(), lambda: sk.export(object()), lambda: sk.export(confirm=True)):
         with pytest.raises(TypeError):
             door()  # the factors leave only with the token
+    with pytest.raises(TypeError, match="ACCESS"):
+        ExportedPrivateKey(sk)  # no side door around export(ACCESS)
     exported = sk.export(ACCESS)
     with pytest.raises(TypeError):
         pickle.dumps(exported)
