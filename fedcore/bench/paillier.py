@@ -7,6 +7,8 @@ import os
 import time
 from typing import Any
 
+from fedcore.crypto.secret import ACCESS
+
 DESCRIPTION = (
     "encrypt / add / decrypt / 3-party encrypt-sum-decrypt with fedcore.he vs per-element phe, "
     "and ciphertexts per second per core (packed, unpacked, public key and key owner)"
@@ -68,7 +70,7 @@ def _tree_cpu_seconds() -> float | None:
 def _phe_rates(public_key: Any, private_key: Any, sample: int) -> dict[str, float]:
     import numpy as np
 
-    ppk, psk = public_key.to_phe(), private_key.to_phe()
+    ppk, psk = public_key.to_phe(), private_key.to_phe(ACCESS)  # the phe baseline decrypts with them
     values = np.random.default_rng(1).normal(size=sample).tolist()
     wall, cpu = {}, {}
 

@@ -35,8 +35,11 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from fedcore.crypto.secret import SecretAccess, check_access
 
 POINT_BYTES = 32
 DOMAIN = b"fedcore/psi/x25519-sha256/v1\x00"
@@ -124,7 +127,7 @@ class BlindingKey:
     """A secret X25519 blinding scalar, fresh from ``os.urandom``.
 
     It refuses ``bool``, ``pickle`` and a revealing ``repr``. The one place the scalar leaves
-    is ``scalar_for_local_worker``, for this party's own worker processes.
+    is ``scalar_for_local_worker(ACCESS)``, for this party's own worker processes.
     """
 
     __slots__ = ("_scalar",)
@@ -138,8 +141,13 @@ class BlindingKey:
         """A new key; ``random_bytes`` is replaceable only so tests can be deterministic."""
         return cls(random_bytes(POINT_BYTES))
 
-    def scalar_for_local_worker(self) -> bytes:
-        """The raw scalar, to hand to this party's own workers (never to another party)."""
+    def scalar_for_local_worker(self, access: SecretAccess | None = None) -> bytes:
+        """The raw scalar, to hand to this party's own workers (never to another party).
+
+        Raises:
+            TypeError: ``access`` is not ``fedcore.crypto.secret.ACCESS``.
+        """
+        check_access(access, "BlindingKey.scalar_for_local_worker")
         return self._scalar
 
     def blind(self, points: bytes) -> bytes:
@@ -156,5 +164,7 @@ class BlindingKey:
     def __bool__(self) -> bool:
         raise TypeError("a BlindingKey has no truth value")
 
-    def __reduce__(self) -> object:
-        raise TypeError("a BlindingKey cannot be pickled; pass scalar_for_local_worker() to your own workers")
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a BlindingKey cannot be pickled; pass scalar_for_local_worker(ACCESS) to your own workers"
+        )

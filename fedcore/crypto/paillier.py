@@ -52,22 +52,82 @@ cost about 0.6x one full-size table power (measured: ~1.3x the encryptions per c
 2048 bits, Python's loop overhead included). The distribution of ciphertexts is unchanged,
 so nothing about the security argument above changes; only who can compute it does.
 
+Above the raw arithmetic sit the checks a peer's values get (``check_modulus``,
+``check_factors``, ``check_ciphertexts``) and the homomorphic operations on many
+ciphertexts at once (``add_many``, ``add_plain_many``, ``mul_plain_many``, ``scale_many``,
+``dot_columns``, ``product``, ``sums_by_key``, ``CRTDecryptor.decrypt_fields``), so the
+tiers above compose them and never touch gmpy2 themselves.
+
 Task functions at the bottom are top-level so a process pool can run them on chunks.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn, TypeAlias
 
 import gmpy2
 from gmpy2 import mpz
 
+BigInt: TypeAlias = mpz  # gmpy2's integer: the type of this tier's ciphertexts and plaintexts
+
 WINDOW_BITS = 8
 MIN_KEY_BITS = 32  # raw tier only; fedcore.he enforces its own, much higher, floor
+MAX_KEY_BITS = 16384
+_SMALL_PRIMES_PRODUCT = math.prod(int(p) for p in range(3, 2000, 2) if gmpy2.is_prime(p))
+
+
+def check_modulus(n: int, min_bits: int, max_bits: int = MAX_KEY_BITS) -> int:
+    """``n`` as an int, if it can be a Paillier modulus from outside (another party, phe).
+
+    Raises:
+        TypeError: not an integer.
+        ValueError: not an odd, non-square integer of min_bits..max_bits bits free of small factors.
+    """
+    if type(n) is not int and not isinstance(n, BigInt):
+        raise TypeError(f"a Paillier modulus must be an int, got {type(n).__name__}")
+    n = int(n)
+    if not min_bits <= n.bit_length() <= max_bits:
+        raise ValueError(f"Paillier modulus must have {min_bits}..{max_bits} bits, got {n.bit_length()}")
+    if n % 2 == 0 or gmpy2.is_square(n) or gmpy2.gcd(n, _SMALL_PRIMES_PRODUCT) != 1:
+        raise ValueError("Paillier modulus is not a product of two large primes")
+    return n
+
+
+def check_factors(n: int, p: int, q: int) -> None:
+    """Refuse (p, q) unless they are two distinct probable primes (50 Miller-Rabin rounds) with p q = n.
+
+    Raises:
+        ValueError: they are not the factors of ``n``.
+    """
+    if p * q != n or p == q or not (gmpy2.is_prime(p, 50) and gmpy2.is_prime(q, 50)):
+        raise ValueError("the primes do not match the public key")
+
+
+def check_ciphertexts(ciphertexts: Iterable[BigInt], n: int, n2: int) -> None:
+    """Refuse ciphertexts from outside unless each is in (0, n^2) and invertible mod n^2.
+
+    One gcd for all of them: their product mod n is coprime to n exactly when each one is.
+
+    Raises:
+        ValueError: a ciphertext out of range or not invertible.
+    """
+    product = mpz(1)
+    for c in ciphertexts:
+        if not 0 < c < n2:
+            raise ValueError("a ciphertext is outside (0, n^2)")
+        product = product * c % n
+    if gmpy2.gcd(product, n) != 1:
+        raise ValueError("a ciphertext is not invertible mod n^2")
+
+
+def to_bigints(values: Iterable[Any]) -> list[BigInt]:
+    """Each value as a gmpy2 integer (ciphertexts arrive as ints, mpz or numpy integers)."""
+    return [mpz(v) for v in values]
 
 
 def _random_prime(bits: int) -> mpz:
@@ -149,6 +209,52 @@ class CRTDecryptor:
             mq = (b - 1) // q * hq % q
             out.append(mp + (mq - mp) * p_inv_q % q * p)
         return out
+
+    def decrypt_fields(self, ciphertexts: Sequence[int], field_bits: int, per: int) -> list[int]:
+        """Plaintexts known to be below 2^field_bits, ``per`` of them to one exponentiation.
+
+        With the factors, a group c_0..c_{k-1} is folded into C = prod_j c_j^(2^(B j)) by
+        Horner *modulo p^2 and q^2* (B = ``field_bits``; k squaring chains of B steps on
+        half-size numbers), and C is decrypted once: its plaintext is sum_j m_j 2^(B j),
+        exact because every m_j < 2^B and k*B < bits(n). Only arithmetic on ciphertexts the
+        owner already holds: what it learns is the same m_j. Per plaintext it costs about
+        (B + bits(n)/k) half-size squarings instead of bits(n).
+
+        Raises:
+            ValueError: a plaintext (without grouping) or a group's plaintext is 2^(k B) or
+                more (its last field is too wide). A too wide field lower in a group carries
+                into the next one instead of being refused.
+        """
+        if per == 1 or not field_bits:
+            plain = self.decrypt_many(ciphertexts)
+            if field_bits and any(m >> field_bits for m in plain):
+                raise ValueError("a sum is wider than its fields")
+            return [int(m) for m in plain]
+        p, q, p2, q2 = self.p, self.q, self.p2, self.q2
+        step = mpz(1) << field_bits
+        folded_p: list[BigInt] = []
+        folded_q: list[BigInt] = []
+        sizes: list[int] = []
+        for start in range(0, len(ciphertexts), per):
+            group = ciphertexts[start : start + per]
+            sizes.append(len(group))
+            for modulus, out in ((p2, folded_p), (q2, folded_q)):
+                acc = mpz(group[-1]) % modulus
+                for c in reversed(group[:-1]):
+                    acc = gmpy2.powmod(acc, step, modulus) * c % modulus
+                out.append(acc)
+        xp = gmpy2.powmod_base_list(folded_p, self.p1, p2)
+        xq = gmpy2.powmod_base_list(folded_q, self.q1, q2)
+        mask = (1 << field_bits) - 1
+        values: list[int] = []
+        for a, b, size in zip(xp, xq, sizes, strict=True):
+            mp = (a - 1) // p * self.hp % p
+            mq = (b - 1) // q * self.hq % q
+            packed = int(mp + (mq - mp) * self.p_inv_q % q * p)
+            if packed >> (field_bits * size):
+                raise ValueError("a sum is wider than its fields")
+            values += [(packed >> (field_bits * j)) & mask for j in range(size)]
+        return values
 
 
 def make_hs(n: int) -> mpz:
@@ -352,6 +458,76 @@ def signed_multi_pow(bases: Sequence[mpz], exponents: Sequence[int], n2: mpz) ->
     negative = [(gmpy2.invert(b, n2), -e) for b, e in zip(bases, exponents, strict=True) if e < 0]
     terms = positive + negative
     return multi_pow([b for b, _ in terms], [e for _, e in terms], n2)
+
+
+# --------------------------------------------------------------------------- many at once
+# The homomorphic operations of the tiers above, on lists of ciphertexts (mpz): a product
+# mod n^2 adds plaintexts, a power multiplies them by the exponent.
+
+
+def add_many(a: Sequence[BigInt], b: Sequence[BigInt], n2: int) -> list[BigInt]:
+    """Ciphertexts of dec(a_i) + dec(b_i): a_i * b_i mod n^2."""
+    return [x * y % n2 for x, y in zip(a, b, strict=True)]
+
+
+def add_plain_many(ciphertexts: Sequence[BigInt], plaintexts: Sequence[int], n: int, n2: int) -> list[BigInt]:
+    """Ciphertexts of dec(c_i) + m_i for signed m_i: c_i * (1 + (m_i mod n) n) mod n^2."""
+    return [c * (1 + (m % n) * n) % n2 for c, m in zip(ciphertexts, plaintexts, strict=True)]
+
+
+def mul_plain_many(ciphertexts: Sequence[BigInt], exponents: Iterable[Any], n2: int) -> list[BigInt]:
+    """Ciphertexts of dec(c_i) * k_i for signed integers k_i (numpy integers accepted)."""
+    n2 = mpz(n2)
+    return [mul_plain(c, int(e), n2) for c, e in zip(ciphertexts, exponents, strict=True)]
+
+
+def scale_many(ciphertexts: Sequence[BigInt], exponent: int, n2: int) -> list[BigInt]:
+    """Ciphertexts of dec(c_i) * k for one signed integer k."""
+    n2 = mpz(n2)
+    return [mul_plain(c, exponent, n2) for c in ciphertexts]
+
+
+def product(ciphertexts: Iterable[BigInt], n2: int) -> BigInt:
+    """The product of ciphertexts mod n^2: a ciphertext of their plaintexts' sum."""
+    n2 = mpz(n2)
+    acc = mpz(1)
+    for c in ciphertexts:
+        acc = acc * c % n2
+    return acc
+
+
+def dot_columns(ciphertexts: Sequence[BigInt], columns: Sequence[Sequence[int]], n2: int) -> list[BigInt]:
+    """prod_i c_i^M[i, j] mod n^2 for every column j (signed; bucket method, each c_i inverted once)."""
+    n2 = mpz(n2)
+    inverses: dict[int, mpz] = {}
+    out = []
+    for column in columns:
+        bases, exponents = [], []
+        for i, (c, e) in enumerate(zip(ciphertexts, column, strict=True)):
+            if e > 0:
+                bases.append(c)
+                exponents.append(e)
+            elif e < 0:
+                if i not in inverses:
+                    inverses[i] = gmpy2.invert(c, n2)
+                bases.append(inverses[i])
+                exponents.append(-e)
+        out.append(multi_pow(bases, exponents, n2))
+    return out
+
+
+def sums_by_key(n2: int, ciphertexts: Sequence[Any], keys: Sequence[int], size: int) -> list[Any]:
+    """The encrypted sum (product mod n2) of the ciphertexts of each key 0..size-1; 1 where none.
+
+    One pass in order, each ciphertext multiplied into its key's accumulator: measured ~25%
+    faster per item than sorting into runs first (no reordered copy, no slices).
+    """
+    sums: list[Any] = [None] * size
+    for key, c in zip(keys, ciphertexts, strict=True):
+        acc = sums[key]
+        sums[key] = c if acc is None else acc * c % n2
+    one = mpz(1)
+    return [one if acc is None else acc for acc in sums]
 
 
 # --------------------------------------------------------------------------- pool tasks

@@ -4,6 +4,10 @@ A ``Secret`` holds key material (a seed, a private key, a derived key). It refus
 ``bool()``, ``pickle`` and ``copy``, its ``repr`` names only its label and length, and its
 bytes come out only through ``reveal(ACCESS)``, so ``grep -n "reveal(ACCESS)"`` lists every
 place a secret leaves its wrapper (the idea of Tink's ``_secret_key_access.py``).
+
+Other holders of secret material (a Paillier private key, a PSI blinding key, a Shamir
+share) open the same way: each door that hands the material out takes ``ACCESS`` and
+checks it with ``check_access``, so ``grep -n "(ACCESS)"`` finds those too.
 """
 
 from __future__ import annotations
@@ -31,6 +35,16 @@ class SecretAccess:
 
 
 ACCESS = SecretAccess()
+
+
+def check_access(access: object, what: str) -> None:
+    """Refuse unless ``access`` is ``ACCESS``; ``what`` names the door in the error.
+
+    Raises:
+        TypeError: any other value (a missing token included).
+    """
+    if access is not ACCESS:
+        raise TypeError(f"{what} needs the ACCESS token from fedcore.crypto.secret")
 
 
 class Secret:
@@ -63,8 +77,7 @@ class Secret:
 
     def reveal(self, access: SecretAccess) -> bytes:
         """The secret bytes; ``access`` must be ``fedcore.crypto.secret.ACCESS``."""
-        if access is not ACCESS:
-            raise TypeError("Secret.reveal needs the ACCESS token from fedcore.crypto.secret")
+        check_access(access, "Secret.reveal")
         return self._value
 
     def __len__(self) -> int:

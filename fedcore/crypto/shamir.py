@@ -7,7 +7,8 @@ interpolation at zero; fewer reveal nothing about s (Shamir 1979). p = 2^256 + 2
 smallest prime above 2^256, so every 32-byte string is a field element and the share values
 fit in 33 bytes.
 
-A ``Share`` is itself secret: its ``repr`` hides the value and it refuses ``bool`` and pickle.
+A ``Share`` is itself secret: its ``repr`` hides the value, it refuses ``bool`` and pickle,
+and its value leaves only by ``to_bytes(ACCESS)``.
 ``combine`` refuses too few shares and repeated x-coordinates, and a result at or above
 2^256 (not a 32-byte secret) raises ``ValueError``. That check catches only some inconsistent
 shares: Shamir alone does not detect wrong shares, so callers verify what they recover (secagg
@@ -21,7 +22,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
-from fedcore.crypto.secret import ACCESS, RandomBytes, Secret
+from fedcore.crypto.secret import ACCESS, RandomBytes, Secret, SecretAccess, check_access
 
 PRIME = 2**256 + 297
 SECRET_BYTES = 32
@@ -31,7 +32,7 @@ SHARE_BYTES = 33
 class Share:
     """One share: the holder's x-coordinate (public) and the value f(x) (secret)."""
 
-    __slots__ = ("x", "y")
+    __slots__ = ("_y", "x")
 
     def __init__(self, x: int, y: int):
         if type(x) is not int or not 0 < x < PRIME:
@@ -39,11 +40,16 @@ class Share:
         if type(y) is not int or not 0 <= y < PRIME:
             raise ValueError("a share's value is an integer in [0, p)")
         self.x = x
-        self.y = y
+        self._y = y
 
-    def to_bytes(self) -> bytes:
-        """The value as 33 big-endian bytes (the x-coordinate travels separately)."""
-        return self.y.to_bytes(SHARE_BYTES, "big")
+    def to_bytes(self, access: SecretAccess | None = None) -> bytes:
+        """The value as 33 big-endian bytes (the x-coordinate travels separately): ``to_bytes(ACCESS)``.
+
+        Raises:
+            TypeError: ``access`` is not ``fedcore.crypto.secret.ACCESS``.
+        """
+        check_access(access, "Share.to_bytes")
+        return self._y.to_bytes(SHARE_BYTES, "big")
 
     @classmethod
     def from_bytes(cls, x: int, data: bytes) -> Share:
@@ -137,7 +143,7 @@ def combine(shares: Iterable[Share], threshold: int, label: str = "secret") -> S
     if len(set(xs)) != len(xs):
         raise ValueError("shares have repeated x-coordinates")
     weights = _lagrange_at_zero(tuple(xs))
-    value = sum(share.y * w for share, w in zip(chosen, weights, strict=True)) % PRIME
+    value = sum(share._y * w for share, w in zip(chosen, weights, strict=True)) % PRIME
     if value >= 1 << (8 * SECRET_BYTES):
         raise ValueError("shares are inconsistent: they do not interpolate to a 32-byte secret")
     return Secret(value.to_bytes(SECRET_BYTES, "big"), label)

@@ -1,6 +1,7 @@
 """Paillier vectors: encrypt numpy arrays, add and weight them encrypted, decrypt fast.
 
-Keys are ``phe``'s (g = n + 1; ``PublicKey.from_phe`` / ``.to_phe``, same for private keys)
+Keys are ``phe``'s (g = n + 1; ``PublicKey.from_phe`` / ``.to_phe``, same for private keys,
+whose ``to_phe(ACCESS)`` takes the token of ``fedcore.crypto.secret``)
 and unpacked ciphertexts are interchangeable with ``phe.EncryptedNumber``
 (``EncryptedVector.to_phe`` / ``from_phe``). What fedcore adds (issue 5):
 
@@ -22,7 +23,7 @@ and unpacked ciphertexts are interchangeable with ``phe.EncryptedNumber``
 - Errors instead of wrong numbers: ``KeyMismatchError``, ``HeadroomError``,
   ``EncodingError``, ``DecryptionError``, ``PackedOperationError`` (see ``_errors``).
 - Wire: ``PublicKey``, ``EncryptedVector`` and (only when asked for)
-  ``PrivateKey.export(confirm=True)`` go through ``fedcore.wire``; a ``PrivateKey`` refuses
+  ``PrivateKey.export(ACCESS)`` go through ``fedcore.wire``; a ``PrivateKey`` refuses
   the codec, pickle and ``bool``, and its repr shows only the public fingerprint.
 
 Example::
@@ -43,8 +44,7 @@ from fedcore.he._errors import (
     PackedOperationError,
 )
 from fedcore.he._keys import ExportedPrivateKey, PrivateKey, PublicKey, generate_keypair
-from fedcore.he._phe import from_phe_numbers, to_phe_numbers
-from fedcore.he._vector import EncryptedVector
+from fedcore.he._vector import EncryptedVector, from_phe_numbers, to_phe_numbers
 from fedcore.he._wire import WIRE_MIN_KEY_BITS, register_types
 
 register_types()

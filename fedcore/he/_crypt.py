@@ -1,22 +1,29 @@
-"""Encrypting arrays into EncryptedVectors and decrypting them, split over a Runtime."""
+"""Encrypting arrays into EncryptedVectors and decrypting them, split over a Runtime.
+
+Below ``_keys`` (whose keys call these): a key is whatever offers ``EncryptingKey``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
-from gmpy2 import mpz
 
-from fedcore.crypto.paillier import CRTDecryptor
+from fedcore.crypto.paillier import BigInt, CRTDecryptor
 from fedcore.he import _tasks
 from fedcore.he._encoding import FixedPoint, Layout, default_encoding, from_fixed, is_integer_array, to_fixed
 from fedcore.he._errors import DecryptionError
-from fedcore.he._keys import PublicKey
-from fedcore.he._vector import EncryptedVector
+from fedcore.he._vector import EncryptedVector, VectorKey
+
+
+class EncryptingKey(VectorKey, Protocol):
+    """A vector's key that also hands out precomputed randomizers (``fedcore.he.PublicKey``)."""
+
+    def take_randomizers(self, count: int) -> list[Any]: ...
 
 
 def encrypt_array(
-    key: PublicKey,
+    key: EncryptingKey,
     array: Any,
     *,
     packed: bool,
@@ -74,7 +81,7 @@ def encrypt_array(
 
 
 def encrypt_integers(
-    key: PublicKey, plaintexts: Any, *, runtime: Any, owner: CRTDecryptor | None = None
+    key: EncryptingKey, plaintexts: Any, *, runtime: Any, owner: CRTDecryptor | None = None
 ) -> list[Any]:
     """Raw ciphertexts of signed integers (each taken mod n), one per ciphertext, on ``runtime``."""
     ints = [_plain_int(v) for v in plaintexts]
@@ -88,9 +95,25 @@ def encrypt_integers(
 
 
 def _plain_int(value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, type(mpz(0)))):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer, BigInt)):
         raise TypeError(f"encrypt_ints takes integers, got {type(value).__name__}")
     return int(value)
+
+
+def decrypt_integers(
+    decryptor: CRTDecryptor, ciphertexts: list[Any], *, runtime: Any, field_bits: int = 0
+) -> list[int]:
+    """Raw plaintexts in [0, n) of ``ciphertexts``, in chunks on ``runtime``.
+
+    With ``field_bits`` each plaintext is promised below 2^field_bits and they are decrypted
+    several to one exponentiation (``CRTDecryptor.decrypt_fields``); one that breaks the
+    promise raises ``ValueError``.
+    """
+    n_bits = int(decryptor.n).bit_length()
+    per = max(1, (n_bits - 1) // field_bits) if field_bits else 1
+    bounds = _tasks.chunk_bounds(len(ciphertexts), getattr(runtime, "workers", 1), align=per)
+    args = [(decryptor, ciphertexts[a:b], field_bits, per) for a, b in bounds]
+    return [v for part in _tasks.run_chunks(runtime, _tasks.decrypt_ints_chunk, args) for v in part]
 
 
 def decrypt_vector(decryptor: CRTDecryptor, enc: EncryptedVector, *, runtime: Any) -> np.ndarray:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedcore.crypto._paillier_pack import MAX_SLOT_BITS, slots_per_plaintext
+from fedcore.crypto.packing import MAX_SLOT_BITS, slots_per_plaintext
 from fedcore.he._errors import EncodingError
 
 MAX_VALUE_BITS = 64

@@ -1,4 +1,10 @@
-"""Paillier keys of fedcore.he: generation, phe interop, and a private key that stays put."""
+"""Paillier keys of fedcore.he: generation, phe interop, and a private key that stays put.
+
+The top of fedcore.he's own imports: keys make vectors (``_crypt``, ``_vector``) and
+nothing below imports this module. Every check and every big-integer operation is
+``fedcore.crypto.paillier``'s; the factors leave a ``PrivateKey`` only by ``reveal(ACCESS)``
+here, and a caller takes them out only with the same token (``export``, ``to_phe``).
+"""
 
 from __future__ import annotations
 
@@ -7,42 +13,31 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
-import gmpy2
 import numpy as np
-from gmpy2 import mpz
 
-from fedcore.crypto import paillier
-from fedcore.crypto.secret import ACCESS, Secret
+from fedcore.crypto import paillier, phe_interop
+from fedcore.crypto.paillier import BigInt
+from fedcore.crypto.secret import ACCESS, Secret, SecretAccess, check_access
+from fedcore.he import _tasks
+from fedcore.he._crypt import decrypt_integers, decrypt_vector, encrypt_array, encrypt_integers
+from fedcore.he._encoding import FixedPoint
 from fedcore.he._errors import KeyMismatchError
-
-if TYPE_CHECKING:
-    import phe
-
-    from fedcore.he._encoding import FixedPoint
-    from fedcore.he._vector import EncryptedVector
+from fedcore.he._vector import EncryptedVector
 
 DEFAULT_KEY_BITS = 2048
 MIN_KEY_BITS = 512  # for fast tests only; use 2048 or more for real data
-MAX_KEY_BITS = 16384
-_SMALL_PRIMES_PRODUCT = int(np.prod([mpz(p) for p in range(3, 2000, 2) if gmpy2.is_prime(p)]))
+MAX_KEY_BITS = paillier.MAX_KEY_BITS
 
 
 def check_modulus(n: int, min_bits: int = MIN_KEY_BITS) -> int:
-    """Validate a Paillier modulus from outside (another party, phe).
+    """Validate a Paillier modulus from outside (another party, phe): ``paillier.check_modulus``.
 
     Raises:
         ValueError: not an odd, non-square integer of min_bits..MAX_KEY_BITS bits free of small factors.
     """
-    if type(n) is not int and not isinstance(n, type(mpz(0))):
-        raise TypeError(f"a Paillier modulus must be an int, got {type(n).__name__}")
-    n = int(n)
-    if not min_bits <= n.bit_length() <= MAX_KEY_BITS:
-        raise ValueError(f"Paillier modulus must have {min_bits}..{MAX_KEY_BITS} bits, got {n.bit_length()}")
-    if n % 2 == 0 or gmpy2.is_square(n) or gmpy2.gcd(n, _SMALL_PRIMES_PRODUCT) != 1:
-        raise ValueError("Paillier modulus is not a product of two large primes")
-    return n
+    return paillier.check_modulus(n, min_bits, MAX_KEY_BITS)
 
 
 class _EncryptionState:
@@ -134,8 +129,6 @@ class PublicKey:
         """
         if type(count) is not int or count < 0:
             raise ValueError(f"count must be a non-negative int, got {count!r}")
-        from fedcore.he import _tasks
-
         workers = getattr(runtime, "workers", 1)
         futures = []
         for a, b in _tasks.chunk_bounds(count, workers):
@@ -187,11 +180,9 @@ class PublicKey:
         Raises:
             EncodingError: a value outside the encoding's range, NaN or infinite.
         """
-        from fedcore.he._crypt import encrypt_array
-
         return encrypt_array(self, array, packed=packed, runtime=runtime, encoding=encoding)
 
-    def encrypt_ints(self, plaintexts: Sequence[int], *, runtime: Any = None) -> list[mpz]:
+    def encrypt_ints(self, plaintexts: Sequence[int], *, runtime: Any = None) -> list[BigInt]:
         """Raw ciphertexts (mod n^2) of signed integers, one each, with no encoding.
 
         Each integer is taken mod n (so -1 decrypts to n - 1); the caller encodes and
@@ -200,19 +191,16 @@ class PublicKey:
         Raises:
             TypeError: an element is not an integer.
         """
-        from fedcore.he._crypt import encrypt_integers
-
         return encrypt_integers(self, plaintexts, runtime=runtime)
 
     @classmethod
-    def from_phe(cls, key: phe.PaillierPublicKey) -> PublicKey:
-        """The same key as a ``phe.PaillierPublicKey``."""
-        return cls(int(key.n))
+    def from_phe(cls, key: Any) -> PublicKey:
+        """The key of a ``phe.PaillierPublicKey``."""
+        return cls(phe_interop.public_modulus(key))
 
-    def to_phe(self) -> phe.PaillierPublicKey:
-        import phe
-
-        return phe.PaillierPublicKey(int(self.n))
+    def to_phe(self) -> Any:
+        """The same key as a ``phe.PaillierPublicKey`` (public: no token needed)."""
+        return phe_interop.public_key(self.n)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, PublicKey) and other.n == self.n
@@ -233,8 +221,9 @@ class PrivateKey:
     Its owner can also encrypt with it (``encrypt``, ``encrypt_ints``): the same
     ciphertexts ``public_key.encrypt`` makes, computed with the factors, about 1.3x faster.
     The factors live in a ``fedcore.crypto.secret.Secret``: every place they come out is a
-    ``reveal(ACCESS)`` in this module. To move the key on purpose, wrap it:
-    ``private_key.export(confirm=True)``.
+    ``reveal(ACCESS)`` in this module, and a caller gets them out only by passing the same
+    token: ``private_key.export(ACCESS)`` (to move the key through ``fedcore.wire``) or
+    ``private_key.to_phe(ACCESS)``, so ``grep ACCESS`` lists every place they leave.
 
     Args:
         public_key: the matching public key.
@@ -248,8 +237,7 @@ class PrivateKey:
         if not isinstance(public_key, PublicKey):
             raise TypeError(f"public_key must be a fedcore.he.PublicKey, got {type(public_key).__name__}")
         p, q = int(p), int(q)
-        if p * q != public_key.n or p == q or not (gmpy2.is_prime(p, 50) and gmpy2.is_prime(q, 50)):
-            raise ValueError("the primes do not match the public key")
+        paillier.check_factors(public_key.n, p, q)
         self.public_key = public_key
         width = _factor_width(public_key)
         low, high = min(p, q), max(p, q)
@@ -288,16 +276,12 @@ class PrivateKey:
         runs mod p^2 and q^2 (``fedcore.crypto.paillier.CRTEncryptor``). Nobody who
         receives the vector can tell which of the two made it.
         """
-        from fedcore.he._crypt import encrypt_array
-
         return encrypt_array(
             self.public_key, array, packed=packed, runtime=runtime, encoding=encoding, owner=self._crt()
         )
 
-    def encrypt_ints(self, plaintexts: Sequence[int], *, runtime: Any = None) -> list[mpz]:
+    def encrypt_ints(self, plaintexts: Sequence[int], *, runtime: Any = None) -> list[BigInt]:
         """``public_key.encrypt_ints`` computed with the factors (same ciphertexts, faster)."""
-        from fedcore.he._crypt import encrypt_integers
-
         return encrypt_integers(self.public_key, plaintexts, runtime=runtime, owner=self._crt())
 
     def decrypt(self, enc: EncryptedVector, *, runtime: Any = None) -> np.ndarray:
@@ -310,9 +294,6 @@ class PrivateKey:
             KeyMismatchError: ``enc`` is under another public key.
             DecryptionError: a ciphertext does not decode to an in-range value.
         """
-        from fedcore.he._crypt import decrypt_vector
-        from fedcore.he._vector import EncryptedVector
-
         if not isinstance(enc, EncryptedVector):
             raise TypeError(f"decrypt takes an EncryptedVector, got {type(enc).__name__}")
         if enc.public_key != self.public_key:
@@ -322,29 +303,55 @@ class PrivateKey:
             )
         return decrypt_vector(self._crt(), enc, runtime=runtime or enc.runtime)
 
-    def export(self, *, confirm: bool = False) -> ExportedPrivateKey:
-        """Wrap this key so the wire codec may carry it. ``confirm=True`` is required."""
-        if confirm is not True:
-            raise PermissionError("exporting a private key needs export(confirm=True)")
-        return ExportedPrivateKey(self)
+    def decrypt_ints(
+        self, ciphertexts: Sequence[Any], *, runtime: Any = None, field_bits: int = 0
+    ) -> list[int]:
+        """Raw plaintexts in [0, n) of ciphertexts made by ``encrypt_ints`` (or sums of them).
+
+        Args:
+            ciphertexts: raw ciphertexts under ``public_key``.
+            runtime: a fedcore Runtime to split the work across its workers.
+            field_bits: when every plaintext is known to be below 2^field_bits, several are
+                decrypted with one exponentiation (``CRTDecryptor.decrypt_fields``: about
+                (field_bits + bits(n) / k) half-size squarings each instead of bits(n)).
+
+        Raises:
+            ValueError: a plaintext breaks the ``field_bits`` promise.
+        """
+        if type(field_bits) is not int or field_bits < 0:
+            raise ValueError(f"field_bits must be a non-negative int, got {field_bits!r}")
+        return decrypt_integers(self._crt(), list(ciphertexts), runtime=runtime, field_bits=field_bits)
+
+    def export(self, access: SecretAccess | None = None) -> ExportedPrivateKey:
+        """Wrap this key so the wire codec may carry it: ``export(ACCESS)``.
+
+        Raises:
+            TypeError: ``access`` is not ``fedcore.crypto.secret.ACCESS``.
+        """
+        check_access(access, "exporting a private key, export(ACCESS),")
+        return ExportedPrivateKey(self, access)
 
     @classmethod
-    def from_phe(cls, key: phe.PaillierPrivateKey) -> PrivateKey:
-        return cls(PublicKey.from_phe(key.public_key), int(key.p), int(key.q))
+    def from_phe(cls, key: Any) -> PrivateKey:
+        """The key of a ``phe.PaillierPrivateKey``."""
+        n, p, q = phe_interop.private_factors(key)
+        return cls(PublicKey(n), p, q)
 
-    def to_phe(self) -> phe.PaillierPrivateKey:
-        import phe
+    def to_phe(self, access: SecretAccess | None = None) -> Any:
+        """The same key as a ``phe.PaillierPrivateKey``: ``to_phe(ACCESS)``.
 
+        Raises:
+            TypeError: ``access`` is not ``fedcore.crypto.secret.ACCESS``.
+        """
+        check_access(access, "handing the factors to phe, to_phe(ACCESS),")
         p, q = self._primes()
-        return phe.PaillierPrivateKey(self.public_key.to_phe(), p, q)
+        return phe_interop.private_key(self.public_key.n, p, q)
 
     def __repr__(self) -> str:
         return f"PrivateKey(bits={self.public_key.bits}, public={self.public_key.fingerprint})"
 
     def __reduce__(self) -> NoReturn:
-        raise TypeError(
-            "a fedcore.he.PrivateKey cannot be pickled: use export(confirm=True) and fedcore.wire"
-        )
+        raise TypeError("a fedcore.he.PrivateKey cannot be pickled: use export(ACCESS) and fedcore.wire")
 
     def __bool__(self) -> NoReturn:
         raise TypeError("a PrivateKey has no truth value")
@@ -359,13 +366,19 @@ class PrivateKey:
 class ExportedPrivateKey:
     """An explicitly exported private key: the only form fedcore.wire carries.
 
+    Made by ``PrivateKey.export(ACCESS)``; building one directly takes the token too, as
+    encoding it puts the factors on the wire.
+
     Attributes:
         private_key: the wrapped key.
     """
 
     __slots__ = ("private_key",)
 
-    def __init__(self, private_key: PrivateKey):
+    def __init__(self, private_key: PrivateKey, access: SecretAccess | None = None):
+        check_access(access, "exporting a private key, ExportedPrivateKey(key, ACCESS),")
+        if not isinstance(private_key, PrivateKey):
+            raise TypeError(f"ExportedPrivateKey wraps a PrivateKey, got {type(private_key).__name__}")
         self.private_key = private_key
 
     def _state(self) -> dict[str, int]:
@@ -379,7 +392,8 @@ class ExportedPrivateKey:
             raise ValueError("malformed exported private key")
         if not all(type(v) is int for v in state.values()):
             raise ValueError("malformed exported private key")
-        return cls(PrivateKey(PublicKey(state["n"]), state["p"], state["q"]))
+        # the factors arrived in an export someone made on purpose: rewrap them as it was
+        return cls(PrivateKey(PublicKey(state["n"]), state["p"], state["q"]), ACCESS)
 
     def __repr__(self) -> str:
         return f"ExportedPrivateKey({self.private_key!r})"
@@ -405,6 +419,6 @@ def generate_keypair(bits: int = DEFAULT_KEY_BITS) -> tuple[PublicKey, PrivateKe
         raise ValueError(
             f"key size must be an even number of bits in {MIN_KEY_BITS}..{MAX_KEY_BITS}, got {bits!r}"
         )
-    p, q = paillier.generate_primes(bits)
-    public_key = PublicKey(int(p * q))
-    return public_key, PrivateKey(public_key, int(p), int(q))
+    p, q = (int(f) for f in paillier.generate_primes(bits))
+    public_key = PublicKey(p * q)
+    return public_key, PrivateKey(public_key, p, q)

@@ -2,6 +2,8 @@
 
 They run in worker processes of the party's own runtime (never another party's), so
 their arguments are pickled only locally. Each returns plain data the parent reassembles.
+The arithmetic is ``fedcore.crypto.paillier``'s and the packing ``fedcore.crypto.packing``'s:
+a task only cuts, packs and calls.
 """
 
 from __future__ import annotations
@@ -10,12 +12,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
-import gmpy2
 import numpy as np
-from gmpy2 import mpz
 
 from fedcore.crypto import paillier
-from fedcore.crypto._paillier_pack import pack, unpack, unpack_single
+from fedcore.crypto.packing import pack, unpack, unpack_single
+from fedcore.crypto.paillier import BigInt
 
 TASKS_PER_WORKER = 4
 MIN_CHUNK = 8
@@ -40,8 +41,8 @@ def run_chunks(runtime: Any, fn: Callable[..., Any], args_per_chunk: Sequence[tu
 
 
 def encrypt_chunk(
-    n: int, hs: int, values: np.ndarray, slot_bits: int, slots: int, packed: bool, randomizers: list[mpz]
-) -> list[mpz]:
+    n: int, hs: int, values: np.ndarray, slot_bits: int, slots: int, packed: bool, randomizers: list[BigInt]
+) -> list[BigInt]:
     """Pack (when ``packed``) and encrypt one chunk of int64 fixed-point values.
 
     ``randomizers`` are precomputed r^n values taken from the key's pool (used once each).
@@ -57,34 +58,36 @@ def owner_encrypt_chunk(
     slot_bits: int,
     slots: int,
     packed: bool,
-    randomizers: list[mpz],
-) -> list[mpz]:
+    randomizers: list[BigInt],
+) -> list[BigInt]:
     """As ``encrypt_chunk``, with the key owner's factors (``paillier.CRTEncryptor``)."""
     plaintexts = pack(values, slot_bits, slots) if packed else [int(v) for v in values]
     return paillier.owner_encrypt_many(decryptor, hs, plaintexts, randomizers)
 
 
-def owner_encrypt_ints_chunk(decryptor: paillier.CRTDecryptor, hs: int, plaintexts: list[int]) -> list[mpz]:
+def owner_encrypt_ints_chunk(
+    decryptor: paillier.CRTDecryptor, hs: int, plaintexts: list[int]
+) -> list[BigInt]:
     """As ``encrypt_ints_chunk``, with the key owner's factors."""
     return paillier.owner_encrypt_many(decryptor, hs, plaintexts)
 
 
-def randomizers_chunk(n: int, hs: int, count: int) -> list[mpz]:
+def randomizers_chunk(n: int, hs: int, count: int) -> list[BigInt]:
     return paillier.randomizers_many(n, hs, count)
 
 
-def encrypt_ints_chunk(n: int, hs: int, plaintexts: list[int]) -> list[mpz]:
+def encrypt_ints_chunk(n: int, hs: int, plaintexts: list[int]) -> list[BigInt]:
     """Encrypt one chunk of (signed, arbitrary-size) integers, one per ciphertext."""
     return paillier.encrypt_many(n, hs, plaintexts)
 
 
-def rerandomize_chunk(n: int, hs: int, ciphertexts: list[mpz]) -> list[mpz]:
+def rerandomize_chunk(n: int, hs: int, ciphertexts: list[BigInt]) -> list[BigInt]:
     return paillier.rerandomize_many(n, hs, ciphertexts)
 
 
 def decrypt_chunk(
     decryptor: paillier.CRTDecryptor,
-    ciphertexts: list[mpz],
+    ciphertexts: list[BigInt],
     slot_bits: int,
     slots: int,
     packed: bool,
@@ -105,42 +108,28 @@ def decrypt_chunk(
     return values
 
 
-def mul_chunk(n2: int, ciphertexts: list[mpz], exponents: np.ndarray) -> list[mpz]:
+def decrypt_ints_chunk(
+    decryptor: paillier.CRTDecryptor, ciphertexts: list[BigInt], field_bits: int, per: int
+) -> list[int]:
+    """Raw plaintexts of one chunk, ``per`` to one exponentiation when each is below 2^field_bits."""
+    return decryptor.decrypt_fields(ciphertexts, field_bits, per)
+
+
+def mul_chunk(n2: int, ciphertexts: list[BigInt], exponents: np.ndarray) -> list[BigInt]:
     """c_i^e_i mod n^2 for signed exponents."""
-    n2 = mpz(n2)
-    return [paillier.mul_plain(c, int(e), n2) for c, e in zip(ciphertexts, exponents, strict=True)]
+    return paillier.mul_plain_many(ciphertexts, exponents, n2)
 
 
-def scale_chunk(n2: int, ciphertexts: list[mpz], exponent: int) -> list[mpz]:
+def scale_chunk(n2: int, ciphertexts: list[BigInt], exponent: int) -> list[BigInt]:
     """c_i^exponent mod n^2 for one signed exponent."""
-    n2 = mpz(n2)
-    return [paillier.mul_plain(c, exponent, n2) for c in ciphertexts]
+    return paillier.scale_many(ciphertexts, exponent, n2)
 
 
-def dot_chunk(n2: int, ciphertexts: list[mpz], matrix: np.ndarray) -> list[mpz]:
+def dot_chunk(n2: int, ciphertexts: list[BigInt], matrix: np.ndarray) -> list[BigInt]:
     """prod_i c_i^M[i, j] mod n^2 for every column j of an int64 matrix chunk (bucket method)."""
-    n2 = mpz(n2)
-    inverses: dict[int, mpz] = {}
-    columns = []
-    for column in matrix.T.tolist():
-        bases, exponents = [], []
-        for i, (c, e) in enumerate(zip(ciphertexts, column, strict=True)):
-            if e > 0:
-                bases.append(c)
-                exponents.append(e)
-            elif e < 0:
-                if i not in inverses:
-                    inverses[i] = gmpy2.invert(c, n2)
-                bases.append(inverses[i])
-                exponents.append(-e)
-        columns.append(paillier.multi_pow(bases, exponents, n2))
-    return columns
+    return paillier.dot_columns(ciphertexts, matrix.T.tolist(), n2)
 
 
-def product_chunk(n2: int, ciphertexts: list[mpz]) -> mpz:
+def product_chunk(n2: int, ciphertexts: list[BigInt]) -> BigInt:
     """The product of ciphertexts mod n^2 (their plaintext sum)."""
-    n2 = mpz(n2)
-    acc = mpz(1)
-    for c in ciphertexts:
-        acc = acc * c % n2
-    return acc
+    return paillier.product(ciphertexts, n2)

@@ -1,15 +1,23 @@
-"""EncryptedVector: Paillier ciphertexts of a vector, packed or one value per ciphertext."""
+"""EncryptedVector: Paillier ciphertexts of a vector, packed or one value per ciphertext.
+
+A vector holds its public key but does not import the key's module: ``_keys`` (whose
+``encrypt`` makes vectors) sits above this one, and the vector needs of its key only what
+``VectorKey`` names. The arithmetic is ``fedcore.crypto.paillier``'s, the phe conversion
+``fedcore.crypto.phe_interop``'s.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Protocol
 
 import numpy as np
-from gmpy2 import mpz
 
-from fedcore.crypto._paillier_pack import pack
+from fedcore.crypto import paillier, phe_interop
+from fedcore.crypto.packing import pack
 from fedcore.he import _tasks
 from fedcore.he._encoding import (
+    UNPACKED,
     FixedPoint,
     Layout,
     is_integer_array,
@@ -17,7 +25,23 @@ from fedcore.he._encoding import (
     to_fixed,
 )
 from fedcore.he._errors import HeadroomError, KeyMismatchError, PackedOperationError
-from fedcore.he._keys import PublicKey
+
+
+class VectorKey(Protocol):
+    """What a vector uses of its public key; ``fedcore.he.PublicKey`` is the implementation."""
+
+    n: int
+    n2: int
+    bits: int
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def ciphertext_bytes(self) -> int: ...
+
+    def djn_base(self) -> int: ...
+
 
 _PACKED_HINT = "encrypt with packed=False for per-value plaintext multiplication, sums and dot products"
 
@@ -63,7 +87,7 @@ class EncryptedVector:
 
     def __init__(
         self,
-        public_key: PublicKey,
+        public_key: VectorKey,
         ciphertexts: list[Any],
         *,
         length: int,
@@ -81,7 +105,7 @@ class EncryptedVector:
         if not 0 <= bound <= layout.capacity:
             raise HeadroomError(f"bound of {bound.bit_length()} bits exceeds the slot capacity")
         self.public_key = public_key
-        self._cts = [mpz(c) for c in ciphertexts]
+        self._cts = paillier.to_bigints(ciphertexts)
         self.length, self.layout, self.encoding = length, layout, encoding
         self.frac_bits, self.bound, self.integer, self.runtime = frac_bits, bound, integer, runtime
 
@@ -185,8 +209,7 @@ class EncryptedVector:
         self._checked_bound(self.bound + other.bound, "adding these vectors")
         a, b = self._rescaled_to(frac), other._rescaled_to(frac)
         bound = self._checked_bound(a.bound + b.bound, "adding these vectors")
-        n2 = self.public_key.n2
-        cts = [x * y % n2 for x, y in zip(a._cts, b._cts, strict=True)]
+        cts = paillier.add_many(a._cts, b._cts, self.public_key.n2)
         encoding = self.encoding if self.encoding.frac_bits >= other.encoding.frac_bits else other.encoding
         return a._derive(cts, bound=bound, encoding=encoding, integer=a.integer and b.integer)
 
@@ -213,8 +236,7 @@ class EncryptedVector:
             plaintexts = pack(encoded << np.int64(shift), self.layout.slot_bits, self.layout.slots)
         else:
             plaintexts = [int(m) << shift for m in encoded.tolist()]
-        n, n2 = self.public_key.n, self.public_key.n2
-        cts = [c * (1 + (m % n) * n) % n2 for c, m in zip(self._cts, plaintexts, strict=True)]
+        cts = paillier.add_plain_many(self._cts, plaintexts, self.public_key.n, self.public_key.n2)
         return self._derive(cts, bound=bound)
 
     # ------------------------------------------------------------------ multiplication
@@ -292,7 +314,7 @@ class EncryptedVector:
         rt = runtime or self.runtime
         bounds = _tasks.chunk_bounds(len(self._cts), getattr(rt, "workers", 1))
         args = [(self.public_key.n2, self._cts[a:b], exponents[a:b]) for a, b in bounds]
-        parts = _tasks.run_chunks(rt, _tasks.dot_chunk, args) or [[mpz(1)] * values.shape[1]]
+        parts = _tasks.run_chunks(rt, _tasks.dot_chunk, args) or [[paillier.BigInt(1)] * values.shape[1]]
         n2 = self.public_key.n2
         columns = [_tasks.product_chunk(n2, list(col)) for col in zip(*parts, strict=True)]
         return self._derive(
@@ -309,19 +331,55 @@ class EncryptedVector:
         return self.dot(values.T)
 
     def to_phe(self) -> list[Any]:
-        """The values as ``phe.EncryptedNumber`` objects (unpacked only; see ``_phe``)."""
-        from fedcore.he._phe import to_phe_numbers
+        """The values as ``phe.EncryptedNumber`` objects (unpacked vectors, frac_bits % 4 == 0).
 
-        return to_phe_numbers(self)
+        ``phe`` stores a value as mantissa * 16^exponent, fedcore as m / 2^frac_bits, so the
+        exponent is -frac_bits / 4 (the unpacked defaults have frac_bits = 32).
+
+        Raises:
+            PackedOperationError: a packed vector (phe holds one value per ciphertext).
+            ValueError: a scale phe's base-16 exponent cannot express.
+        """
+        if self.packed:
+            raise PackedOperationError("phe holds one value per ciphertext: encrypt with packed=False")
+        if self.frac_bits % 4:
+            raise ValueError(f"phe's base-16 exponents cannot express a scale of 2^-{self.frac_bits}")
+        return phe_interop.numbers(self.public_key.n, self._cts, -self.frac_bits // 4)
 
     @classmethod
     def from_phe(
-        cls, public_key: PublicKey, numbers: list[Any], *, max_abs: float | None = None
+        cls, public_key: VectorKey, numbers: list[Any], *, max_abs: float | None = None
     ) -> EncryptedVector:
-        """An unpacked vector of ``phe.EncryptedNumber`` objects (see ``_phe.from_phe_numbers``)."""
-        from fedcore.he._phe import from_phe_numbers
+        """An unpacked vector of ``phe.EncryptedNumber`` objects, at their smallest exponent.
 
-        return from_phe_numbers(public_key, numbers, max_abs=max_abs)
+        Args:
+            public_key: the key the numbers are under.
+            numbers: the ``phe.EncryptedNumber`` objects.
+            max_abs: a bound on |value| the caller vouches for; it leaves headroom for further
+                operations. Without it the vector may be decrypted but not added to.
+
+        Raises:
+            KeyMismatchError: a number is under another key.
+        """
+        if max_abs is not None and not (isinstance(max_abs, int | float) and 0 <= max_abs < math.inf):
+            raise ValueError(f"max_abs must be a finite non-negative number, got {max_abs!r}")
+        if any(n != public_key.n for n in phe_interop.moduli(numbers)):
+            raise KeyMismatchError("a phe number is under a different public key")
+        cts, exponent = phe_interop.aligned_ciphertexts(numbers)
+        frac_bits = -4 * exponent
+        layout = Layout.for_key(public_key.bits, packed=False)
+        bound = layout.capacity if max_abs is None else math.ceil(max_abs * 2**frac_bits)
+        encoding = UNPACKED if frac_bits >= UNPACKED.frac_bits else FixedPoint(frac_bits, UNPACKED.value_bits)
+        return cls(
+            public_key,
+            cts,
+            length=len(numbers),
+            layout=layout,
+            encoding=encoding,
+            frac_bits=frac_bits,
+            bound=min(bound, layout.capacity),
+            integer=frac_bits == 0,
+        )
 
     def rerandomize(self, *, runtime: Any = None) -> EncryptedVector:
         """The same plaintexts under fresh randomness (hides how the vector was computed)."""
@@ -332,3 +390,15 @@ class EncryptedVector:
         return self._derive(
             [c for part in _tasks.run_chunks(rt, _tasks.rerandomize_chunk, args) for c in part]
         )
+
+
+def to_phe_numbers(enc: EncryptedVector) -> list[Any]:
+    """``enc.to_phe()``: the vector as ``phe.EncryptedNumber`` objects."""
+    return enc.to_phe()
+
+
+def from_phe_numbers(
+    public_key: VectorKey, numbers: list[Any], *, max_abs: float | None = None
+) -> EncryptedVector:
+    """``EncryptedVector.from_phe``: an unpacked vector of ``phe.EncryptedNumber`` objects."""
+    return EncryptedVector.from_phe(public_key, numbers, max_abs=max_abs)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-import gmpy2
-
 from fedcore import wire
-from fedcore.crypto.paillier import ciphertexts_from_bytes, ciphertexts_to_bytes
+from fedcore.crypto.paillier import check_ciphertexts, ciphertexts_from_bytes, ciphertexts_to_bytes
 from fedcore.he._encoding import FixedPoint, Layout
 from fedcore.he._keys import ExportedPrivateKey, PrivateKey, PublicKey, check_modulus
 from fedcore.he._vector import EncryptedVector
@@ -83,7 +81,7 @@ def _vector_from_state(state: Any) -> EncryptedVector:
     if len(state["ct"]) != layout.ciphertexts_for(state["length"]) * width:
         raise ValueError("ciphertext blob does not match the vector length")
     cts = ciphertexts_from_bytes(state["ct"], width)
-    _check_ciphertexts(cts, key)
+    check_ciphertexts(cts, key.n, key.n2)
     return EncryptedVector(
         key,
         cts,
@@ -96,21 +94,8 @@ def _vector_from_state(state: Any) -> EncryptedVector:
     )
 
 
-def _check_ciphertexts(cts: list[Any], key: PublicKey) -> None:
-    n, n2 = key.n, key.n2
-    product = gmpy2.mpz(1)
-    for c in cts:
-        if not 0 < c < n2:
-            raise ValueError("a ciphertext is outside (0, n^2)")
-        product = product * c % n
-    if gmpy2.gcd(product, n) != 1:
-        raise ValueError("a ciphertext is not invertible mod n^2")
-
-
 def _refuse_private_key(key: PrivateKey) -> NoReturn:
-    raise TypeError(
-        "a PrivateKey is never encoded: wrap it with private_key.export(confirm=True) if you mean to"
-    )
+    raise TypeError("a PrivateKey is never encoded: wrap it with private_key.export(ACCESS) if you mean to")
 
 
 def _refuse_private_state(state: Any) -> NoReturn:

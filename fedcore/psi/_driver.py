@@ -23,6 +23,7 @@ import numpy as np
 from fedcore import wire
 from fedcore.context import Context
 from fedcore.crypto.ecdh_psi import BlindingKey, blind_batch, hash_and_blind_batch
+from fedcore.crypto.secret import ACCESS
 from fedcore.errors import ConfigError, ProtocolError
 from fedcore.psi._ids import decode_id, unique_encoded
 from fedcore.psi._protocol import (
@@ -170,7 +171,7 @@ def _run(
 def _run_pair(
     ctx: Context, plan: _Plan, encoded: list[bytes], timeout: float | None, batch_items: int
 ) -> set[bytes] | None:
-    scalar = BlindingKey.generate().scalar_for_local_worker()
+    scalar = BlindingKey.generate().scalar_for_local_worker(ACCESS)
     shuffled = [encoded[i] for i in _secret_order(len(encoded))]
     peer = next(p for p in plan.parties if p != ctx.party)
     session = PairSession(
@@ -216,7 +217,7 @@ def _run_pair(
 def _run_ring(
     ctx: Context, plan: _Plan, encoded: list[bytes], timeout: float | None, batch_items: int
 ) -> set[bytes] | None:
-    scalar = BlindingKey.generate().scalar_for_local_worker()
+    scalar = BlindingKey.generate().scalar_for_local_worker(ACCESS)
     shuffled = [encoded[i] for i in _secret_order(len(encoded))]
     session = RingSession(ctx.party, plan.ring, len(encoded), shuffle=_secret_order, batch_items=batch_items)
     window = _Window(ctx)

@@ -5,7 +5,8 @@ and ``close``. A task that raises surfaces at the caller as that exception; on t
 processes backend its ``__cause__`` carries the worker's traceback.
 """
 
-from fedcore.runtime._base import BACKENDS, Runtime, make_runtime, register_backend
+from fedcore.runtime._base import BACKENDS, make_runtime, register_backend
+from fedcore.runtime._interface import Runtime
 from fedcore.runtime._pool import InlineRuntime, ProcessRuntime, ThreadRuntime
 
 __all__ = [

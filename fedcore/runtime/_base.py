@@ -1,46 +1,24 @@
-"""The runtime interface and the backend registry."""
+"""The backend registry: ``make_runtime`` by name.
+
+Imports run one way: this module imports the backends (``_pool`` here, ``_ray`` when it
+is first asked for), and the backends import only the interface (``_interface``).
+"""
 
 from __future__ import annotations
 
-import abc
 import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future
+from collections.abc import Callable
 from typing import Any
 
 from fedcore.errors import ConfigError
+from fedcore.runtime._interface import Runtime
+from fedcore.runtime._pool import InlineRuntime, ProcessRuntime, ThreadRuntime
 
-
-class Runtime(abc.ABC):
-    """Runs local tasks for a party: ``submit`` one, ``map`` many, ``close`` when done."""
-
-    name: str = "runtime"
-    workers: int = 1
-
-    @abc.abstractmethod
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        """Start ``fn(*args, **kwargs)`` and return its future."""
-
-    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
-        """Apply ``fn`` to every item, in parallel where the backend can; results in order."""
-        futures = [self.submit(fn, item) for item in items]
-        return [f.result() for f in futures]
-
-    def register_script(self, module_name: str, path: str) -> None:  # noqa: B027
-        """Make a protocol script importable as ``module_name`` wherever tasks run."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Stop accepting tasks and release workers."""
-
-    def __enter__(self) -> Runtime:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-BACKENDS: dict[str, Callable[..., Runtime]] = {}
+BACKENDS: dict[str, Callable[..., Runtime]] = {
+    "inline": InlineRuntime,
+    "threads": ThreadRuntime,
+    "processes": ProcessRuntime,
+}  # "ray" joins on first use (``_ray_backend``)
 
 
 def register_backend(name: str, factory: Callable[..., Runtime]) -> None:
@@ -54,17 +32,21 @@ def make_runtime(backend: str = "processes", workers: int | None = None, **optio
         ConfigError: unknown backend, or a bad worker count.
     """
     if backend == "ray" and "ray" not in BACKENDS:
-        try:
-            import fedcore.runtime._ray  # noqa: F401  (registers the backend)
-        except ImportError as exc:
-            raise ConfigError(
-                f"the ray backend needs Ray ({exc}): pip install 'fedcore[ray]'"
-            ) from None
+        register_backend("ray", _ray_backend())
     if backend not in BACKENDS:
         raise ConfigError(f"unknown runtime backend {backend!r}: use one of {[*sorted(BACKENDS), 'ray']}")
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"runtime workers must be a positive integer, got {workers!r}")
     return BACKENDS[backend](workers=workers or default_workers(), **options)
+
+
+def _ray_backend() -> Callable[..., Runtime]:
+    """The Ray backend, imported on first use: Ray is an optional extra (``fedcore[ray]``)."""
+    try:
+        from fedcore.runtime._ray import RayRuntime  # function-level: keeps Ray optional
+    except ImportError as exc:
+        raise ConfigError(f"the ray backend needs Ray ({exc}): pip install 'fedcore[ray]'") from None
+    return RayRuntime
 
 
 def default_workers() -> int:

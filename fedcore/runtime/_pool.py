@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
-from fedcore.runtime._base import Runtime, register_backend
+from fedcore.runtime._interface import Runtime
 
 
 class InlineRuntime(Runtime):
@@ -112,8 +112,3 @@ class ProcessRuntime(_PoolRuntime):
         return ProcessPoolExecutor(
             self.workers, mp_context=context, initializer=_load_scripts, initargs=(dict(self._scripts),)
         )
-
-
-register_backend("inline", InlineRuntime)
-register_backend("threads", ThreadRuntime)
-register_backend("processes", ProcessRuntime)

@@ -1,6 +1,7 @@
 """The ray backend: a party's local tasks as Ray tasks on the party's own Ray cluster.
 
-``make_runtime("ray", workers=N, address=ADDR)``. With ``address=None`` the backend attaches
+``make_runtime("ray", workers=N, address=ADDR)`` (the registry imports this module on first
+use, so Ray stays optional). With ``address=None`` the backend attaches
 to the Ray instance this machine already runs (``RAY_ADDRESS`` or the last ``ray start``), or
 starts a local one of ``workers`` CPUs bound to loopback only. With an address it attaches to
 that cluster. Everything a task carries stays inside the party's own cluster: Ray's pickling
@@ -30,7 +31,7 @@ from ray import cloudpickle
 
 from fedcore.errors import ConfigError
 from fedcore.netaddr import is_loopback
-from fedcore.runtime._base import Runtime, register_backend
+from fedcore.runtime._interface import Runtime
 
 _LOCK = threading.Lock()
 _OWNERS = 0  # live RayRuntimes sharing the Ray instance this module connected to
@@ -206,8 +207,9 @@ class RayRuntime(Runtime):
 
     def __init__(self, workers: int, address: str | None = None, num_cpus: float = 1.0):
         if address is not None and (not isinstance(address, str) or not address.strip()):
-            raise ConfigError(f"runtime address must be a host:port string, got {address!r}",
-                              key="runtime.address")
+            raise ConfigError(
+                f"runtime address must be a host:port string, got {address!r}", key="runtime.address"
+            )
         self.workers = workers
         self.address = address
         self._num_cpus = num_cpus
@@ -268,6 +270,3 @@ class RayRuntime(Runtime):
             ray.cancel(ref)
         if owner:
             release()
-
-
-register_backend("ray", RayRuntime)

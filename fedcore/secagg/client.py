@@ -10,7 +10,7 @@ import numpy as np
 from fedcore.crypto import aead, kx, shamir
 from fedcore.crypto.aead import Binding
 from fedcore.crypto.prg import Expander
-from fedcore.crypto.secret import Secret
+from fedcore.crypto.secret import ACCESS, Secret
 from fedcore.errors import PartyDropped, ProtocolError
 from fedcore.secagg.messages import (
     Abort,
@@ -167,7 +167,7 @@ class ClientSession:
             if holder == self.me:
                 self._own_shares = (ks, ss)
                 continue
-            plain = ks.to_bytes() + ss.to_bytes()
+            plain = ks.to_bytes(ACCESS) + ss.to_bytes(ACCESS)
             sealed[holder] = aead.encrypt(self._enc_keys[holder], plain, self._binding(self.me, holder))
         if isinstance(self._random, _UrandomPool):
             self._random.wipe()  # every secret this round needs is drawn
@@ -231,7 +231,7 @@ class ClientSession:
     def _open(self, owner: str) -> tuple[bytes, bytes] | None:
         if owner == self.me:
             assert self._own_shares is not None
-            return self._own_shares[0].to_bytes(), self._own_shares[1].to_bytes()
+            return self._own_shares[0].to_bytes(ACCESS), self._own_shares[1].to_bytes(ACCESS)
         try:
             plain = aead.decrypt(self._enc_keys[owner], self._forwarded[owner], self._binding(owner, self.me))
         except aead.DecryptionFailed:

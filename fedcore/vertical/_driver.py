@@ -15,7 +15,7 @@ from fedcore.errors import ConfigError, ProtocolError
 from fedcore.session import Session, drive
 from fedcore.vertical._protocol import GuestSession, HostSession, Training
 
-SCHEMES = {"fedcore": "fedcore.he", "phe": "fedcore.vertical._phe_backend"}
+SCHEMES = {"fedcore": "fedcore.he", "phe": "fedcore.bench._phe_baseline"}
 TAG_TEST_SCORE = "vlr/test_score"
 
 

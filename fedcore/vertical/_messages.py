@@ -5,12 +5,25 @@ The wire tag each travels under is chosen by the session (``fedcore.vertical._pr
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from fedcore import wire
+from fedcore.he import EncryptedVector
+
+
+class EncryptedOperand(abc.ABC):  # noqa: B024 - a marker: the protocol's operations are the scheme's
+    """What a message's ``enc`` may be: an unpacked vector of an HE scheme ``train`` accepts.
+
+    ``fedcore.he.EncryptedVector`` is one (registered here); a benchmark baseline's vector
+    subclasses it (``fedcore.bench._phe_baseline.PheVector``), so this module never imports it.
+    """
+
+
+EncryptedOperand.register(EncryptedVector)
 
 
 def _check_batch(batch: Any, what: str) -> None:
@@ -26,10 +39,7 @@ def _check_plain(values: Any, what: str) -> None:
 
 
 def _check_encrypted(enc: Any, what: str) -> None:
-    from fedcore.he import EncryptedVector
-    from fedcore.vertical._phe_backend import PheVector
-
-    if not isinstance(enc, EncryptedVector | PheVector) or getattr(enc, "packed", False):
+    if not isinstance(enc, EncryptedOperand) or getattr(enc, "packed", False):
         raise ValueError(f"{what}.enc must be an unpacked encrypted vector")
 
 

@@ -17,8 +17,9 @@ F = 40 fractional bits: each row's g and h are rounded to 2^-41 of their bound.
 
 Schemes (the crypto seam of the sessions):
 
-* ``PaillierScheme``: fedcore.he keys (DJN encryption, CRT decryption, on the runtime);
-  a host sums a bin by multiplying ciphertexts mod n^2.
+* ``PaillierScheme``: fedcore.he keys (DJN encryption, CRT decryption with several sums
+  to one exponentiation, on the runtime: ``encrypt_ints`` / ``decrypt_ints``); a host sums
+  a bin by multiplying ciphertexts mod n^2 (``fedcore.crypto.paillier.sums_by_key``).
 * ``PlainScheme``: the identity -- "ciphertexts" are the plaintexts and a sum is a sum
   (the host kernel sums them exactly in int64 pieces with numpy). NOT private: it exists
   so that tests can check on large data that the sessions are lossless without paying for
@@ -39,10 +40,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import gmpy2
 import numpy as np
-from gmpy2 import mpz
 
+from fedcore.crypto import paillier
 from fedcore.errors import ProtocolError
 
 FRAC_BITS = 40
@@ -123,38 +123,28 @@ class PaillierScheme:
             )
 
     def encrypt(self, plaintexts: list[int], runtime: Any) -> list[Any]:
-        owner = _owner_encryptor(self._private_key)
-        if owner is not None:
-            return list(owner(plaintexts, runtime=runtime))
-        from fedcore.he import _tasks  # fedcore.he's own chunked DJN encryption on the runtime
-
-        key = self.public_key
-        bounds = _tasks.chunk_bounds(len(plaintexts), getattr(runtime, "workers", 1))
-        args = [(key.n, key.djn_base(), plaintexts[a:b]) for a, b in bounds]
-        return [c for part in _tasks.run_chunks(runtime, _tasks.encrypt_ints_chunk, args) for c in part]
+        # the guest encrypts under its own key with the factors (same ciphertexts, faster)
+        key = self._private_key if self._private_key is not None else self.public_key
+        return list(key.encrypt_ints(plaintexts, runtime=runtime))
 
     def decrypt(self, ciphertexts: list[Any], runtime: Any, field_bits: int = 0) -> list[int]:
         """The plaintexts of ``ciphertexts``; with ``field_bits``, each known to be below 2^field_bits.
 
-        With ``field_bits`` the sums are decrypted several to one exponentiation (see
-        ``decrypt_packed_task``); a plaintext that breaks the promise raises ProtocolError.
+        With ``field_bits`` the sums are decrypted several to one exponentiation (the private
+        key's ``decrypt_ints``); a plaintext that breaks the promise raises ProtocolError.
         """
-        from fedcore.he import _tasks
-
         # an empty bin is the product of no ciphertexts, 1: its sum is 0 without a decryption
         full = [i for i, c in enumerate(ciphertexts) if c != 1]
         out = [0] * len(ciphertexts)
         if not full:
             return out
-        decryptor = _crt_decryptor(self._private_key)
-        per = max(1, (self.public_key.bits - 1) // field_bits) if field_bits else 1
-        bounds = _tasks.chunk_bounds(len(full), getattr(runtime, "workers", 1), align=per)
-        args = [(decryptor, [ciphertexts[i] for i in full[a:b]], field_bits, per) for a, b in bounds]
         try:
-            parts = _tasks.run_chunks(runtime, decrypt_packed_task, args)
+            plain = self._private_key.decrypt_ints(
+                [ciphertexts[i] for i in full], runtime=runtime, field_bits=field_bits
+            )
         except ValueError as exc:
             raise ProtocolError(f"SecureBoost: a histogram does not decrypt: {exc}") from None
-        for i, value in zip(full, (v for part in parts for v in part), strict=True):
+        for i, value in zip(full, plain, strict=True):
             out[i] = value
         return out
 
@@ -182,68 +172,6 @@ class PlainScheme:
 
     def width(self) -> int:
         return self.plain_bits // 8
-
-
-# --------------------------------------------------------------------------- guest crypto
-
-
-def _owner_encryptor(private_key: Any) -> Any:
-    """The key owner's encryption with its factors (``PrivateKey.encrypt_ints``), if this fedcore.he has it.
-
-    Same ciphertext distribution as the public-key path (fedcore.he's contract), only faster;
-    None (use the public key) for a host, or for a fedcore.he without that API.
-    """
-    return getattr(private_key, "encrypt_ints", None) if private_key is not None else None
-
-
-def _crt_decryptor(private_key: Any) -> Any:
-    """The private key's CRT constants (a ``paillier.CRTDecryptor``; pickles for own workers only)."""
-    return private_key._crt()
-
-
-def decrypt_packed_task(decryptor: Any, cts: list[Any], field_bits: int, per: int) -> list[int]:
-    """Decrypt ``cts`` (a runtime task of the key owner), ``per`` of them to one exponentiation.
-
-    With the factors, the owner folds a group c_0..c_{k-1} into C = prod_j c_j^(2^(B j)) by
-    Horner *modulo p^2 and q^2* (B = ``field_bits``; k squarings chains of B steps on
-    half-size numbers), then decrypts C once: its plaintext is sum_j m_j 2^(B j), exact
-    because every m_j < 2^B and k*B < bits(n). This is only arithmetic on ciphertexts the
-    owner already holds: nothing is sent, and what it learns is the same m_j. Per sum it
-    costs about (B + bits(n)/k) half-size squarings instead of bits(n).
-
-    Raises:
-        ValueError: a group's plaintext is 2^(k B) or more (its last sum is too wide). A too
-            wide sum lower in a group carries into the next one instead of being refused:
-            no honest host makes one, and a dishonest one could as well send in-range lies.
-    """
-    p, q, p2, q2 = decryptor.p, decryptor.q, decryptor.p2, decryptor.q2
-    if per == 1 or not field_bits:
-        plain = decryptor.decrypt_many(cts)
-        if field_bits and any(m >> field_bits for m in plain):
-            raise ValueError("a sum is wider than its fields")
-        return [int(m) for m in plain]
-    step = mpz(1) << field_bits
-    folded_p, folded_q, sizes = [], [], []
-    for start in range(0, len(cts), per):
-        group = cts[start : start + per]
-        sizes.append(len(group))
-        for modulus, out in ((p2, folded_p), (q2, folded_q)):
-            acc = mpz(group[-1]) % modulus
-            for c in reversed(group[:-1]):
-                acc = gmpy2.powmod(acc, step, modulus) * c % modulus
-            out.append(acc)
-    xp = gmpy2.powmod_base_list(folded_p, decryptor.p1, p2)
-    xq = gmpy2.powmod_base_list(folded_q, decryptor.q1, q2)
-    mask = (1 << field_bits) - 1
-    values: list[int] = []
-    for a, b, size in zip(xp, xq, sizes, strict=True):
-        mp = (a - 1) // p * decryptor.hp % p
-        mq = (b - 1) // q * decryptor.hq % q
-        packed = int(mp + (mq - mp) * decryptor.p_inv_q % q * p)
-        if packed >> (field_bits * size):
-            raise ValueError("a sum is wider than its fields")
-        values += [(packed >> (field_bits * j)) & mask for j in range(size)]
-    return values
 
 
 # --------------------------------------------------------------------------- host kernel
@@ -304,22 +232,14 @@ def multiplications(bins: np.ndarray, nodes: list[np.ndarray], n_bins: int) -> i
 
 
 def _runs(modulus: int, items: list[Any], keys: np.ndarray, size: int) -> list[Any]:
-    """The sum of ``items`` for each key value 0..size-1 (empty: the neutral element).
-
-    One pass in row order, each item multiplied into its key's accumulator: measured ~25%
-    faster per row than sorting into runs first (no reordered copy, no slices).
-    """
-    sums: list[Any] = [None] * size
+    """The sum of ``items`` for each key value 0..size-1 (empty: the neutral element)."""
     if modulus:
-        for key, c in zip(keys.tolist(), items, strict=True):
-            acc = sums[key]
-            sums[key] = c if acc is None else acc * c % modulus
-    else:
-        for key, c in zip(keys.tolist(), items, strict=True):
-            acc = sums[key]
-            sums[key] = c if acc is None else acc + c
-    zero = mpz(1) if modulus else 0
-    return [zero if acc is None else acc for acc in sums]
+        return paillier.sums_by_key(modulus, items, keys.tolist(), size)
+    sums: list[Any] = [None] * size
+    for key, c in zip(keys.tolist(), items, strict=True):
+        acc = sums[key]
+        sums[key] = c if acc is None else acc + c
+    return [0 if acc is None else acc for acc in sums]
 
 
 def _column_sums(modulus: int, cts: list[Any], column: np.ndarray, n_bins: int) -> list[Any]:

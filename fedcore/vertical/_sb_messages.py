@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from gmpy2 import mpz
 
 from fedcore import he, wire  # he: registers PublicKey, which Setup carries
+from fedcore.crypto import paillier
 
 MAX_LEVEL = 64
 
@@ -35,7 +35,7 @@ def unpack_cts(blob: bytes, width: int, modulus: int) -> list[Any]:
     if modulus:
         if any(not 0 < c < modulus for c in out):
             raise ValueError("a ciphertext is outside (0, n^2)")
-        return [mpz(c) for c in out]
+        return paillier.to_bigints(out)
     return out
 
 

@@ -6,6 +6,7 @@ A module that calls ``wire.register`` or uses ``@wire.message`` must be listed h
 """
 
 MODULES: tuple[str, ...] = (
+    "fedcore.bench._phe_baseline",
     "fedcore.fl.messages",
     "fedcore.he._wire",
     "fedcore.psi._driver",
@@ -13,6 +14,5 @@ MODULES: tuple[str, ...] = (
     "fedcore.psi._ring",
     "fedcore.secagg.messages",
     "fedcore.vertical._messages",
-    "fedcore.vertical._phe_backend",
     "fedcore.vertical._sb_messages",
 )

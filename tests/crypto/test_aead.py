@@ -37,7 +37,9 @@ def test_tampering_truncation_and_wrong_key_fail_the_same_way():
     sealed = bytearray(aead.encrypt(KEY, b"share", BINDING))
     sealed[-1] ^= 1
     attempts = [
-        (KEY, bytes(sealed)), (KEY, bytes(sealed[:20])), (KEY, b""),
+        (KEY, bytes(sealed)),
+        (KEY, bytes(sealed[:20])),
+        (KEY, b""),
         (Secret(bytes(32)), aead.encrypt(KEY, b"share", BINDING)),
     ]
     for key, blob in attempts:

@@ -13,6 +13,7 @@ from fedcore.crypto.ecdh_psi import (
     hash_to_u,
     x25519,
 )
+from fedcore.crypto.secret import ACCESS
 
 # RFC 7748, section 5.2 ("Test Vectors"), the two single-multiplication vectors.
 RFC7748_VECTORS = [
@@ -74,7 +75,9 @@ def test_bad_inputs_are_refused() -> None:
 
 def test_blinding_key_guards_its_secret() -> None:
     key = BlindingKey.generate()
-    scalar = key.scalar_for_local_worker()
+    with pytest.raises(TypeError, match="ACCESS"):
+        key.scalar_for_local_worker()
+    scalar = key.scalar_for_local_worker(ACCESS)
     assert scalar.hex() not in repr(key) and "secret" in repr(key)
     with pytest.raises(TypeError):
         bool(key)
@@ -83,7 +86,7 @@ def test_blinding_key_guards_its_secret() -> None:
     items = [b"s-a", b"s-b"]
     assert key.hash_and_blind(items) == hash_and_blind_batch(scalar, items)
     fixed = BlindingKey.generate(lambda n: b"\x07" * n)
-    assert fixed.scalar_for_local_worker() == b"\x07" * 32
+    assert fixed.scalar_for_local_worker(ACCESS) == b"\x07" * 32
 
 
 # Golden values of this implementation (fedcore PSI v1: SHA-256 over DOMAIN || typed encoding,

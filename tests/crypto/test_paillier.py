@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedcore.crypto import _paillier_pack as packing
-from fedcore.crypto import paillier
+from fedcore.crypto import packing, paillier
 
 KAT = json.loads((Path(__file__).parent / "vectors" / "paillier_kat.json").read_text())
 CASES = KAT["cases"]

@@ -137,8 +137,10 @@ def test_a_party_certificate_in_the_bundle_is_no_trust_anchor(ca) -> None:
         .serial_number(2)
         .not_valid_before(now)
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier("fedcore://demo/bob")]),
-                       critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.UniformResourceIdentifier("fedcore://demo/bob")]),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     ).public_bytes(serialization.Encoding.PEM)
     with pytest.raises(AuthError, match="not issued by the federation CA"):

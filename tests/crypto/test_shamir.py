@@ -16,6 +16,10 @@ from fedcore.crypto.secret import ACCESS, Secret
 KAT = json.loads((Path(__file__).parent / "vectors" / "secagg_kat.json").read_text())["shamir"]
 
 
+def _value(share: shamir.Share) -> int:
+    return int.from_bytes(share.to_bytes(ACCESS), "big")
+
+
 def test_prime_is_prime_and_above_every_secret():
     assert gmpy2.is_prime(shamir.PRIME) and shamir.PRIME > 2**256
 
@@ -24,7 +28,7 @@ def test_known_answer_shares_and_every_subset_recovers():
     coefficient_bytes = iter(bytes.fromhex(c) for c in KAT["coefficient_bytes"])
     secret = Secret(bytes.fromhex(KAT["secret"]))
     shares = shamir.split(secret, KAT["threshold"], KAT["xs"], lambda n: next(coefficient_bytes))
-    assert [s.to_bytes().hex() for s in shares] == KAT["ys"]
+    assert [s.to_bytes(ACCESS).hex() for s in shares] == KAT["ys"]
     for subset in itertools.combinations(shares, KAT["threshold"]):
         assert shamir.combine(subset, KAT["threshold"]) == secret
 
@@ -47,7 +51,7 @@ def test_too_few_repeated_or_inconsistent_shares_are_refused():
         shamir.combine([shares[0], shares[0], shares[1]], 3)
     # the Lagrange weight of x=3 in {1, 2, 3} at zero is 1: shift its share so the result is 2^256 + 1
     shift = 2**256 + 1 - int.from_bytes(secret, "big")
-    forged = [shares[0], shares[1], shamir.Share(3, (shares[2].y + shift) % shamir.PRIME)]
+    forged = [shares[0], shares[1], shamir.Share(3, (_value(shares[2]) + shift) % shamir.PRIME)]
     with pytest.raises(ValueError, match="inconsistent"):
         shamir.combine(forged, 3)
     with pytest.raises(ValueError):
@@ -60,7 +64,11 @@ def test_too_few_repeated_or_inconsistent_shares_are_refused():
 
 def test_shares_hide_their_value():
     share = shamir.split(Secret.generate(), 2, [1, 2])[0]
-    assert str(share.y) not in repr(share) and share.to_bytes().hex() not in repr(share)
+    assert str(_value(share)) not in repr(share) and share.to_bytes(ACCESS).hex() not in repr(share)
+    assert not hasattr(share, "y")  # the value is no attribute: it leaves only by to_bytes(ACCESS)
+    for token in (None, object()):
+        with pytest.raises(TypeError, match="ACCESS"):
+            share.to_bytes(token)  # type: ignore[arg-type]
     for attempt in (lambda: pickle.dumps(share), lambda: bool(share)):
         with pytest.raises(TypeError):
             attempt()

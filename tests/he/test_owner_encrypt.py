@@ -84,3 +84,19 @@ def test_factors_stay_in_their_secret(keys):
         pickle.dumps(sk)
     with pytest.raises(TypeError):
         sk._factors.reveal(object())
+
+
+def test_decrypt_ints_matches_plain_arithmetic_grouped_and_on_a_runtime(keys):
+    pk, sk = keys
+    values = [-1, 0, 5, 2**200, pk.n + 3]
+    assert sk.decrypt_ints(pk.encrypt_ints(values)) == [v % pk.n for v in values]
+    bits = 100  # ten 100-bit fields per 1024-bit plaintext: 23 values in groups of 10, 10, 3
+    fields = [(v * 0x9E3779B97F4A7C15) % 2**bits for v in range(23)]
+    cts = sk.encrypt_ints(fields)
+    with make_runtime("threads", workers=2) as runtime:
+        assert sk.decrypt_ints(cts, field_bits=bits, runtime=runtime) == fields
+    assert sk.decrypt_ints(cts, field_bits=bits) == fields == sk.decrypt_ints(cts)
+    with pytest.raises(ValueError, match="wider"):
+        sk.decrypt_ints(sk.encrypt_ints([1, 2**bits]), field_bits=bits)
+    with pytest.raises(ValueError, match="field_bits"):
+        sk.decrypt_ints(cts, field_bits=-1)

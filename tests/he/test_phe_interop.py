@@ -4,6 +4,7 @@ import numpy as np
 import phe
 import pytest
 
+from fedcore.crypto.secret import ACCESS
 from fedcore.he import EncryptedVector, KeyMismatchError, PackedOperationError, PrivateKey, PublicKey
 
 
@@ -18,7 +19,9 @@ def test_keys_convert_both_ways(phe_keys):
     sk = PrivateKey.from_phe(psk)
     assert pk.bits == 2048 and sk.public_key == pk
     assert pk.to_phe() == ppk
-    back = sk.to_phe()
+    with pytest.raises(TypeError, match="ACCESS"):
+        sk.to_phe()
+    back = sk.to_phe(ACCESS)
     assert back.p == psk.p and back.q == psk.q
 
 

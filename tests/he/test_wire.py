@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from fedcore import wire
+from fedcore.crypto.secret import ACCESS
 from fedcore.errors import DecodeError
 from fedcore.he import EncryptedVector, ExportedPrivateKey, PrivateKey, PublicKey, generate_keypair
 
@@ -126,9 +127,12 @@ def test_private_key_refuses_wire_pickle_bool_and_hides_itself(keys):
 
 def test_explicit_export_roundtrip(keys):
     pk, sk = keys
-    with pytest.raises(PermissionError):
-        sk.export()
-    exported = sk.export(confirm=True)
+    for door in (lambda: sk.export(), lambda: sk.export(object()), lambda: sk.export(confirm=True)):
+        with pytest.raises(TypeError):
+            door()  # the factors leave only with the token
+    with pytest.raises(TypeError, match="ACCESS"):
+        ExportedPrivateKey(sk)  # no side door around export(ACCESS)
+    exported = sk.export(ACCESS)
     with pytest.raises(TypeError):
         pickle.dumps(exported)
     out = wire.decode(wire.encode(exported))

@@ -19,7 +19,7 @@ from fedcore.sim import simulate
 PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
 
 SCRIPT = textwrap.dedent(
-    '''
+    """
     import numpy as np
 
     class Box:
@@ -40,7 +40,7 @@ SCRIPT = textwrap.dedent(
 
     def main(ctx):
         return {"squares": ctx.runtime.map(square, [1, 2, 3]), "party": ctx.party}
-    '''
+    """
 )
 
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from fedcore import he, wire
+from fedcore.bench._phe_baseline import generate_keypair as phe_keypair
 from fedcore.errors import ProtocolError
 from fedcore.session import Recv
 from fedcore.vertical import GuestSession, HostSession, Stage, make_plan
 from fedcore.vertical._messages import HostScore, Residual, TermReply, Unmasked
-from fedcore.vertical._phe_backend import generate_keypair as phe_keypair
 from fedcore.vertical._protocol import TAGS
 
 KEY_BITS = 1024  # the smallest size fedcore.wire accepts for keys

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fedcore import he
+from fedcore.crypto.secret import ACCESS
 from fedcore.errors import ProtocolError
 from fedcore.session import Recv
 from fedcore.vertical._sb_binning import fit_binner
@@ -59,7 +60,7 @@ def test_packed_decryption_equals_one_by_one_and_refuses_wide_sums() -> None:
     plain = [int(v) for v in rng.integers(0, 2**62, 23)]
     plain = [(v << 70) | (v >> 3) for v in plain] + [0, (1 << bits) - 1]
     cts = [*scheme.encrypt(plain, None), 1]  # an empty bin: the product of no ciphertexts
-    phe_private = private.to_phe()
+    phe_private = private.to_phe(ACCESS)
     by_phe = [phe_private.raw_decrypt(int(c)) for c in cts[:-1]] + [0]
     assert scheme.decrypt(cts, None, bits) == by_phe == [*plain, 0]
     assert scheme.decrypt(cts, None) == by_phe

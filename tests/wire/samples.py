@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from fedcore.crypto.secret import ACCESS
+
 _ENCRYPTED = ("HostScore", "Residual", "FinalResidual", "HostGradient", "MaskedTerm", "PheVector")
 RANDOMIZED = {"fedcore.he.EncryptedVector", *(f"fedcore.vertical.{name}" for name in _ENCRYPTED)}
 REFUSED = {"fedcore.he.PrivateKey"}  # never encoded: the codec refuses it both ways
@@ -35,7 +37,7 @@ def _he_vector() -> Any:
 
 
 def _phe_vector() -> Any:
-    from fedcore.vertical._phe_backend import PhePublicKey
+    from fedcore.bench._phe_baseline import PhePublicKey
 
     return PhePublicKey(_keys()[0].to_phe()).encrypt(np.array([0.25, 3.0]))
 
@@ -123,7 +125,7 @@ def _he() -> dict[str, Callable[[], Any]]:
     return {
         "fedcore.he.PublicKey": lambda: _keys()[0],
         "fedcore.he.EncryptedVector": _he_vector,
-        "fedcore.he.ExportedPrivateKey": lambda: _keys()[1].export(confirm=True),
+        "fedcore.he.ExportedPrivateKey": lambda: _keys()[1].export(ACCESS),
         "fedcore.he.PrivateKey": lambda: _keys()[1],
     }
 

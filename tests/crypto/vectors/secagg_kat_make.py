@@ -48,15 +48,23 @@ def mask_words(key: bytes, blocks: int) -> str:
 
 def shamir_section() -> dict:
     secret = bytes(range(32))
-    coeffs = [int.from_bytes(secret, "big"),
-              int.from_bytes(hashlib.sha256(b"c1").digest(), "big"),
-              int.from_bytes(hashlib.sha256(b"c2").digest(), "big")]
+    coeffs = [
+        int.from_bytes(secret, "big"),
+        int.from_bytes(hashlib.sha256(b"c1").digest(), "big"),
+        int.from_bytes(hashlib.sha256(b"c2").digest(), "big"),
+    ]
     xs = [1, 2, 3, 4, 5]
     ys = [sum(c * pow(x, i, PRIME) for i, c in enumerate(coeffs)) % PRIME for x in xs]
-    return {"secret": secret.hex(), "threshold": 3, "coefficient_bytes": [
-        (0).to_bytes(1, "big").hex() + hashlib.sha256(b"c1").hexdigest(),
-        (0).to_bytes(1, "big").hex() + hashlib.sha256(b"c2").hexdigest()],
-        "xs": xs, "ys": [y.to_bytes(33, "big").hex() for y in ys]}
+    return {
+        "secret": secret.hex(),
+        "threshold": 3,
+        "coefficient_bytes": [
+            (0).to_bytes(1, "big").hex() + hashlib.sha256(b"c1").hexdigest(),
+            (0).to_bytes(1, "big").hex() + hashlib.sha256(b"c2").hexdigest(),
+        ],
+        "xs": xs,
+        "ys": [y.to_bytes(33, "big").hex() for y in ys],
+    }
 
 
 def aead_section() -> dict:
@@ -64,22 +72,35 @@ def aead_section() -> dict:
     fields = [b"fedcore-aead-v1", b"job-1", b"r1", b"alice", b"bob", b"share_keys"]
     ad = b"".join(len(f).to_bytes(4, "big") + f for f in fields)
     sealed = nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, ad)
-    return {"key": key.hex(), "binding": ["job-1", "r1", "alice", "bob", "share_keys"],
-            "plaintext": plaintext.hex(), "sealed": sealed.hex()}
+    return {
+        "key": key.hex(),
+        "binding": ["job-1", "r1", "alice", "bob", "share_keys"],
+        "plaintext": plaintext.hex(),
+        "sealed": sealed.hex(),
+    }
 
 
 def main() -> None:
     shared = bytes.fromhex(RFC7748["shared"])
     data = {
-        "x25519": {**RFC7748, "salt": "73616c74", "info": "696e666f",
-                   "hkdf_okm32": hkdf32(shared, b"salt", b"info").hex()},
+        "x25519": {
+            **RFC7748,
+            "salt": "73616c74",
+            "info": "696e666f",
+            "hkdf_okm32": hkdf32(shared, b"salt", b"info").hex(),
+        },
         "aes256": {
-            "fips197_c3": {"key": bytes(range(32)).hex(), "plaintext": "00112233445566778899aabbccddeeff",
-                           "ciphertext": "8ea2b7ca516745bfeafc49904b496089"},
-            "sp800_38a_f55": {"key": "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
-                              "counter": "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
-                              "plaintext": "6bc1bee22e409f96e93d7e117393172a",
-                              "ciphertext": "601ec313775789a5b7a7f504bbf3d228"},
+            "fips197_c3": {
+                "key": bytes(range(32)).hex(),
+                "plaintext": "00112233445566778899aabbccddeeff",
+                "ciphertext": "8ea2b7ca516745bfeafc49904b496089",
+            },
+            "sp800_38a_f55": {
+                "key": "603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4",
+                "counter": "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff",
+                "plaintext": "6bc1bee22e409f96e93d7e117393172a",
+                "ciphertext": "601ec313775789a5b7a7f504bbf3d228",
+            },
         },
         "mask": {"key": bytes(range(32)).hex(), "keystream": mask_words(bytes(range(32)), 4)},
         "shamir": shamir_section(),

@@ -4,24 +4,24 @@ It offers the subset of the ``fedcore.he`` API the vertical protocol uses, with 
 ``phe.EncryptedNumber`` objects underneath, so the same protocol code runs on both and the
 bench compares like with like. Floats are encoded with a fixed exponent (2^-32, phe base 16)
 so additions need no exponent alignment.
+
+It is a benchmark's yardstick, not a part of the protocol: ``hetero_lr(scheme="phe")``
+loads it by name (``fedcore.vertical.SCHEMES``) only when that scheme is chosen, and its
+vector is an ``EncryptedOperand`` so the vertical messages accept it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
+import phe
 
 from fedcore import wire
+from fedcore.vertical._messages import EncryptedOperand
 
 _PRECISION = 2.0**-32
 _MIN_BITS = 1024
-
-
-def _phe() -> Any:
-    import phe
-
-    return phe
 
 
 class PhePublicKey:
@@ -31,7 +31,7 @@ class PhePublicKey:
         self.key = key
 
     def encrypt(self, array: Any, *, packed: bool = False, runtime: Any = None) -> PheVector:
-        encode = _phe().EncodedNumber.encode
+        encode = phe.EncodedNumber.encode
         values = np.asarray(array, dtype=np.float64).ravel()
         return PheVector(self, [self.key.encrypt(encode(self.key, float(v), _PRECISION)) for v in values])
 
@@ -56,11 +56,11 @@ class PhePrivateKey:
     def __repr__(self) -> str:
         return "<PhePrivateKey (secret)>"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("a private key cannot be pickled")
 
 
-class PheVector:
+class PheVector(EncryptedOperand):
     """A list of ``phe.EncryptedNumber`` with the vector operations the protocol uses."""
 
     def __init__(self, public_key: PhePublicKey, items: list[Any]):
@@ -80,7 +80,7 @@ class PheVector:
 
     def dot(self, matrix: Any, *, runtime: Any = None) -> PheVector:
         """sum_i self_i * matrix[i, :], one phe multiplication per element."""
-        encode = _phe().EncodedNumber.encode
+        encode = phe.EncodedNumber.encode
         values = np.asarray(matrix, dtype=np.float64)
         key = self.public_key.key
         out = []
@@ -101,7 +101,7 @@ class PheVector:
 
 def generate_keypair(bits: int = 2048) -> tuple[PhePublicKey, PhePrivateKey]:
     """A ``phe`` key pair wrapped for the protocol."""
-    public, private = _phe().generate_paillier_keypair(n_length=bits)
+    public, private = phe.generate_paillier_keypair(n_length=bits)
     wrapped = PhePublicKey(public)
     return wrapped, PhePrivateKey(wrapped, private)
 
@@ -109,7 +109,7 @@ def generate_keypair(bits: int = 2048) -> tuple[PhePublicKey, PhePrivateKey]:
 def _key_from_state(n: Any) -> PhePublicKey:
     if type(n) is not int or n.bit_length() < _MIN_BITS or n % 2 == 0:
         raise ValueError("malformed phe public key")
-    return PhePublicKey(_phe().PaillierPublicKey(n))
+    return PhePublicKey(phe.PaillierPublicKey(n))
 
 
 def _vector_from_state(state: Any) -> PheVector:
@@ -120,7 +120,7 @@ def _vector_from_state(state: Any) -> PheVector:
     for ct, exponent in items:
         if type(ct) is not int or not 0 < ct < n2 or type(exponent) is not int or not -4096 < exponent < 4096:
             raise ValueError("malformed phe ciphertext")
-        numbers.append(_phe().EncryptedNumber(key.key, ct, exponent))
+        numbers.append(phe.EncryptedNumber(key.key, ct, exponent))
     return PheVector(key, numbers)
 
 
