@@ -73,25 +73,48 @@ class Session(Protocol):
 Handler = Callable[[Any], Iterable[Any] | None]
 
 
-def perform(ctx: Context, actions: Iterable[Any], handle: Handler | None = None, *, lossy: bool = False) -> None:
-    """Carry out ``actions``: send each ``Send``; give anything else to ``handle``.
+def perform(
+    ctx: Context, actions: Iterable[Any], handle: Handler | None = None, *, lossy: bool = False
+) -> None:
+    """Carry out ``actions`` in order: send each ``Send``; give anything else to ``handle``.
 
-    With ``lossy`` a send to a party that is gone is skipped (an aggregator does not fail
-    because a dropped client cannot get its answer).
+    Consecutive sends of one message object under one tag (a round's start to every member)
+    go out as one ``ctx.broadcast``, so the message is encoded once. With ``lossy`` a send to
+    a party that is gone is skipped (an aggregator does not fail because a dropped client
+    cannot get its answer).
     """
+    batch: list[Send] = []
     for action in actions:
         if isinstance(action, Send):
-            try:
-                ctx.send(action.dst, action.tag, action.message)
-            except PartyDropped:
-                if not lossy:
-                    raise
-        elif handle is None:
+            if batch and not _joins(batch[0], action, ctx.party):
+                _send(ctx, batch, lossy)
+                batch = []
+            batch.append(action)
+            continue
+        _send(ctx, batch, lossy)
+        batch = []
+        if handle is None:
             raise TypeError(f"a session returned {type(action).__name__}, and its driver has no handler")
-        else:
-            more = handle(action)
-            if more is not None:
-                perform(ctx, more, handle, lossy=lossy)
+        more = handle(action)
+        if more is not None:
+            perform(ctx, more, handle, lossy=lossy)
+    _send(ctx, batch, lossy)
+
+
+def _joins(first: Send, action: Send, me: str) -> bool:
+    return action.message is first.message and action.tag == first.tag and me not in (first.dst, action.dst)
+
+
+def _send(ctx: Context, batch: list[Send], lossy: bool) -> None:
+    if len(batch) > 1:
+        ctx.broadcast(batch[0].tag, batch[0].message, to=[s.dst for s in batch], lossy=lossy)
+        return
+    for action in batch:
+        try:
+            ctx.send(action.dst, action.tag, action.message)
+        except PartyDropped:
+            if not lossy:
+                raise
 
 
 def drive(
