@@ -19,7 +19,7 @@ feeding it messages, without parties or threads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -78,26 +78,32 @@ def perform(
 ) -> None:
     """Carry out ``actions`` in order: send each ``Send``; give anything else to ``handle``.
 
+    What ``handle`` returns is carried out next, before the rest (without recursion: a training
+    job whose every round follows from the last one's work does not grow the stack).
     Consecutive sends of one message object under one tag (a round's start to every member)
     go out as one ``ctx.broadcast``, so the message is encoded once. With ``lossy`` a send to
     a party that is gone is skipped (an aggregator does not fail because a dropped client
     cannot get its answer).
     """
+    pending: list[Iterator[Any]] = [iter(actions)]
     batch: list[Send] = []
-    for action in actions:
-        if isinstance(action, Send):
+    while pending:
+        action = next(pending[-1], _EMPTY)
+        if action is _EMPTY:
+            pending.pop()
+        elif isinstance(action, Send):
             if batch and not _joins(batch[0], action, ctx.party):
                 _send(ctx, batch, lossy)
                 batch = []
             batch.append(action)
-            continue
-        _send(ctx, batch, lossy)
-        batch = []
-        if handle is None:
-            raise TypeError(f"a session returned {type(action).__name__}, and its driver has no handler")
-        more = handle(action)
-        if more is not None:
-            perform(ctx, more, handle, lossy=lossy)
+        else:
+            _send(ctx, batch, lossy)
+            batch = []
+            if handle is None:
+                raise TypeError(f"a session returned {type(action).__name__}, and its driver has no handler")
+            more = handle(action)
+            if more is not None:
+                pending.append(iter(more))
     _send(ctx, batch, lossy)
 
 
