@@ -306,3 +306,33 @@ def test_lossy_sends_skip_a_party_that_is_gone(runtime, one_message: bool) -> No
     else:
         assert out["p2"] == {"got": ["hi p2"]}
     assert out["p0"]["sent"] == (size("hi") if one_message else size("hi p2"))
+
+
+class CountingContext(Context):
+    """A context that counts its broadcasts."""
+
+    broadcasts = 0
+
+    def broadcast(self, tag: str, value: Any, **kw: Any) -> None:
+        self.broadcasts += 1
+        super().broadcast(tag, value, **kw)
+
+
+def test_one_message_to_many_is_one_broadcast_and_chained_work_does_not_recurse(runtime) -> None:
+    def main(ctx: Context) -> dict:
+        if ctx.party == "p0":
+            view = CountingContext("p0", ctx.transport, ctx.runtime)
+            shared = {"model": list(range(5))}
+            sends = [Send("p1", "m", shared), Send("p2", "m", shared), Send("p1", "m", {"just": "p1"})]
+            perform(view, sends)
+            # each work item's answer is the next one: 5000 deep would overflow a recursive perform
+            perform(
+                view, [Square(5000, "p2")], lambda a: [Square(a.x - 1, a.dst) if a.x else Send(a.dst, "m", 0)]
+            )
+            return {"broadcasts": view.broadcasts, "sent": view.traffic.sent}
+        return {"got": [ctx.recv("p0", "m", timeout=10) for _ in range(2)]}
+
+    out = simulate(main, parties=3, runtime=runtime).parties
+    shared = {"model": list(range(5))}
+    assert out["p0"] == {"broadcasts": 1, "sent": 2 * size(shared) + size({"just": "p1"}) + size(0)}
+    assert out["p1"] == {"got": [shared, {"just": "p1"}]} and out["p2"] == {"got": [shared, 0]}
