@@ -28,6 +28,9 @@ it trains on its own data too when it is picked. Round ``t``:
    accuracy, loss, parties) and goes on.
 
 After the last round the coordinator sends ``Stop()`` to the active parties.
+A silent or dropped party can only remove its own update; a party sending malformed
+updates is dropped with the reason recorded (robust strategies bound what well-formed but
+hostile updates can do; weighted ones do not).
 
 Both roles are ``fedcore.session`` sessions, and this module is their whole transition table:
 they return ``Send`` actions (``RoundStart``/``Wait``/``Stop`` under ``GLOBAL_TAG``, updates
@@ -36,9 +39,6 @@ under ``update_tag(t)``) and work items the driver (``fedcore.fl.rounds.train``)
 (progress), ``Metrics`` and ``SaveCheckpoint``. Collecting a round's plain updates is one
 tolerant wait; randomness and the clock are passed in. The strategy and ``evaluate`` are pure
 functions of the parameters, called here.
-A silent or dropped party can only remove its own update; a party sending malformed
-updates is dropped with the reason recorded (robust strategies bound what well-formed but
-hostile updates can do; weighted ones do not).
 """
 
 from __future__ import annotations

@@ -193,9 +193,8 @@ def _reporter(ctx: Context, session: AggregatorSession | ClientSession) -> Calla
 
 def _run_aggregator(ctx: Context, setup: RoundSetup, words: np.ndarray, timeout_s: float) -> SecureSumResult:
     session = AggregatorSession(setup, words, timeout=timeout_s)
-    traffic = drive(
-        ctx, session, report=_reporter(ctx, session), lossy=True
-    )  # a client that is gone needs no answer
+    # lossy: a client that is gone needs no answer
+    traffic = drive(ctx, session, report=_reporter(ctx, session), lossy=True)
     stats = _stats(session, traffic)
     if session.stage is Stage.FAILED:
         raise PartyDropped(
