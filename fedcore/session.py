@@ -46,9 +46,9 @@ class Recv:
     ``Timeout``, ``PartyDropped`` and ``DecodeError`` end the protocol. ``tolerant``: the sources
     share one deadline, a source that dropped or is late is left out, one whose bytes do not
     decode comes in as a ``Garbled`` message (so the session can record why), and then
-    ``close()`` is called. ``poll_first``: before blocking on a source, try it without waiting
-    and call ``drive``'s ``idle`` hook when nothing is there (flush local work first, so a
-    ring of parties waiting on each other cannot stall).
+    ``close()`` is called. ``poll_first`` (strict waits only): before blocking on a source, try
+    it without waiting and call ``drive``'s ``idle`` hook when nothing is there (flush local
+    work first, so a ring of parties waiting on each other cannot stall).
     """
 
     sources: tuple[str, ...]
@@ -56,6 +56,12 @@ class Recv:
     timeout: float | None = None
     tolerant: bool = False
     poll_first: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tolerant and self.poll_first:
+            raise ValueError(
+                f"Recv {self.tag!r}: poll_first is for strict waits; a tolerant one shares a deadline"
+            )
 
 
 class Session(Protocol):

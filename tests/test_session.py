@@ -215,6 +215,8 @@ def test_poll_first_calls_idle_only_when_nothing_is_there(runtime) -> None:
 
     out = simulate(main, parties=3, runtime=runtime).parties
     assert out["p0"] == {"calls": [1], "got": ["first", "second"]}
+    with pytest.raises(ValueError, match="poll_first is for strict waits"):
+        Recv(("p1",), "v", tolerant=True, poll_first=True)
 
 
 @dataclass(frozen=True)
