@@ -156,13 +156,24 @@ class Context:
         except DecodeError as exc:
             raise DecodeError(f"{tag!r} from {src} to {self.party}: {exc}") from None
 
-    def broadcast(self, tag: str, value: Any, *, to: Iterable[str] | None = None) -> None:
-        """Send one value to every other party (or to ``to``), encoding it once."""
+    def broadcast(
+        self, tag: str, value: Any, *, to: Iterable[str] | None = None, lossy: bool = False
+    ) -> None:
+        """Send one value to every other party (or to ``to``), encoding it once.
+
+        With ``lossy`` a destination that has dropped out is skipped instead of raising
+        ``PartyDropped`` (the others still get the value).
+        """
         targets = [dst for dst in (self.others if to is None else to) if dst != self.party]
         # one destination streams the parts; several share one joined copy
         payload = wire.encode_parts(value) if len(targets) == 1 else wire.encode(value)
         for dst in targets:
-            self.transport.send(dst, tag, payload)
+            try:
+                self.transport.send(dst, tag, payload)
+            except PartyDropped:
+                if not lossy:
+                    raise
+                continue
             self.traffic.sent += _size(payload)
 
     def gather(

@@ -19,7 +19,7 @@ feeding it messages, without parties or threads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,9 +46,9 @@ class Recv:
     ``Timeout``, ``PartyDropped`` and ``DecodeError`` end the protocol. ``tolerant``: the sources
     share one deadline, a source that dropped or is late is left out, one whose bytes do not
     decode comes in as a ``Garbled`` message (so the session can record why), and then
-    ``close()`` is called. ``poll_first``: before blocking on a source, try it without waiting
-    and call ``drive``'s ``idle`` hook when nothing is there (flush local work first, so a
-    ring of parties waiting on each other cannot stall).
+    ``close()`` is called. ``poll_first`` (strict waits only): before blocking on a source, try
+    it without waiting and call ``drive``'s ``idle`` hook when nothing is there (flush local
+    work first, so a ring of parties waiting on each other cannot stall).
     """
 
     sources: tuple[str, ...]
@@ -56,6 +56,12 @@ class Recv:
     timeout: float | None = None
     tolerant: bool = False
     poll_first: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tolerant and self.poll_first:
+            raise ValueError(
+                f"Recv {self.tag!r}: poll_first is for strict waits; a tolerant one shares a deadline"
+            )
 
 
 class Session(Protocol):
@@ -73,25 +79,54 @@ class Session(Protocol):
 Handler = Callable[[Any], Iterable[Any] | None]
 
 
-def perform(ctx: Context, actions: Iterable[Any], handle: Handler | None = None, *, lossy: bool = False) -> None:
-    """Carry out ``actions``: send each ``Send``; give anything else to ``handle``.
+def perform(
+    ctx: Context, actions: Iterable[Any], handle: Handler | None = None, *, lossy: bool = False
+) -> None:
+    """Carry out ``actions`` in order: send each ``Send``; give anything else to ``handle``.
 
-    With ``lossy`` a send to a party that is gone is skipped (an aggregator does not fail
-    because a dropped client cannot get its answer).
+    What ``handle`` returns is carried out next, before the rest (without recursion: a training
+    job whose every round follows from the last one's work does not grow the stack).
+    Consecutive sends of one message object under one tag (a round's start to every member)
+    go out as one ``ctx.broadcast``, so the message is encoded once. With ``lossy`` a send to
+    a party that is gone is skipped (an aggregator does not fail because a dropped client
+    cannot get its answer).
     """
-    for action in actions:
-        if isinstance(action, Send):
-            try:
-                ctx.send(action.dst, action.tag, action.message)
-            except PartyDropped:
-                if not lossy:
-                    raise
-        elif handle is None:
-            raise TypeError(f"a session returned {type(action).__name__}, and its driver has no handler")
+    pending: list[Iterator[Any]] = [iter(actions)]
+    batch: list[Send] = []
+    while pending:
+        action = next(pending[-1], _EMPTY)
+        if action is _EMPTY:
+            pending.pop()
+        elif isinstance(action, Send):
+            if batch and not _joins(batch[0], action, ctx.party):
+                _send(ctx, batch, lossy)
+                batch = []
+            batch.append(action)
         else:
+            _send(ctx, batch, lossy)
+            batch = []
+            if handle is None:
+                raise TypeError(f"a session returned {type(action).__name__}, and its driver has no handler")
             more = handle(action)
             if more is not None:
-                perform(ctx, more, handle, lossy=lossy)
+                pending.append(iter(more))
+    _send(ctx, batch, lossy)
+
+
+def _joins(first: Send, action: Send, me: str) -> bool:
+    return action.message is first.message and action.tag == first.tag and me not in (first.dst, action.dst)
+
+
+def _send(ctx: Context, batch: list[Send], lossy: bool) -> None:
+    if len(batch) > 1:
+        ctx.broadcast(batch[0].tag, batch[0].message, to=[s.dst for s in batch], lossy=lossy)
+        return
+    for action in batch:
+        try:
+            ctx.send(action.dst, action.tag, action.message)
+        except PartyDropped:
+            if not lossy:
+                raise
 
 
 def drive(

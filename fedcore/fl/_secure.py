@@ -10,7 +10,7 @@ aggregator); when it was not picked it gives zeros and adds no noise.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -19,11 +19,8 @@ from fedcore.errors import ConfigError, ProtocolError
 from fedcore.fl import discrete
 from fedcore.fl import dp as dpm
 from fedcore.fl.arrays import Params, flatten, unflatten
+from fedcore.fl.config import TrainConfig
 from fedcore.fl.messages import RoundStart
-from fedcore.fl.strategies import Update
-
-if TYPE_CHECKING:
-    from fedcore.fl.rounds import Coordinator, TrainConfig
 
 SECURE_BITS = 64  # ring width of secure aggregation: about 50 fractional bits at our ranges
 
@@ -96,27 +93,14 @@ def contribute(
     )
 
 
-def coordinate(
-    coord: Coordinator, message: RoundStart, own: Update | None, picked: list[str], denominator: float | None
-) -> tuple[list[str], dict]:
-    """The coordinator's secure round: sum, check the quorum, apply the strategy."""
-    rnd, config = message.round, coord.config
-    if not picked and config.dp is not None:
-        return [], {}  # nobody drawn: nothing to sum, the model stays (the round is still charged)
-    delta = own.delta if own is not None else None
-    res = contribute(coord.ctx, message, delta, own.samples if own else 0, coord.ctx.party, config)
-    included = [p for p in res.included if p in set(picked)]
-    coord.check_quorum(rnd, included, picked)
-    total = np.asarray(res.total, dtype=np.float64)
+def mean_delta(config: TrainConfig, params: Params, rnd: int, total: Any, count: float) -> Params:
+    """The weighted mean delta a round's secure sum ``total`` stands for (``count``: the public
+    count a DP round divides by)."""
+    flat = np.asarray(total, dtype=np.float64)
     if config.dp is not None:
-        plan = discrete.plan_for(config.dp, coord.params)
-        count = denominator or len(included)
-        mean_flat = discrete.decode(total, plan) / max(count, 1e-12)
+        mean_flat = discrete.decode(flat, discrete.plan_for(config.dp, params)) / max(count, 1e-12)
     else:
-        if not total[-1] > 0:
+        if not flat[-1] > 0:
             raise ProtocolError(f"round {rnd}: the secure sum carries no weight")
-        mean_flat = total[:-1] / total[-1]
-    mean = unflatten(mean_flat, [np.zeros(np.shape(p)) for p in coord.params])
-    agg = coord.strategy.apply(rnd, coord.params, mean, coord.state)  # type: ignore[attr-defined]
-    coord.params, coord.state = agg.params, agg.state
-    return included, {}
+        mean_flat = flat[:-1] / flat[-1]
+    return unflatten(mean_flat, [np.zeros(np.shape(p)) for p in params])

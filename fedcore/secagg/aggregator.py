@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,7 +12,7 @@ from fedcore.crypto import kx, shamir
 from fedcore.crypto.prg import Expander
 from fedcore.crypto.secret import Secret
 from fedcore.errors import ProtocolError
-from fedcore.secagg.client import MASK_INFO, DownMessage, UpMessage
+from fedcore.secagg.client import MASK_INFO, DownMessage, UpMessage, tags
 from fedcore.secagg.messages import (
     Abort,
     Advertise,
@@ -23,17 +25,21 @@ from fedcore.secagg.messages import (
     UnmaskShares,
 )
 from fedcore.secagg.protocol import RoundSetup, Stage
+from fedcore.session import Garbled, Recv, Send
 
 
 class AggregatorSession:
-    """The aggregator's state in one round.
+    """The aggregator's state in one round, a ``fedcore.session`` session.
 
-    Feed each client message with ``receive(sender, msg)``; when the stage's collection ends
-    (everyone answered, or the deadline passed) call ``close_stage()`` and send what it returns.
+    Each stage is one tolerant wait (``expect``): the clients still in the round under one
+    deadline, ``timeout``. Feed each client message with ``receive(sender, msg)`` (``take``
+    is the same but raises on a message that breaks the rules); when the wait ends (everyone
+    answered, or the deadline passed) call ``close()`` and send the ``Send`` actions it returns.
 
     Args:
         setup: the round's public setup.
         words: the aggregator's own input in the ring, added in the clear at the end.
+        timeout: seconds each stage waits for the clients (None: the driver's default).
     """
 
     _NEXT = {
@@ -43,11 +49,13 @@ class AggregatorSession:
         Stage.UNMASKING: Stage.DONE,
     }
 
-    def __init__(self, setup: RoundSetup, words: np.ndarray):
+    def __init__(self, setup: RoundSetup, words: np.ndarray, *, timeout: float | None = None):
         if words.dtype != setup.encoding.dtype or words.shape != (setup.dim,):
             raise ValueError(f"input must be {setup.encoding.dtype} of shape ({setup.dim},)")
         self.setup = setup
+        self.timeout = timeout
         self.stage = Stage.ADVERTISE_KEYS
+        self._up, self._down = tags(setup)
         self.included: tuple[str, ...] = ()
         self.total: np.ndarray | None = None
         self.lost = 0
@@ -69,9 +77,33 @@ class AggregatorSession:
             return ()
         return tuple(c for c in self._alive if c not in self._received)
 
+    # ------------------------------------------------------------------ the session
+
+    def start(self) -> list[Send]:
+        """Nothing to send first: the clients speak first."""
+        return []
+
+    def expect(self) -> Recv | None:
+        """This stage's wait: every client still awaited, one deadline; None when the round is over."""
+        if self.stage in (Stage.DONE, Stage.FAILED):
+            return None
+        return Recv(self.awaiting(), self._up, self.timeout, tolerant=True)
+
+    def receive(self, sender: str, msg: UpMessage | Garbled) -> list[Send]:
+        """Take one client message; one that is garbled or breaks the rules is ignored, so its
+        sender counts as dropped unless it sends something valid in time."""
+        if not isinstance(msg, Garbled):
+            with contextlib.suppress(ProtocolError):
+                self.take(sender, msg)
+        return []
+
+    def close(self) -> list[Send]:
+        """End the current stage: the messages to send (may fail the round)."""
+        return [Send(dst, self._down, msg) for dst, msg in self._close_stage().items()]
+
     # ------------------------------------------------------------------ receive
 
-    def receive(self, sender: str, msg: UpMessage) -> None:
+    def take(self, sender: str, msg: UpMessage) -> None:
         """Take one client message of the current stage.
 
         Raises:
@@ -89,13 +121,13 @@ class AggregatorSession:
                 f"{sender} sent {type(msg).__name__} for round {getattr(msg, 'round', None)!r} "
                 f"in stage {self.stage.name} of round {setup.round_id!r}"
             )
-        check = {
+        checks: dict[type, Callable[[str, Any], None]] = {
             Advertise: self._check_advertise,
             SealedShares: self._check_sealed,
             MaskedInput: self._check_masked,
             UnmaskShares: self._check_unmask,
-        }[type(msg)]
-        check(sender, msg)
+        }
+        checks[type(msg)](sender, msg)
         if isinstance(msg, MaskedInput):
             np.add(self._acc, msg.vector, out=self._acc)  # stream: keep only the running sum
             msg = None  # type: ignore[assignment]
@@ -129,8 +161,7 @@ class AggregatorSession:
 
     # ------------------------------------------------------------------ close a stage
 
-    def close_stage(self) -> dict[str, DownMessage]:
-        """End the current stage: the messages to send, by recipient (may fail the round)."""
+    def _close_stage(self) -> dict[str, DownMessage]:
         handler = {
             Stage.ADVERTISE_KEYS: self._close_advertise,
             Stage.SHARE_KEYS: self._close_share,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -24,14 +25,21 @@ from fedcore.secagg.messages import (
     UnmaskShares,
 )
 from fedcore.secagg.protocol import RoundSetup, Stage
+from fedcore.session import Recv, Send
 
 RandomBytes = Callable[[int], bytes]
 ENC_INFO = b"fedcore-secagg-v1 share encryption"
 MASK_INFO = b"fedcore-secagg-v1 pairwise mask"
 SHARE_STAGE = "share_keys"
+CLIENT_WAIT_FACTOR = 3  # a client waits this many stage timeouts for the aggregator's next message
 
 DownMessage = PeerKeys | ForwardedShares | Survivors | Outcome | Abort
 UpMessage = Advertise | SealedShares | MaskedInput | UnmaskShares
+
+
+def tags(setup: RoundSetup) -> tuple[str, str]:
+    """The round's two tags: client -> aggregator ("up") and aggregator -> client ("down")."""
+    return f"secagg/{setup.round_id}/up", f"secagg/{setup.round_id}/down"
 
 
 class _UrandomPool:
@@ -58,7 +66,10 @@ class _UrandomPool:
 
 
 class ClientSession:
-    """One client's state in one round: ``start()``, then ``receive(msg)`` for each message.
+    """One client's state in one round, a ``fedcore.session`` session: ``start()``, then
+    ``receive(aggregator, msg)`` for each message the aggregator sends (``expect``: one at a
+    time, strictly, for ``CLIENT_WAIT_FACTOR`` stage timeouts); each returns our reply as a
+    ``Send`` to the aggregator, or nothing once the round is over.
 
     Args:
         setup: the round's public setup.
@@ -67,6 +78,7 @@ class ClientSession:
             session masks this array in place and then drops it.
         random_bytes: the randomness source (keys, self-mask seed, Shamir coefficients); by default
             the OS generator.
+        timeout: the aggregator's stage timeout in seconds (None: the driver's default wait).
     """
 
     # stage we are in -> the one message type the aggregator may send us next
@@ -78,7 +90,13 @@ class ClientSession:
     }
 
     def __init__(
-        self, setup: RoundSetup, me: str, words: np.ndarray, random_bytes: RandomBytes | None = None
+        self,
+        setup: RoundSetup,
+        me: str,
+        words: np.ndarray,
+        random_bytes: RandomBytes | None = None,
+        *,
+        timeout: float | None = None,
     ):
         if me not in setup.clients:
             raise ValueError(f"{me!r} is not a client of round {setup.round_id!r}")
@@ -86,6 +104,8 @@ class ClientSession:
             raise ValueError(f"input must be {setup.encoding.dtype} of shape ({setup.dim},)")
         self.setup = setup
         self.me = me
+        self.timeout = timeout
+        self._up, self._down = tags(setup)
         self.stage: Stage | None = None
         self.outcome: Outcome | None = None
         self._words = words
@@ -100,15 +120,39 @@ class ClientSession:
         self.mask_bytes = 0
         self.agreements = 0  # X25519 exchanges done (the benchmark's key-agreement bound counts them)
 
-    def start(self) -> Advertise:
+    def start(self) -> list[Send]:
         """Stage 1: advertise our two public keys."""
         if self.stage is not None:
             raise ProtocolError(f"{self.me}: round {self.setup.round_id!r} already started")
         self.stage = Stage.ADVERTISE_KEYS
-        return Advertise(self.setup.round_id, self._enc.public, self._mask.public, self.setup.digest())
+        advertise = Advertise(self.setup.round_id, self._enc.public, self._mask.public, self.setup.digest())
+        return [Send(self.setup.aggregator, self._up, advertise)]
 
-    def receive(self, msg: DownMessage) -> UpMessage | None:
-        """Handle the aggregator's next message; returns our reply (None when the round ends).
+    def expect(self) -> Recv | None:
+        """The aggregator's next message; None before the start and once the round is over."""
+        if self.stage in (None, Stage.DONE, Stage.FAILED):
+            return None
+        wait = None if self.timeout is None else CLIENT_WAIT_FACTOR * self.timeout
+        return Recv((self.setup.aggregator,), self._down, wait)
+
+    def receive(self, src: str, msg: DownMessage) -> list[Send]:
+        """Handle the aggregator's next message; returns our reply (nothing when the round ends).
+
+        Raises:
+            PartyDropped: the aggregator aborted the round or left us out.
+            ProtocolError: the message is not from the aggregator, or is out of turn or malformed.
+        """
+        if src != self.setup.aggregator:
+            raise ProtocolError(f"{self.me}: {src} sent a message of round {self.setup.round_id!r}")
+        reply = self._step(msg)
+        return [] if reply is None else [Send(self.setup.aggregator, self._up, reply)]
+
+    def close(self) -> list[Send]:
+        """Never called: a client's waits are strict."""
+        return []
+
+    def _step(self, msg: DownMessage) -> UpMessage | None:
+        """The transition table: the stage we are in and the message decide the next stage.
 
         Raises:
             PartyDropped: the aggregator aborted the round or left us out.
@@ -130,13 +174,13 @@ class ClientSession:
             raise ProtocolError(
                 f"{self.me}: aggregator sent {type(msg).__name__} in stage {where}, expected {want}"
             )
-        handler = {
+        handler: dict[type, Callable[[Any], UpMessage | None]] = {
             PeerKeys: self._share_keys,
             ForwardedShares: self._masked_input,
             Survivors: self._unmask,
             Outcome: self._finish,
-        }[type(msg)]
-        return handler(msg)
+        }
+        return handler[type(msg)](msg)
 
     # ---------------------------------------------------------------- stage 2: share keys
 

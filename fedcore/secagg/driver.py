@@ -1,24 +1,28 @@
-"""``secure_sum``: the thin driver that runs a SecAgg+ session over a ``Context``."""
+"""``secure_sum``: the thin driver that runs a SecAgg+ session over a ``Context``.
+
+Both roles are ``fedcore.session`` sessions (``AggregatorSession``, ``ClientSession``: the
+stages, tags and waits are theirs); this module encodes the input, hands the session to
+``drive`` and turns the end state into a result or an error.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from fedcore import wire
-from fedcore.context import Context
+from fedcore.context import Context, Traffic
 from fedcore.crypto import fixedpoint
-from fedcore.errors import ConfigError, DecodeError, PartyDropped, ProtocolError, Timeout
+from fedcore.errors import ConfigError, PartyDropped
 from fedcore.secagg.aggregator import AggregatorSession
-from fedcore.secagg.client import ClientSession
+from fedcore.secagg.client import CLIENT_WAIT_FACTOR, ClientSession
 from fedcore.secagg.protocol import RoundSetup, Stage, make_setup
+from fedcore.session import Session, drive
 
-CLIENT_WAIT_FACTOR = 3  # a client waits this many stage timeouts for the aggregator's next message
+__all__ = ["CLIENT_WAIT_FACTOR", "RoundStats", "SecureSumResult", "secure_sum"]
 
 
 @dataclass
@@ -177,45 +181,21 @@ def _prepare(
     return setup, words
 
 
-def _tags(setup: RoundSetup) -> tuple[str, str]:
-    return f"secagg/{setup.round_id}/up", f"secagg/{setup.round_id}/down"
+def _reporter(ctx: Context, session: AggregatorSession | ClientSession) -> Callable[[Session], None]:
+    """Before each wait: the stage this party is in, so an abort names it."""
 
+    def report(_: Session) -> None:
+        if session.stage is not None:
+            ctx.progress(step=f"secagg:{session.stage.name.lower()}")
 
-def _send(ctx: Context, dst: str, tag: str, msg: Any, stats: RoundStats) -> None:
-    payload = wire.encode(msg)
-    stats.bytes_sent += len(payload)
-    with contextlib.suppress(PartyDropped):  # a client that is gone needs no answer
-        ctx.transport.send(dst, tag, payload)
-
-
-def _collect(
-    ctx: Context, tag: str, sources: Iterable[str], timeout_s: float, stats: RoundStats
-) -> Iterable[tuple[str, Any]]:
-    """Yield (sender, message) from each source until one shared deadline; skip dropped/late/garbled."""
-    deadline = time.monotonic() + timeout_s
-    for src in sources:
-        try:
-            payload = ctx.transport.recv(src, tag, max(0.0, deadline - time.monotonic()))
-            stats.bytes_received += len(payload)
-            yield src, wire.decode(payload)
-        except (PartyDropped, Timeout, DecodeError):
-            continue
+    return report
 
 
 def _run_aggregator(ctx: Context, setup: RoundSetup, words: np.ndarray, timeout_s: float) -> SecureSumResult:
-    stats = RoundStats()
-    up, down = _tags(setup)
-    session = AggregatorSession(setup, words)
-    while session.stage not in (Stage.DONE, Stage.FAILED):
-        ctx.progress(step=f"secagg:{session.stage.name.lower()}")
-        for sender, msg in _collect(ctx, up, session.awaiting(), timeout_s, stats):
-            with contextlib.suppress(ProtocolError):  # a rule-breaking sender counts as dropped
-                session.receive(sender, msg)
-        out = session.close_stage()
-        for dst, reply in out.items():
-            _send(ctx, dst, down, reply, stats)
-    stats.mask_bytes = session.mask_bytes
-    stats.agreements = session.agreements
+    session = AggregatorSession(setup, words, timeout=timeout_s)
+    # lossy: a client that is gone needs no answer
+    traffic = drive(ctx, session, report=_reporter(ctx, session), lossy=True)
+    stats = _stats(session, traffic)
     if session.stage is Stage.FAILED:
         raise PartyDropped(
             f"secure sum round {setup.round_id!r} failed: {session.failure}", lost=session.lost, step=ctx.step
@@ -224,27 +204,27 @@ def _run_aggregator(ctx: Context, setup: RoundSetup, words: np.ndarray, timeout_
 
 
 def _run_client(ctx: Context, setup: RoundSetup, words: np.ndarray, timeout_s: float) -> SecureSumResult:
-    stats = RoundStats()
-    up, down = _tags(setup)
-    session = ClientSession(setup, ctx.party, words)
-    ctx.progress(step="secagg:advertise_keys")
-    _send(ctx, setup.aggregator, up, session.start(), stats)
-    while session.stage is not Stage.DONE:
-        try:
-            payload = ctx.transport.recv(setup.aggregator, down, CLIENT_WAIT_FACTOR * timeout_s)
-        except PartyDropped as exc:
-            raise PartyDropped(
-                f"secure sum round {setup.round_id!r}: the aggregator {setup.aggregator} dropped ({exc})",
-                party=setup.aggregator,
-                step=ctx.step,
-            ) from None
-        stats.bytes_received += len(payload)
-        reply = session.receive(wire.decode(payload))
-        if reply is not None:
-            ctx.progress(step=f"secagg:{session.stage.name.lower()}")
-            _send(ctx, setup.aggregator, up, reply, stats)
-    stats.mask_bytes = session.mask_bytes
-    stats.agreements = session.agreements
+    session = ClientSession(setup, ctx.party, words, timeout=timeout_s)
+    try:
+        traffic = drive(ctx, session, report=_reporter(ctx, session), lossy=True)
+    except PartyDropped as exc:
+        if session.stage is Stage.FAILED:
+            raise  # the aggregator told us: the round failed or we were left out
+        raise PartyDropped(
+            f"secure sum round {setup.round_id!r}: the aggregator {setup.aggregator} dropped ({exc})",
+            party=setup.aggregator,
+            step=ctx.step,
+        ) from None
     outcome = session.outcome
-    assert outcome is not None  # DONE implies an outcome
-    return SecureSumResult(outcome.total, outcome.included, stats)
+    if outcome is None:
+        raise RuntimeError(f"secure sum round {setup.round_id!r} ended at {ctx.party} without an outcome")
+    return SecureSumResult(outcome.total, outcome.included, _stats(session, traffic))
+
+
+def _stats(session: AggregatorSession | ClientSession, traffic: Traffic) -> RoundStats:
+    return RoundStats(
+        bytes_sent=traffic.sent,
+        bytes_received=traffic.received,
+        mask_bytes=session.mask_bytes,
+        agreements=session.agreements,
+    )

@@ -12,6 +12,7 @@ from fedcore.crypto import fixedpoint
 from fedcore.errors import PartyDropped
 from fedcore.secagg import AggregatorSession, ClientSession, Stage, make_setup
 from fedcore.secagg.protocol import RoundSetup
+from fedcore.session import Send
 
 AGG = "agg"
 
@@ -66,12 +67,22 @@ def make_round(
     return Round(setup, inputs, clients, agg)
 
 
+def messages(actions: list[Send]) -> dict[str, Any]:
+    """A session's ``Send`` actions as {recipient: message}."""
+    return {a.dst: a.message for a in actions}
+
+
+def reply(actions: list[Send]) -> Any:
+    """A client's one reply to the aggregator, or None once its round is over."""
+    return actions[0].message if actions else None
+
+
 def run_round(rnd: Round, *, sends: dict[str, int] | None = None, shuffle_seed: int | None = None) -> Round:
     """Drive the round to its end; client c in ``sends`` dies after sending sends[c] messages."""
     sends = sends or {}
     sent = dict.fromkeys(rnd.clients, 0)
     shuffler = random.Random(shuffle_seed)
-    outbox: dict[str, Any] = {c: s.start() for c, s in rnd.clients.items()}
+    outbox: dict[str, Any] = {c: reply(s.start()) for c, s in rnd.clients.items()}
     rnd.dead.update(c for c in rnd.clients if sends.get(c, 99) == 0)
     while rnd.agg.stage not in (Stage.DONE, Stage.FAILED):
         batch = [(c, m) for c, m in outbox.items() if sent[c] < sends.get(c, 99)]
@@ -79,24 +90,24 @@ def run_round(rnd: Round, *, sends: dict[str, int] | None = None, shuffle_seed: 
             shuffler.shuffle(batch)
         for c, m in batch:
             rnd.upstream.append((c, m))
-            rnd.agg.receive(c, m)
+            rnd.agg.take(c, m)
             sent[c] += 1
             if sent[c] >= sends.get(c, 99):
                 rnd.dead.add(c)
         outbox = {}
-        for dst, msg in rnd.agg.close_stage().items():
+        for dst, msg in messages(rnd.agg.close()).items():
             rnd.downstream.append((dst, msg))
             if sent[dst] >= sends.get(dst, 99):
                 continue  # dead
             try:
-                reply = rnd.clients[dst].receive(msg)
+                answer = reply(rnd.clients[dst].receive(AGG, msg))
             except PartyDropped as exc:
                 rnd.errors[dst] = exc
                 continue
-            if reply is None:
+            if answer is None:
                 rnd.finished.add(dst)
             else:
-                outbox[dst] = reply
+                outbox[dst] = answer
     return rnd
 
 

@@ -145,3 +145,15 @@ def test_over_grpc_with_kills(runtime):
     assert agg["included"] == ["p0", "p1", "p2", "p4", "p5", "p6", "p7"]
     expected = np.sum([party_rng(0, p).normal(size=5) for p in agg["included"]], axis=0)
     np.testing.assert_allclose(agg["sum"], expected, atol=1e-9)
+
+
+def test_round_stats_count_every_encoded_byte_once_at_each_end(runtime):
+    def main(ctx):
+        res = secure_sum(ctx, np.arange(32, dtype=np.float32), aggregator="p0", value_range=64.0, timeout=10)
+        return {"sent": res.stats.bytes_sent, "received": res.stats.bytes_received}
+
+    out = simulate(main, parties=4, runtime=runtime, timeout_s=20).parties
+    clients = [out[p] for p in ("p1", "p2", "p3")]
+    assert out["p0"]["received"] == sum(c["sent"] for c in clients)
+    assert out["p0"]["sent"] == sum(c["received"] for c in clients)
+    assert all(c["sent"] > 32 * 4 for c in clients)  # the masked input alone is 32 ring words

@@ -22,58 +22,92 @@ from fedcore.secagg.messages import (
     Survivors,
     UnmaskShares,
 )
+from fedcore.session import Garbled
 
-from .conftest import make_round, run_round
+from .conftest import AGG, make_round, messages, reply, run_round
 
 
 def _advertise_all(rnd):
-    return {c: s.start() for c, s in rnd.clients.items()}
+    return {c: reply(s.start()) for c, s in rnd.clients.items()}
 
 
 def test_replayed_message_is_refused():
     rnd = make_round(4, 3)
     ads = _advertise_all(rnd)
-    rnd.agg.receive("c000", ads["c000"])
+    rnd.agg.take("c000", ads["c000"])
     with pytest.raises(ProtocolError, match="twice"):
-        rnd.agg.receive("c000", ads["c000"])
+        rnd.agg.take("c000", ads["c000"])
 
 
 def test_message_from_wrong_stage_is_refused():
     rnd = make_round(4, 3)
     _advertise_all(rnd)
     with pytest.raises(ProtocolError, match="stage ADVERTISE_KEYS"):
-        rnd.agg.receive("c000", MaskedInput("r1", np.zeros(3, np.uint32)))
+        rnd.agg.take("c000", MaskedInput("r1", np.zeros(3, np.uint32)))
 
 
 def test_message_from_unknown_sender_or_other_round_is_refused():
     rnd = make_round(4, 3)
     ads = _advertise_all(rnd)
     with pytest.raises(ProtocolError, match="not in round"):
-        rnd.agg.receive("mallory", ads["c000"])
+        rnd.agg.take("mallory", ads["c000"])
     other = Advertise("r2", ads["c000"].enc_pk, ads["c000"].mask_pk, ads["c000"].setup_digest)
     with pytest.raises(ProtocolError, match="round"):
-        rnd.agg.receive("c000", other)
+        rnd.agg.take("c000", other)
 
 
 def test_advertisement_for_a_different_setup_is_refused():
     rnd = make_round(4, 3)
     ads = _advertise_all(rnd)
     with pytest.raises(ProtocolError, match="different parameters"):
-        rnd.agg.receive("c000", Advertise("r1", ads["c000"].enc_pk, ads["c000"].mask_pk, bytes(32)))
+        rnd.agg.take("c000", Advertise("r1", ads["c000"].enc_pk, ads["c000"].mask_pk, bytes(32)))
+
+
+def test_sessions_name_their_waits_and_answer_with_send_actions():
+    rnd = make_round(3, 2)
+    rnd.agg.timeout = 4.0
+    wait = rnd.agg.expect()
+    assert (wait.sources, wait.tag, wait.timeout, wait.tolerant) == (
+        rnd.setup.clients,
+        "secagg/r1/up",
+        4.0,
+        True,
+    )
+    client = rnd.clients["c000"]
+    client.timeout = 4.0
+    assert client.expect() is None  # not started
+    [advertise] = client.start()
+    assert (advertise.dst, advertise.tag) == (AGG, "secagg/r1/up") and isinstance(
+        advertise.message, Advertise
+    )
+    wait = client.expect()
+    assert (wait.sources, wait.tag, wait.timeout, wait.tolerant) == ((AGG,), "secagg/r1/down", 12.0, False)
+    with pytest.raises(ProtocolError, match="c001 sent a message"):
+        client.receive("c001", PeerKeys("r1", {}))
+    # the aggregator's tolerant receive: garbled bytes and rule-breaking messages count as silence
+    assert rnd.agg.receive("c000", Garbled("not an encoding")) == []
+    assert rnd.agg.receive("c000", advertise.message) == []
+    assert rnd.agg.receive("c000", advertise.message) == []  # a replay, ignored
+    assert rnd.agg.awaiting() == ("c001", "c002")
+    down = rnd.agg.close()  # one client advertised, threshold 2: the round fails
+    assert [(s.dst, s.tag, type(s.message)) for s in down] == [
+        (c, "secagg/r1/down", Abort) for c in ("c001", "c002", "c000")
+    ]
+    assert rnd.agg.stage is Stage.FAILED and rnd.agg.expect() is None
 
 
 def test_client_refuses_out_of_turn_messages():
     rnd = make_round(4, 3)
     client = rnd.clients["c000"]
     with pytest.raises(ProtocolError, match="not started"):
-        client.receive(PeerKeys("r1", {}))
+        client.receive(AGG, PeerKeys("r1", {}))
     client.start()
     with pytest.raises(ProtocolError, match="expected PeerKeys"):
-        client.receive(Survivors("r1", ("c000",)))
+        client.receive(AGG, Survivors("r1", ("c000",)))
     with pytest.raises(ProtocolError, match="another round"):
-        client.receive(PeerKeys("other", {}))
+        client.receive(AGG, PeerKeys("other", {}))
     with pytest.raises(PartyDropped) as caught:
-        client.receive(Abort("r1", 2, "test"))
+        client.receive(AGG, Abort("r1", 2, "test"))
     assert caught.value.lost == 2 and client.stage is Stage.FAILED
 
 
@@ -81,9 +115,9 @@ def test_client_refuses_keys_of_non_neighbours_and_too_few_peers():
     rnd = make_round(4, 3)
     ads = _advertise_all(rnd)
     with pytest.raises(ProtocolError, match="threshold"):
-        rnd.clients["c000"].receive(PeerKeys("r1", {}))
+        rnd.clients["c000"].receive(AGG, PeerKeys("r1", {}))
     with pytest.raises(ProtocolError, match="not our neighbours"):
-        rnd.clients["c001"].receive(PeerKeys("r1", {"zed": (ads["c000"].enc_pk, ads["c000"].mask_pk)}))
+        rnd.clients["c001"].receive(AGG, PeerKeys("r1", {"zed": (ads["c000"].enc_pk, ads["c000"].mask_pk)}))
 
 
 def test_late_masked_input_of_a_declared_dropped_party_is_not_unmasked():
@@ -92,31 +126,31 @@ def test_late_masked_input_of_a_declared_dropped_party_is_not_unmasked():
     outbox = _advertise_all(rnd)
     for _ in range(2):  # stages 1 and 2 for everyone
         for c, m in outbox.items():
-            rnd.agg.receive(c, m)
-        outbox = {d: rnd.clients[d].receive(m) for d, m in rnd.agg.close_stage().items()}
+            rnd.agg.take(c, m)
+        outbox = {d: reply(rnd.clients[d].receive(AGG, m)) for d, m in messages(rnd.agg.close()).items()}
     late = outbox.pop("c003")
     for c, m in outbox.items():
-        rnd.agg.receive(c, m)
-    down = rnd.agg.close_stage()
+        rnd.agg.take(c, m)
+    down = messages(rnd.agg.close())
     assert isinstance(down["c003"], Abort)
     with pytest.raises(ProtocolError, match="not in round"):
-        rnd.agg.receive("c003", late)  # arrives after the deadline: refused
-    replies = {d: rnd.clients[d].receive(m) for d, m in down.items() if d != "c003"}
-    for reply in replies.values():
-        assert "c003" not in reply.seed_shares and "c003" in reply.key_shares
+        rnd.agg.take("c003", late)  # arrives after the deadline: refused
+    replies = {d: reply(rnd.clients[d].receive(AGG, m)) for d, m in down.items() if d != "c003"}
+    for answer in replies.values():
+        assert "c003" not in answer.seed_shares and "c003" in answer.key_shares
     forged = UnmaskShares("r1", {"c003": bytes(33)}, {})
     with pytest.raises(ProtocolError, match="seed shares"):
-        rnd.agg.receive("c000", forged)
+        rnd.agg.take("c000", forged)
     for c, m in replies.items():
-        rnd.agg.receive(c, m)
-    rnd.agg.close_stage()
+        rnd.agg.take(c, m)
+    rnd.agg.close()
     assert "c003" not in rnd.agg.included
 
 
 def test_client_answers_one_survivor_list_only():
     rnd = run_round(make_round(4, 2), sends={})
     with pytest.raises(ProtocolError):
-        rnd.clients["c000"].receive(Survivors("r1", ("c000", "c001", "c002")))
+        rnd.clients["c000"].receive(AGG, Survivors("r1", ("c000", "c001", "c002")))
 
 
 @pytest.mark.parametrize(
