@@ -13,10 +13,10 @@ import pytest
 pytest.importorskip("ray")
 
 from fedcore.errors import ConfigError
-from fedcore.ray_sim import simulate_on_ray
 from fedcore.runtime import make_runtime
 from fedcore.runtime._ray import acquire, release
 from fedcore.sim import simulate
+from fedcore.sim.ray import simulate_on_ray
 
 PROTOCOLS = Path(__file__).resolve().parents[1] / "protocols"
 NAMES = ["alice", "bob", "carol"]
