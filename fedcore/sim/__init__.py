@@ -24,23 +24,21 @@ Three engines run the parties (``engine=``):
 from __future__ import annotations
 
 import contextlib
-import re
-import secrets
-import time
+import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fedcore.context import DEFAULT_TIMEOUT_S, ProgressSink
 from fedcore.errors import ConfigError
 from fedcore.params import convert_params
-from fedcore.party.messages import Ok, Outcome, RemoteError, outcome_json
 from fedcore.runtime import Runtime, make_runtime
 from fedcore.script import Script, load_script
+from fedcore.sim._job import DEFAULT_OUTPUT_ROOT, SimResult, new_job_id, party_names
 from fedcore.sim._party import KILLED_BEFORE_START, Main, Run, party_output_dir, run_party
 from fedcore.sim.faults import FaultPlan, FaultyNetwork, PartyKilled
-from fedcore.transport import Transport, check_party_names
+from fedcore.sim.ray import simulate_on_ray
+from fedcore.transport import Transport
 
 ENGINES = ("coop", "threads", "ray")
 __all__ = [
@@ -55,56 +53,8 @@ __all__ = [
     "party_output_dir",
     "run_party",
     "simulate",
+    "simulate_on_ray",
 ]
-DEFAULT_OUTPUT_ROOT = Path("fedcore-output")  # relative to the working directory
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-@dataclass
-class SimResult:
-    """Each party's outcome (``Ok`` with what ``main`` returned, or a ``RemoteError``), the wall
-    time, the job id and the folder that holds every party's output folder
-    (``<output_dir>/<party>/<job_id>``)."""
-
-    outcomes: dict[str, Outcome]
-    seconds: float
-    job_id: str = "local"
-    output_dir: Path | None = None
-
-    @property
-    def parties(self) -> dict[str, Any]:
-        """party -> its result, or ``{"error": "Kind: message", "party", "step", "kind"}``."""
-        return {
-            name: outcome.result if isinstance(outcome, Ok) else outcome_json(outcome)
-            for name, outcome in self.outcomes.items()
-        }
-
-    def errors(self) -> dict[str, str]:
-        """party -> ``Kind: message`` for every party that failed."""
-        return {name: str(o) for name, o in self.outcomes.items() if isinstance(o, RemoteError)}
-
-
-def party_names(count: int | None, names: list[str] | None) -> tuple[str, ...]:
-    """Default names ``p0..p{N-1}``, or the given names checked against ``count``."""
-    if names:
-        if count is not None and count != len(names):
-            raise ConfigError(f"--parties {count} but {len(names)} party names were given")
-        return check_party_names(names)
-    if count is None or count < 1:
-        raise ConfigError(f"a simulation needs at least one party, got {count!r}")
-    return tuple(f"p{i}" for i in range(count))
-
-
-def new_job_id(job_id: str | None = None) -> str:
-    """``job_id`` checked as a folder name, or a fresh ``sim-YYYYmmdd-HHMMSS-xxxx``."""
-    if job_id is None:
-        return f"sim-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    if not _JOB_ID.match(job_id):
-        raise ConfigError(
-            f"job id {job_id!r}: expected 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return job_id
 
 
 def simulate(
@@ -260,9 +210,6 @@ def _on_ray(
     job_id: str | None,
     address: str | None,
 ) -> SimResult:
-    from fedcore.sim.loopback import log
-    from fedcore.sim.ray import simulate_on_ray
-
     if callable(script):
         raise ConfigError(
             "the ray engine runs a script file (its source goes to every actor), not a function"
@@ -270,7 +217,9 @@ def _on_ray(
     if data:
         raise ConfigError("the ray engine takes no data=: each party reads its own data on its node")
     if faults is not None and faults.link_faults:
-        log.warning("simulate --engine ray: link faults (drop, duplicate, reorder, delay) are not applied")
+        logging.getLogger("fedcore.sim").warning(
+            "simulate --engine ray: link faults (drop, duplicate, reorder, delay) are not applied"
+        )
     backend = runtime.name if isinstance(runtime, Runtime) else runtime or "ray"
     return simulate_on_ray(
         script,

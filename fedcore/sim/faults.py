@@ -119,11 +119,12 @@ class FaultyNetwork(LocalNetwork):
         parties: Iterable[str],
         faults: LinkFaults | None = None,
         *,
+        mailbox_bytes: int | None = None,
         scheduler: Scheduler | None = None,
         local: Iterable[str] | None = None,
         forward: Callable[[str, str, str, int, bytes], None] | None = None,
     ):
-        super().__init__(parties, scheduler=scheduler, local=local, forward=forward)
+        super().__init__(parties, mailbox_bytes, scheduler, local, forward)
         self.faults = faults
         self._sent: dict[str, int] = defaultdict(int)
         self._count = threading.Lock()
