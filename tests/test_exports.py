@@ -40,7 +40,7 @@ def test_runtime_transport_and_fl_exports() -> None:
         "register_backend",
     ]
     assert sorted(fedcore.transport.__all__) == [
-        "LocalNetwork", "LocalTransport", "Mailbox", "PartyKilled", "Transport", "check_party_names",
+        "LocalNetwork", "LocalTransport", "Mailbox", "Transport", "check_party_names",
     ]
     assert sorted(fedcore.fl.__all__) == [
         "Aggregate", "FedAdagrad", "FedAdam", "FedAvg", "FedMedian", "FedProx", "FedYogi", "Krum",

@@ -13,10 +13,10 @@ import pytest
 pytest.importorskip("ray")
 
 from fedcore.errors import ConfigError
-from fedcore.ray_sim import simulate_on_ray
 from fedcore.runtime import make_runtime
 from fedcore.runtime._ray import acquire, release
-from fedcore.sim import simulate
+from fedcore.sim import FaultPlan, simulate
+from fedcore.sim.ray import simulate_on_ray
 
 PROTOCOLS = Path(__file__).resolve().parents[1] / "protocols"
 NAMES = ["alice", "bob", "carol"]
@@ -101,6 +101,23 @@ def test_party_going_dark_after_its_send_is_noticed_by_heartbeat(tmp_path):
     assert "killed by fault injection" in errors["carol"]
     assert "PartyDropped" in errors["alice"] and "carol" in errors["alice"]
     assert result.parties["bob"] == {}
+
+
+def test_simulate_engine_ray_takes_the_kill_of_a_fault_plan():
+    result = simulate(
+        PROTOCOLS / "plain_sum.py", engine="ray", names=NAMES, params={"dim": 3}, timeout_s=30,
+        faults=FaultPlan(kill={"bob": 0}), runtime="threads",
+    )
+    errors = result.errors()
+    assert "killed by fault injection" in errors["bob"]
+    assert "PartyDropped" in errors["alice"] and "bob" in errors["alice"]
+
+
+def test_simulate_engine_ray_refuses_what_it_cannot_run():
+    with pytest.raises(ConfigError, match="script file"):
+        simulate(lambda ctx: None, engine="ray", names=NAMES)
+    with pytest.raises(ConfigError, match="data"):
+        simulate(PROTOCOLS / "plain_sum.py", engine="ray", names=NAMES, data={"alice": {"x": 1}})
 
 
 def test_unknown_param_and_kill_name_are_config_errors():

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +22,13 @@ from fedcore.commands._common import (
 from fedcore.errors import ConfigError
 from fedcore.params import convert_params
 from fedcore.results import jsonable
+from fedcore.runtime import Runtime, make_runtime
 from fedcore.script import load_script
 from fedcore.sim import DEFAULT_OUTPUT_ROOT, SimResult, new_job_id, party_names, simulate
 from fedcore.sim._exit import exits_cleanly, stop_descendants
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("simulate", help="run a protocol script with N parties in one machine")
     p.add_argument("script", help="protocol script with main(ctx, **params)")
     p.add_argument("--parties", type=int, default=3, help="number of parties (default 3)")
@@ -147,28 +150,13 @@ def _save_arrays(parties: dict[str, Any], out: Path) -> dict[str, Any]:
 
 
 def _run_engine(
-    args: argparse.Namespace, names: list[str], params: dict, kills: dict[str, int], board: ProgressBoard
+    args: argparse.Namespace,
+    names: list[str],
+    params: dict[str, Any],
+    kills: dict[str, int],
+    board: ProgressBoard,
 ) -> SimResult:
-    if args.engine == "ray":
-        from fedcore.ray_sim import simulate_on_ray
-
-        runtime = "ray" if args.runtime == "processes" else args.runtime  # actors use their node's cores
-        return simulate_on_ray(
-            args.script,
-            names=names,
-            params=params,
-            seed=args.seed,
-            timeout_s=args.timeout,
-            kill=kills,
-            address=args.address,
-            runtime=runtime,
-            output_dir=args.output_dir,
-            job_id=args.job_id,
-        )
-    from fedcore.runtime import make_runtime
-
-    runtime = make_runtime(args.runtime)
-    try:
+    with _runtime(args) as runtime:
         return simulate(
             args.script,
             engine=args.engine,
@@ -183,7 +171,19 @@ def _run_engine(
             progress=board,
             output_dir=args.output_dir,
             job_id=args.job_id,
+            address=args.address,
         )
+
+
+@contextlib.contextmanager
+def _runtime(args: argparse.Namespace) -> Iterator[Runtime | str]:
+    """The runtime every party shares; under Ray each actor makes its own, named here."""
+    if args.engine == "ray":
+        yield "ray" if args.runtime == "processes" else args.runtime  # actors use their node's cores
+        return
+    runtime = make_runtime(args.runtime)
+    try:
+        yield runtime
     except BaseException:
         stop_descendants()  # a pool task may still run: closing the pool would wait for it
         raise

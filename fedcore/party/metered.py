@@ -8,9 +8,10 @@ from fedcore.errors import PartyDropped
 from fedcore.party.metrics import DaemonMetrics
 from fedcore.transport import Transport
 from fedcore.transport.base import Buffer, Payload
+from fedcore.transport.wrapper import TransportWrapper
 
 
-class PartyTransport(Transport):
+class PartyTransport(TransportWrapper):
     """Wraps a ``GrpcTransport``: counts bytes and messages per peer; ``stop`` ends the script's waits.
 
     Args:
@@ -19,9 +20,7 @@ class PartyTransport(Transport):
     """
 
     def __init__(self, inner: Transport, metrics: DaemonMetrics):
-        self.inner = inner
-        self.party = inner.party
-        self.parties = inner.parties
+        super().__init__(inner)
         self.metrics = metrics
         self.stopped: str | None = None
 
@@ -40,15 +39,6 @@ class PartyTransport(Transport):
         payload = self.inner.recv(src, tag, timeout_s)
         self.metrics.count_message(src, "received", len(payload))
         return payload
-
-    def abort(self, step: str | None, reason: str) -> None:
-        self.inner.abort(step, reason)
-
-    def finish(self) -> None:
-        self.inner.finish()
-
-    def close(self) -> None:
-        self.inner.close()
 
     def stop(self, step: str | None, reason: str) -> None:
         """End this party's side: its waits fail now, naming ``reason`` (cancel, leaving)."""

@@ -16,9 +16,7 @@ import inspect
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from fedcore import wire
@@ -36,6 +34,7 @@ from fedcore.party.store import JobStore
 from fedcore.results import jsonable
 from fedcore.runtime import Runtime
 from fedcore.script import Script, load_script
+from fedcore.sim._party import run_party
 from fedcore.transport._guard import RateLimit, safe
 
 log = logging.getLogger("fedcore.party")
@@ -43,14 +42,6 @@ log = logging.getLogger("fedcore.party")
 MAX_SCRIPT_NAME = 256  # characters in a proposed script name
 WAIT_POLL_S = 2.0  # longest a job.wait long poll holds a peer's server thread
 _CONTEXT_ARGS = frozenset(inspect.signature(Context).parameters)
-
-
-def error_detail(exc: BaseException) -> str:
-    """For a script's own bug (not a FedcoreError), `` (at file.py:LINE)`` where it came from."""
-    if isinstance(exc, FedcoreError):
-        return ""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
 
 
 class JobRunner:
@@ -235,18 +226,19 @@ class JobRunner:
             transport = self._transports[job.job_id]
             script = self._scripts[job.job_id]
         ctx = self._context(job, transport)
-        try:
+
+        def main(ctx: Context, **params: Any) -> Any:  # a failed registration fails like the script
             self.runtime().register_script(script.module_name, str(script.path))
-            result = script.main(ctx, **job.params)
-            transport.finish()
-            if self.jobs.finish(job.job_id, JobState.SUCCEEDED, self.me, m.Ok(wire_safe(result))):
-                self.log(job.job_id, "succeeded")
-        except Exception as exc:  # the script's failure ends this party's side, never the daemon
-            outcome = m.RemoteError.from_exception(self.me, ctx.step, exc, error_detail(exc))
-            if transport.stopped is None:
-                transport.abort(ctx.step, str(outcome))
-            if self.jobs.finish(job.job_id, JobState.FAILED, self.me, outcome, str(outcome)):
-                self.log(job.job_id, f"failed at step {ctx.step!r}: {outcome}")
+            return script.main(ctx, **params)
+
+        try:
+            # a cancelled side (stopped) does not abort: its peers were told by the cancel
+            outcome = run_party(main, ctx, job.params, stopped=lambda: transport.stopped is not None)
+            if isinstance(outcome, m.Ok):
+                if self.jobs.finish(job.job_id, JobState.SUCCEEDED, self.me, m.Ok(wire_safe(outcome.result))):
+                    self.log(job.job_id, "succeeded")
+            elif self.jobs.finish(job.job_id, JobState.FAILED, self.me, outcome, str(outcome)):
+                self.log(job.job_id, f"failed at step {outcome.step!r}: {outcome}")
         finally:
             self._release(job.job_id, linger_s=self.config.limits.peer_timeout_s)
 

@@ -1,6 +1,15 @@
-"""Simulation: every party of a job in one machine, over the same codec as the wire.
+"""Simulation: every party of a job in one machine (or a Ray cluster), over the same codec as
+the wire, with faults injected on purpose. The one home of simulation:
 
-Two engines run the parties (``engine=``):
+- ``simulate`` (here): the entry point of every engine; ``fedcore simulate`` calls it once.
+- ``fedcore.sim.faults``: ``FaultPlan``, ``PartyKilled``, the faulty in-memory network and
+  the ``KillSwitch`` for real transports.
+- ``fedcore.sim._party``: ``run_party``, one party's script run to its end, which the
+  daemon's job runner uses too.
+- ``fedcore.sim.loopback``: ``--transport grpc``, real mTLS nodes on 127.0.0.1.
+- ``fedcore.sim.ray``: ``--engine ray``, each party a Ray actor (``simulate_on_ray``).
+
+Three engines run the parties (``engine=``):
 
 - ``coop`` (the default with the in-memory transport): each party is a greenlet; the parties
   are spread over one worker process per core from 2,000 parties up. A waiting party costs a
@@ -9,90 +18,43 @@ Two engines run the parties (``engine=``):
   ``ctx.runtime``. See ``fedcore.sim._hub`` for what a script must not do under it.
 - ``threads``: one OS thread per party, as before; for ``transport="grpc"`` and for scripts
   that wait on each other outside ``ctx`` (a lock held across ``recv``, a shared queue).
+- ``ray``: each party a Ray actor on a cluster, the parties over mTLS gRPC (``fedcore.sim.ray``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
-import secrets
-import time
+import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fedcore.context import DEFAULT_TIMEOUT_S, ProgressSink
 from fedcore.errors import ConfigError
 from fedcore.params import convert_params
-from fedcore.party.messages import Ok, Outcome, RemoteError, outcome_json
 from fedcore.runtime import Runtime, make_runtime
 from fedcore.script import Script, load_script
-from fedcore.sim._party import KILLED_BEFORE_START, Main, Run, party_output_dir, run_one
-from fedcore.testing import FaultPlan
-from fedcore.transport import LocalNetwork, Transport, check_party_names
+from fedcore.sim._job import DEFAULT_OUTPUT_ROOT, SimResult, new_job_id, party_names
+from fedcore.sim._party import KILLED_BEFORE_START, Main, Run, party_output_dir, run_party
+from fedcore.sim.faults import FaultPlan, FaultyNetwork, PartyKilled
+from fedcore.sim.ray import simulate_on_ray
+from fedcore.transport import Transport
 
-ENGINES = ("coop", "threads")
+ENGINES = ("coop", "threads", "ray")
 __all__ = [
     "DEFAULT_OUTPUT_ROOT",
     "ENGINES",
     "KILLED_BEFORE_START",
+    "FaultPlan",
+    "PartyKilled",
     "SimResult",
     "new_job_id",
     "party_names",
     "party_output_dir",
-    "run_one",
+    "run_party",
     "simulate",
+    "simulate_on_ray",
 ]
-DEFAULT_OUTPUT_ROOT = Path("fedcore-output")  # relative to the working directory
-_JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-@dataclass
-class SimResult:
-    """Each party's outcome (``Ok`` with what ``main`` returned, or a ``RemoteError``), the wall
-    time, the job id and the folder that holds every party's output folder
-    (``<output_dir>/<party>/<job_id>``)."""
-
-    outcomes: dict[str, Outcome]
-    seconds: float
-    job_id: str = "local"
-    output_dir: Path | None = None
-
-    @property
-    def parties(self) -> dict[str, Any]:
-        """party -> its result, or ``{"error": "Kind: message", "party", "step", "kind"}``."""
-        return {
-            name: outcome.result if isinstance(outcome, Ok) else outcome_json(outcome)
-            for name, outcome in self.outcomes.items()
-        }
-
-    def errors(self) -> dict[str, str]:
-        """party -> ``Kind: message`` for every party that failed."""
-        return {name: str(o) for name, o in self.outcomes.items() if isinstance(o, RemoteError)}
-
-
-def party_names(count: int | None, names: list[str] | None) -> tuple[str, ...]:
-    """Default names ``p0..p{N-1}``, or the given names checked against ``count``."""
-    if names:
-        if count is not None and count != len(names):
-            raise ConfigError(f"--parties {count} but {len(names)} party names were given")
-        return check_party_names(names)
-    if count is None or count < 1:
-        raise ConfigError(f"a simulation needs at least one party, got {count!r}")
-    return tuple(f"p{i}" for i in range(count))
-
-
-def new_job_id(job_id: str | None = None) -> str:
-    """``job_id`` checked as a folder name, or a fresh ``sim-YYYYmmdd-HHMMSS-xxxx``."""
-    if job_id is None:
-        return f"sim-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-    if not _JOB_ID.match(job_id):
-        raise ConfigError(
-            f"job id {job_id!r}: expected 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return job_id
 
 
 def simulate(
@@ -105,7 +67,7 @@ def simulate(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     kill: Mapping[str, int] | None = None,
     faults: FaultPlan | None = None,
-    runtime: Runtime | None = None,
+    runtime: Runtime | str | None = None,
     transport: str = "local",
     data: Mapping[str, Mapping[str, Any]] | None = None,
     progress: ProgressSink | None = None,
@@ -113,6 +75,7 @@ def simulate(
     job_id: str | None = None,
     engine: str | None = None,
     workers: int | None = None,
+    address: str | None = None,
 ) -> SimResult:
     """Run ``main(ctx, **params)`` of ``script`` once per party and collect the results.
 
@@ -125,21 +88,42 @@ def simulate(
         timeout_s: default deadline of every ``recv``.
         kill: party -> K: the party dies abruptly after sending K messages.
         faults: a full fault plan (``kill`` is merged into it).
-        runtime: a shared runtime; by default one process pool sized to the machine.
-        transport: ``local`` (in memory) or ``grpc`` (mTLS on loopback).
+        runtime: a shared runtime, or the name of a backend to make one of (closed at the end);
+            by default one process pool sized to the machine. Under ``ray`` each actor makes
+            its own of this backend (default ``ray``).
+        transport: ``local`` (in memory) or ``grpc`` (mTLS on loopback); under ``ray`` the
+            parties always talk over gRPC.
         data: party -> {source name: path or value} for ``ctx.data``.
         progress: receives every party's progress events.
         output_dir: each party's files go under ``<output_dir>/<party>/<job_id>/`` (made only
             when the script writes; default ``./fedcore-output``).
         job_id: names the run and its output folders (default ``sim-<time>-<random>``).
-        engine: ``coop`` (default for the local transport) or ``threads`` (default for grpc).
+        engine: ``coop`` (default for the local transport), ``threads`` (default for grpc) or
+            ``ray`` (a script path only; no ``data``, no progress events, link faults not applied).
         workers: worker processes of the coop engine (default: one below 2,000 parties, else
             one per core); each gets its own runtime of the same backend.
+        address: the Ray cluster under ``ray``; None attaches to the local instance or starts one.
 
     Raises:
         ConfigError: a bad script, parameter (checked against ``main``'s annotations before any
             party starts), party name, fault or job id.
     """
+    if engine == "ray":
+        all_names = party_names(parties if not names else len(names), names)
+        return _on_ray(
+            script,
+            all_names,
+            params,
+            seed,
+            timeout_s,
+            faults,
+            kill,
+            runtime,
+            data,
+            output_dir,
+            job_id,
+            address,
+        )
     main, module_name, path = _resolve(script, dict(params or {}))
     params = convert_params(main, dict(params or {}))
     job = new_job_id(job_id)
@@ -147,8 +131,9 @@ def simulate(
     all_names = party_names(parties if not names else len(names), names)
     plan = _merge_kill(faults, kill, all_names)
     engine = _engine(engine, transport)
-    own_runtime = runtime is None
-    runtime = runtime or make_runtime("processes")
+    own_runtime = not isinstance(runtime, Runtime)
+    if not isinstance(runtime, Runtime):
+        runtime = make_runtime(runtime or "processes")
     script_ref = (module_name, str(path)) if module_name and path else None
     if script_ref:
         runtime.register_script(*script_ref)
@@ -175,7 +160,7 @@ def _engine(engine: str | None, transport: str) -> str:
         raise ConfigError(f"unknown transport {transport!r}: use local or grpc")
     if engine is None or engine == "local":  # "local" was the engine's name before coop
         return "coop" if transport == "local" else "threads"
-    if engine not in ENGINES:
+    if engine not in ("coop", "threads"):
         raise ConfigError(f"unknown engine {engine!r}: use one of {', '.join(ENGINES)}")
     if engine == "coop" and transport != "local":
         raise ConfigError("--transport grpc blocks in gRPC while it waits: use it with --engine threads")
@@ -211,9 +196,48 @@ def _merge_kill(
     return faults
 
 
+def _on_ray(
+    script: str | Path | Main,
+    names: tuple[str, ...],
+    params: Mapping[str, Any] | None,
+    seed: int,
+    timeout_s: float,
+    faults: FaultPlan | None,
+    kill: Mapping[str, int] | None,
+    runtime: Runtime | str | None,
+    data: Mapping[str, Mapping[str, Any]] | None,
+    output_dir: str | Path | None,
+    job_id: str | None,
+    address: str | None,
+) -> SimResult:
+    if callable(script):
+        raise ConfigError(
+            "the ray engine runs a script file (its source goes to every actor), not a function"
+        )
+    if data:
+        raise ConfigError("the ray engine takes no data=: each party reads its own data on its node")
+    if faults is not None and faults.link_faults:
+        logging.getLogger("fedcore.sim").warning(
+            "simulate --engine ray: link faults (drop, duplicate, reorder, delay) are not applied"
+        )
+    backend = runtime.name if isinstance(runtime, Runtime) else runtime or "ray"
+    return simulate_on_ray(
+        script,
+        names=list(names),
+        params=params,
+        seed=seed,
+        timeout_s=timeout_s,
+        kill={**(faults.kill if faults is not None else {}), **(kill or {})},  # checked there
+        address=address,
+        runtime=backend,
+        output_dir=output_dir,
+        job_id=job_id,
+    )
+
+
 @contextlib.contextmanager
 def _local_network(names: tuple[str, ...], plan: FaultPlan | None) -> Iterator[dict[str, Transport]]:
-    network = LocalNetwork(names, faults=plan)
+    network = FaultyNetwork(names, plan)
     yield {name: network.transport(name) for name in network.parties}
 
 
@@ -221,7 +245,7 @@ def _open_network(kind: str, names: tuple[str, ...], plan: FaultPlan | None) -> 
     if kind == "local":
         return _local_network(names, plan)
     if kind == "grpc":
-        from fedcore.transport.grpc_sim import grpc_network
+        from fedcore.sim.loopback import grpc_network
 
         return grpc_network(names, plan)
     raise ConfigError(f"unknown transport {kind!r}: use local or grpc")

@@ -6,7 +6,7 @@ a forked worker process with its own hub and its own runtime; the workers are jo
 mesh of pipes:
 
 - A party's message to a party of its own block goes straight into that mailbox; to another
-  block, the sender's ``LocalNetwork`` (same sequence numbers, same ``FaultPlan`` dice, kills
+  block, the sender's ``FaultyNetwork`` (same sequence numbers, same ``FaultPlan`` dice, kills
   and delays as in one process) forwards ``(src, dst, tag, seq, payload)`` down the pipe,
   and a reader thread at the other end hands it to its hub, which delivers it.
 - A party finishing or dropping is written to every other worker after the messages it sent,
@@ -22,6 +22,7 @@ between workers. Outcomes go to the parent pickled, from processes this function
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import multiprocessing
 import os
@@ -32,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, cast
 
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 
 from fedcore.context import ProgressEvent
 from fedcore.errors import FedcoreError
@@ -41,9 +42,8 @@ from fedcore.runtime import Runtime, make_runtime
 from fedcore.runtime._base import BACKENDS
 from fedcore.sim._exit import die_with_parent, stop_descendants, stop_helpers
 from fedcore.sim._hub import CoopRuntime, Hub
-from fedcore.sim._party import Run, killed_before_start, run_one
-from fedcore.testing import FaultPlan
-from fedcore.transport import LocalNetwork
+from fedcore.sim._party import Run, killed_before_start
+from fedcore.sim.faults import FaultPlan, FaultyNetwork
 
 PROGRESS_EVERY_S = 0.5
 _MESSAGE, _STATUS = 0, 1
@@ -93,15 +93,13 @@ def _run_block(
         if plan is not None and plan.kill.get(name) == 0:
             results[name] = killed_before_start(name, transport)
             continue
-        hub.spawn(
-            functools.partial(run_one, run.main, run.context(name, transport, view), run.params, results)
-        )
+        hub.spawn(run.party(name, transport, view, results))
     hub.run(keep_timers=mesh is not None)
     return results
 
 
-class _ShardNetwork(LocalNetwork):
-    """A ``LocalNetwork`` holding one block's mailboxes; the rest are reached over the mesh."""
+class _ShardNetwork(FaultyNetwork):
+    """A ``FaultyNetwork`` holding one block's mailboxes; the rest are reached over the mesh."""
 
     def __init__(
         self,
@@ -112,7 +110,7 @@ class _ShardNetwork(LocalNetwork):
         mesh: _Mesh | None,
     ):
         forward = None if mesh is None else mesh.forward
-        super().__init__(names, faults=plan, scheduler=hub, local=block, forward=forward)
+        super().__init__(names, plan, scheduler=hub, local=block, forward=forward)
         self._mesh = mesh
         self._here = frozenset(block)
 
@@ -316,8 +314,7 @@ def _worker_main(
     try:
         if script is not None:
             runtime.register_script(*script)
-        job = Run(run.main, run.params, run.seed, run.timeout_s, run.job_id, run.output_root, run.data,
-                  sink if run.progress is not None else None)  # fmt: skip
+        job = dataclasses.replace(run, progress=sink if run.progress is not None else None)
         results = _run_block(job, names, block, runtime, plan, mesh)
         sink.flush()
         up.send(("outcomes", results))

@@ -12,8 +12,8 @@ import time
 
 from fedcore.party.messages import Outcome
 from fedcore.runtime import Runtime
-from fedcore.sim._party import Run, killed_before_start, run_one
-from fedcore.testing import FaultPlan
+from fedcore.sim._party import Run, killed_before_start
+from fedcore.sim.faults import FaultPlan
 from fedcore.transport import Transport
 
 
@@ -28,10 +28,9 @@ def run_threads(
         if plan is not None and plan.kill.get(name) == 0:
             results[name] = killed_before_start(name, transport)
             continue
-        ctx = run.context(name, transport, runtime)
-        thread = threading.Thread(
-            target=run_one, args=(run.main, ctx, run.params, results), name=f"party-{name}", daemon=True
-        )  # daemon: Ctrl-C must not wait for parties blocked in recv
+        body = run.party(name, transport, runtime, results)
+        # daemon: Ctrl-C must not wait for parties blocked in recv
+        thread = threading.Thread(target=body, name=f"party-{name}", daemon=True)
         threads.append(thread)
     for thread in threads:
         thread.start()

@@ -1,4 +1,9 @@
-"""The in-memory transport: every party of a simulation in one process, one mailbox each."""
+"""The in-memory transport: every party of a simulation in one process, one mailbox each.
+
+Every message is delivered at once; a subclass may delay, drop or duplicate it through
+``LocalNetwork.deliveries`` (fault injection, ``fedcore.sim.faults``), and what a party sent
+before it stopped still arrives before the news that it stopped.
+"""
 
 from __future__ import annotations
 
@@ -18,25 +23,6 @@ from fedcore.transport.base import (
     check_tag,
     join_payload,
 )
-
-
-class PartyKilled(BaseException):
-    """Raised inside a party's thread when fault injection kills it.
-
-    A ``BaseException`` so that a script's ``except Exception`` cannot swallow a crash.
-    """
-
-
-class LinkFaults(Protocol):
-    """What the network asks a fault plan (see ``fedcore.testing.FaultPlan``)."""
-
-    def deliveries(self, src: str, dst: str, tag: str) -> list[float]:
-        """Delays (seconds) at which to deliver one message; [] drops it, two entries duplicate it."""
-        ...
-
-    def kill_after_send(self, src: str, sent: int) -> bool:
-        """Whether ``src`` dies right after its ``sent``-th message."""
-        ...
 
 
 class Scheduler(Protocol):
@@ -68,7 +54,6 @@ class LocalNetwork:
 
     Args:
         parties: the party names, in the order every party sees.
-        faults: optional fault plan applied to every link.
         mailbox_bytes: optional bound on the bytes waiting in each mailbox.
         scheduler: how receivers wait and delays fire (default: OS threads).
         local: the parties whose mailboxes live here (default all); a message to another party
@@ -78,14 +63,12 @@ class LocalNetwork:
     def __init__(
         self,
         parties: Iterable[str],
-        faults: LinkFaults | None = None,
         mailbox_bytes: int | None = None,
         scheduler: Scheduler | None = None,
         local: Iterable[str] | None = None,
         forward: Callable[[str, str, str, int, bytes], None] | None = None,
     ):
         self.parties = check_party_names(list(parties))
-        self.faults = faults
         self.board = PeerBoard()
         self.scheduler: Scheduler = scheduler or ThreadScheduler()
         here = self.parties if local is None else tuple(local)
@@ -95,7 +78,6 @@ class LocalNetwork:
         self._delayed: dict[str, int] = defaultdict(int)  # per sender: delayed deliveries in flight
         self._deferred: dict[str, Callable[[], object]] = {}  # a status change waiting for them
         self._seq: dict[tuple[str, str, str], int] = defaultdict(int)
-        self._sent: dict[str, int] = defaultdict(int)
         self._lock = threading.Lock()
 
     def transport(self, party: str) -> LocalTransport:
@@ -113,20 +95,19 @@ class LocalNetwork:
         with self._lock:
             seq = self._seq[(src, dst, tag)]
             self._seq[(src, dst, tag)] = seq + 1
-            self._sent[src] += 1
-            sent = self._sent[src]
         deliver = self._deliverer(src, dst, tag, seq, payload)
-        delays = [0.0] if self.faults is None else self.faults.deliveries(src, dst, tag)
-        for delay in delays:
+        for delay in self.deliveries(src, dst, tag):
             if delay <= 0:
                 deliver()
                 continue
             with self._lock:
                 self._delayed[src] += 1
             self.scheduler.call_later(delay, lambda: self._late(src, deliver))
-        if self.faults is not None and self.faults.kill_after_send(src, sent):
-            self.drop(src, None, f"killed by fault injection after {sent} messages")
-            raise PartyKilled(src)
+
+    def deliveries(self, src: str, dst: str, tag: str) -> list[float]:
+        """Delays (seconds) at which to deliver one message: here one, at once. A subclass may
+        return [] (drop it), two entries (duplicate it) or later times (delay, reorder)."""
+        return [0.0]
 
     def _deliverer(self, src: str, dst: str, tag: str, seq: int, payload: bytes) -> Callable[[], object]:
         box = self._mailboxes.get(dst)

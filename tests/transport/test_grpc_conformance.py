@@ -5,9 +5,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from fedcore.sim.loopback import grpc_network
 from fedcore.testing import TransportConformance
 from fedcore.transport import Transport
-from fedcore.transport.grpc_sim import grpc_network
 
 
 class TestGrpcTransport(TransportConformance):

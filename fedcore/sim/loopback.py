@@ -11,15 +11,17 @@ not applied here; gRPC's own retries and duplicate suppression are exercised ins
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import secrets
 from collections.abc import Iterator
 
 from fedcore.crypto import pki
-from fedcore.testing import FaultPlan
-from fedcore.transport._grpc_wire import log
+from fedcore.sim.faults import FaultPlan, kill_switch
 from fedcore.transport.base import Transport
 from fedcore.transport.grpc import PeerNode, TlsMaterial
-from fedcore.transport.kill import KillSwitch
+
+log = logging.getLogger("fedcore.sim")
 
 FEDERATION = "sim"
 HEARTBEAT_S = 0.25
@@ -46,7 +48,7 @@ def _nodes(names: tuple[str, ...]) -> dict[str, PeerNode]:
 def grpc_network(names: tuple[str, ...], plan: FaultPlan | None = None) -> Iterator[dict[str, Transport]]:
     """Start one mTLS gRPC node per party on loopback and yield {name: Transport} for one job."""
     names = tuple(names)
-    if plan is not None and (plan.drop or plan.duplicate or plan.reorder or plan.delay):
+    if plan is not None and plan.link_faults:
         log.warning(
             "simulate --transport grpc: link faults (drop, duplicate, reorder, delay) are not applied"
         )
@@ -63,10 +65,8 @@ def grpc_network(names: tuple[str, ...], plan: FaultPlan | None = None) -> Itera
         transports: dict[str, Transport] = {}
         for name, node in nodes.items():
             node.set_peers(book)
-            transport: Transport = node.open_job(job, names)
-            if kill.get(name):
-                transport = KillSwitch(transport, kill[name], lambda node=node: node.stop(grace_s=0))
-            transports[name] = transport
+            stop = functools.partial(node.stop, grace_s=0)  # abruptly: no abort, no goodbye
+            transports[name] = kill_switch(node.open_job(job, names), kill.get(name), stop)
         yield transports
     finally:
         for node in started:

@@ -1,9 +1,10 @@
 """Simulation on a Ray cluster: each party a Ray actor, parties talking over mutual-TLS gRPC.
 
 ``simulate_on_ray(script, names=[...])`` runs ``main(ctx, **params)`` of a protocol script once
-per party, like ``fedcore.sim.simulate``, but places every party in its own Ray actor (spread
-over the cluster's nodes) and connects them with the real gRPC transport (``PeerNode``) under
-throwaway certificates of a throwaway federation CA, so a simulation grows past one machine.
+per party, like ``fedcore.sim.simulate`` (which calls it for ``engine="ray"``), but places
+every party in its own Ray actor (spread over the cluster's nodes) and connects them with the
+real gRPC transport (``PeerNode``) under throwaway certificates of a throwaway federation CA,
+so a simulation grows past one machine.
 
 How a run goes:
 
@@ -26,26 +27,19 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from fedcore.context import DEFAULT_TIMEOUT_S, Context
+from fedcore.context import DEFAULT_TIMEOUT_S
 from fedcore.errors import ConfigError
 from fedcore.params import convert_params
 from fedcore.party.messages import Outcome, RemoteError
 from fedcore.script import load_script
-from fedcore.sim import (
-    DEFAULT_OUTPUT_ROOT,
-    KILLED_BEFORE_START,
-    SimResult,
-    new_job_id,
-    party_names,
-    party_output_dir,
-    run_one,
-)
+from fedcore.sim._job import DEFAULT_OUTPUT_ROOT, SimResult, new_job_id, party_names
+from fedcore.sim._party import Run, killed_before_start, run_party
+from fedcore.sim.faults import kill_switch
 from fedcore.transport import Transport
-from fedcore.transport.kill import KillSwitch
 
 FEDERATION = "raysim"
 
@@ -61,7 +55,8 @@ class PartyHost:
     def node_ip(self) -> str:
         import ray
 
-        return str(ray.util.get_node_ip_address())
+        node_ip: Callable[[], str] = ray.util.get_node_ip_address  # untyped in Ray
+        return node_ip()
 
     def start(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, host: str) -> int:
         """Serve the party's gRPC endpoint on ``host`` at a free port; returns the port."""
@@ -88,27 +83,13 @@ class PartyHost:
         main = sys.modules[module_name].main
         self.node.set_peers({p: a for p, a in job["addresses"].items() if p != self.party})
         transport: Transport = self.node.open_job(job["job_id"], tuple(job["parties"]))
-        kill_after = job["kill"]
-        if kill_after == 0:
-            transport.abort(None, KILLED_BEFORE_START)
-            return RemoteError(self.party, None, "PartyKilled", KILLED_BEFORE_START)
-        if kill_after is not None:
-            transport = KillSwitch(transport, kill_after, lambda: self.node.stop(grace_s=0))
-        results: dict[str, Outcome] = {}
+        if job["kill"] == 0:
+            return killed_before_start(self.party, transport)
+        transport = kill_switch(transport, job["kill"], lambda: self.node.stop(grace_s=0))
+        run = Run(main, job["params"], job["seed"], job["timeout_s"], job["job_id"], Path(job["output_root"]))
         with make_runtime(job["runtime"]) as runtime:
             runtime.register_script(module_name, path)
-            ctx = Context(
-                self.party,
-                transport,
-                runtime,
-                params=job["params"],
-                seed=job["seed"],
-                job_id=job["job_id"],
-                timeout_s=job["timeout_s"],
-                output_dir=party_output_dir(Path(job["output_root"]), self.party, job["job_id"]),
-            )
-            run_one(main, ctx, job["params"], results)
-        return results[self.party]
+            return run_party(main, run.context(self.party, transport, runtime), run.params)
 
     def stop(self) -> None:
         if self.node is not None:
