@@ -9,7 +9,7 @@ import pytest
 
 from fedcore.context import Context
 from fedcore.errors import PartyDropped, ProtocolError, Timeout
-from fedcore.party.messages import Ok, RemoteError
+from fedcore.results import Ok, RemoteError
 from fedcore.runtime import make_runtime
 from fedcore.sim._party import KILLED_BEFORE_START, Run, killed_before_start, run_party
 from fedcore.sim.faults import FaultPlan, FaultyNetwork

@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 
 from fedcore.context import Context
-from fedcore.errors import ConfigError, ProtocolError
+from fedcore.errors import ProtocolError
 from fedcore.fl import discrete
 from fedcore.fl import dp as dpm
 from fedcore.fl.arrays import Params, flatten, unflatten
 from fedcore.fl.config import TrainConfig
 from fedcore.fl.messages import RoundStart
+from fedcore.secagg import secure_sum
 
 SECURE_BITS = 64  # ring width of secure aggregation: about 50 fractional bits at our ranges
 
@@ -45,14 +46,6 @@ def round_mu(ledger: discrete.SkellamLedger, included: int, picked: int) -> floa
     if picked == 0:
         return ledger.plan.party_mu(1)  # charged as if one party had been drawn
     return ledger.plan.party_mu(picked) * min(included, picked)
-
-
-def _secure_sum() -> Any:
-    try:
-        from fedcore.secagg import secure_sum
-    except ImportError as exc:
-        raise ConfigError(f"secure=true needs fedcore.secagg, which cannot be imported here: {exc}") from None
-    return secure_sum
 
 
 def _vector(
@@ -81,7 +74,7 @@ def contribute(
 ) -> Any:
     """Give this member's vector to round ``message.round``'s secure sum (None: not picked)."""
     vector, bound = _vector(ctx, message, delta, weight, config)
-    return _secure_sum()(
+    return secure_sum(
         ctx,
         vector,
         aggregator=coordinator,

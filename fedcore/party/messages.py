@@ -17,9 +17,9 @@ identity is never a field: it is the TLS certificate's party id.
       CANCEL   ------------------------------>  records ``cancelled``, stops its side
       ABORT    ------------------------------>  records ``failed`` (the initiator gave up)
 
-A party's outcome is one value, ``Outcome = Ok | RemoteError``: ok with its result, or an
-error naming the party, the step it was at and the error's kind. The daemon, the simulator
-and the CLI all carry this type; JSON output renders it with ``outcome_json``.
+A party's outcome is one value, ``Outcome = Ok | RemoteError`` (``fedcore.results``, below both
+the daemon and the simulator, which carry it; re-exported here): ok with its result, or an
+error naming the party, the step it was at and the error's kind.
 """
 
 from __future__ import annotations
@@ -30,9 +30,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from fedcore.errors import FedcoreError, ProtocolError
-from fedcore.results import jsonable
+from fedcore import errors, wire
+from fedcore.errors import ConfigError, FedcoreError, ProtocolError
+from fedcore.results import (
+    Ok,
+    Outcome,
+    RemoteError,
+    expect_map,
+    expect_opt_str,
+    expect_party,
+    expect_str,
+    outcome_from_wire,
+    outcome_json,
+    outcome_to_wire,
+)
 from fedcore.transport.base import PARTY_NAME
+
+__all__ = ["Ok", "Outcome", "RemoteError", "outcome_from_wire", "outcome_json", "outcome_to_wire"]
 
 
 class MessageKind(enum.Enum):
@@ -48,89 +62,6 @@ class MessageKind(enum.Enum):
     CANCEL = "job.cancel"
     ABORT = "job.abort"
     STATUS = "job.status"  # the reply to WAIT: state, new events, outcome once done
-
-
-# ---------------------------------------------------------------------------- outcome
-
-
-@dataclass(frozen=True)
-class Ok:
-    """A party's script returned ``result``."""
-
-    result: Any
-    ok: bool = field(default=True, init=False)
-
-
-@dataclass(frozen=True)
-class RemoteError:
-    """A party's side failed: at ``step`` (None before its first step), with an error of ``kind``.
-
-    ``kind`` is the exception's type name (``PartyDropped``, ``Timeout``, ``ValueError``...).
-    """
-
-    party: str
-    step: str | None
-    kind: str
-    message: str
-    ok: bool = field(default=False, init=False)
-
-    def __post_init__(self) -> None:
-        _name("RemoteError.party", self.party)
-        _opt_str("RemoteError.step", self.step)
-        _str("RemoteError.kind", self.kind)
-        _str("RemoteError.message", self.message)
-
-    def __str__(self) -> str:
-        return f"{self.kind}: {self.message}"
-
-    @classmethod
-    def from_exception(
-        cls, party: str, step: str | None, exc: BaseException, detail: str = ""
-    ) -> RemoteError:
-        """The outcome of ``party`` failing with ``exc`` at ``step``; ``detail`` is appended."""
-        return cls(party, step, type(exc).__name__, f"{exc}{detail}")
-
-
-Outcome: TypeAlias = Ok | RemoteError
-
-
-def outcome_json(outcome: Outcome) -> Any:
-    """JSON of one outcome: the result itself when ok, else ``{"error", "party", "step", "kind"}``."""
-    if isinstance(outcome, Ok):
-        return jsonable(outcome.result)
-    return {"error": str(outcome), "party": outcome.party, "step": outcome.step, "kind": outcome.kind}
-
-
-def outcome_to_wire(outcome: Outcome) -> dict[str, Any]:
-    """A wire-encodable map for one outcome (the result goes through the codec as it is)."""
-    if isinstance(outcome, Ok):
-        return {"ok": True, "result": outcome.result}
-    return {
-        "ok": False,
-        "party": outcome.party,
-        "step": outcome.step,
-        "kind": outcome.kind,
-        "message": outcome.message,
-    }
-
-
-def outcome_from_wire(value: Any, what: str = "outcome") -> Outcome:
-    """Validate a decoded outcome map.
-
-    Raises:
-        ProtocolError: not an outcome map.
-    """
-    body = _map(what, value)
-    if body.get("ok") is True:
-        return Ok(body.get("result"))
-    if body.get("ok") is False:
-        return RemoteError(
-            _field(body, "party", what),
-            body.get("step"),
-            _field(body, "kind", what),
-            _field(body, "message", what),
-        )
-    raise ProtocolError(f"{what}: expected ok true or false, got {body.get('ok')!r}")
 
 
 # ---------------------------------------------------------------------------- peer messages
@@ -151,7 +82,7 @@ class Propose:
 
     def __post_init__(self) -> None:
         _job_id(self.job_id)
-        _str("script", self.script)
+        expect_str("script", self.script)
         if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
             raise ProtocolError(f"job.propose: sha256 must be 64 hex digits, got {self.sha256[:80]!r}")
         if not isinstance(self.params, Mapping) or not all(isinstance(k, str) for k in self.params):
@@ -160,7 +91,7 @@ class Propose:
         if not isinstance(self.parties, tuple) or not self.parties:
             raise ProtocolError("job.propose: parties must be a non-empty list of party names")
         for p in self.parties:
-            _name("parties", p)
+            expect_party("parties", p)
         if len(set(self.parties)) != len(self.parties):
             raise ProtocolError(f"job.propose: parties {list(self.parties)} name a party twice")
         _positive("timeout_s", self.timeout_s)
@@ -189,9 +120,9 @@ class Refuse:
 
     def __post_init__(self) -> None:
         _job_id(self.job_id)
-        _name("party", self.party)
-        _str("error", self.error)
-        _str("reason", self.reason)
+        expect_party("party", self.party)
+        expect_str("error", self.error)
+        expect_str("reason", self.reason)
 
 
 @dataclass(frozen=True)
@@ -237,9 +168,9 @@ class Progress:
     kind: MessageKind = field(default=MessageKind.PROGRESS, init=False)
 
     def __post_init__(self) -> None:
-        _name("party", self.party)
-        _opt_str("step", self.step)
-        _opt_str("message", self.message)
+        expect_party("party", self.party)
+        expect_opt_str("step", self.step)
+        expect_opt_str("message", self.message)
         for name in ("done", "total"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
@@ -271,9 +202,9 @@ class Status:
 
     def __post_init__(self) -> None:
         _job_id(self.job_id)
-        _str("state", self.state)
+        expect_str("state", self.state)
         _int("total", self.total)
-        _opt_str("step", self.step)
+        expect_opt_str("step", self.step)
 
 
 @dataclass(frozen=True)
@@ -286,7 +217,7 @@ class Cancel:
 
     def __post_init__(self) -> None:
         _job_id(self.job_id)
-        _str("reason", self.reason)
+        expect_str("reason", self.reason)
 
 
 @dataclass(frozen=True)
@@ -300,8 +231,8 @@ class Abort:
 
     def __post_init__(self) -> None:
         _job_id(self.job_id)
-        _opt_str("step", self.step)
-        _str("reason", self.reason)
+        expect_opt_str("step", self.step)
+        expect_str("reason", self.reason)
 
 
 Message: TypeAlias = Propose | Accept | Refuse | Start | Wait | Progress | Status | Cancel | Abort
@@ -342,7 +273,7 @@ def from_wire(kind: MessageKind, value: Any) -> Message:
     Raises:
         ProtocolError: the body is not a valid message of that kind.
     """
-    body = _map(kind.value, value)
+    body = expect_map(kind.value, value)
 
     def get(key: str) -> Any:  # unchecked here: each dataclass validates its own fields
         return body.get(key)
@@ -372,7 +303,7 @@ def from_wire(kind: MessageKind, value: Any) -> Message:
 
 
 def _progress(value: Any) -> Progress:
-    body = _map("job.progress", value)
+    body = expect_map("job.progress", value)
     fields = ("party", "step", "done", "total", "message", "at")
     present = {k: body[k] for k in fields if body.get(k) is not None}
     return Progress(**{"party": body.get("party"), **present})
@@ -398,8 +329,6 @@ def kind_of(text: str) -> MessageKind:
 
 def refusal_error(refuse: Refuse) -> FedcoreError:
     """Rebuild a party's refusal as the fedcore error type it names."""
-    from fedcore import errors
-
     cls = getattr(errors, refuse.error, None)
     if isinstance(cls, type) and issubclass(cls, FedcoreError) and cls is not errors.ConfigError:
         return cls(refuse.reason)
@@ -409,33 +338,14 @@ def refusal_error(refuse: Refuse) -> FedcoreError:
 # ---------------------------------------------------------------------------- checks
 
 
-def _map(what: str, value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise ProtocolError(f"{what}: expected a map with string keys, got {type(value).__name__}")
-    return value
 
 
-def _field(body: dict[str, Any], key: str, what: str) -> Any:
-    if key not in body:
-        raise ProtocolError(f"{what}: {key} is missing")
-    return body[key]
 
 
-def _str(name: str, value: Any) -> None:
-    if not isinstance(value, str) or len(value) > 20_000:
-        raise ProtocolError(
-            f"{name}: expected a string (at most 20000 characters), got {type(value).__name__}"
-        )
 
 
-def _opt_str(name: str, value: Any) -> None:
-    if value is not None:
-        _str(name, value)
 
 
-def _name(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not PARTY_NAME.match(value):
-        raise ProtocolError(f"{name}: expected a party name, got {str(value)[:80]!r}")
 
 
 def _job_id(value: Any) -> None:
@@ -461,8 +371,6 @@ def _positive(name: str, value: Any) -> None:
 
 def encode(message: Message) -> bytes:
     """A message as a ``fedcore.wire`` map with its kind: a Control request or reply body."""
-    from fedcore import wire
-
     return wire.encode({"kind": message.kind.value, **to_wire(message)})
 
 
@@ -473,9 +381,7 @@ def decode(body: bytes, *expected: MessageKind) -> Message:
         ProtocolError: not a message, or not of an expected kind.
         DecodeError: not a valid wire encoding.
     """
-    from fedcore import wire
-
-    value = _map("control message", wire.decode(body))
+    value = expect_map("control message", wire.decode(body))
     kind = kind_of(str(value.get("kind", "")))
     if expected and kind not in expected:
         names = ", ".join(k.value for k in expected)
@@ -504,8 +410,6 @@ class RunRequest:
         Raises:
             ConfigError: naming the field and the expected form.
         """
-        from fedcore.errors import ConfigError
-
         if not isinstance(body, dict):
             raise ConfigError("a run request is a JSON object")
         parties = body.get("parties")

@@ -37,7 +37,7 @@ import msgpack
 
 from fedcore.context import ProgressEvent
 from fedcore.errors import FedcoreError
-from fedcore.party.messages import Outcome, RemoteError
+from fedcore.results import Outcome, RemoteError
 from fedcore.runtime import Runtime, make_runtime
 from fedcore.runtime._base import BACKENDS
 from fedcore.sim._exit import die_with_parent, stop_descendants, stop_helpers

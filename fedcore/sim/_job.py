@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fedcore.errors import ConfigError
-from fedcore.party.messages import Ok, Outcome, RemoteError, outcome_json
+from fedcore.results import Ok, Outcome, RemoteError, outcome_json
 from fedcore.transport import check_party_names
 
 DEFAULT_OUTPUT_ROOT = Path("fedcore-output")  # relative to the working directory

@@ -17,7 +17,7 @@ from typing import Any
 
 from fedcore.context import Context, ProgressSink
 from fedcore.errors import FedcoreError
-from fedcore.party.messages import Ok, Outcome, RemoteError
+from fedcore.results import Ok, Outcome, RemoteError
 from fedcore.runtime import Runtime
 from fedcore.sim.faults import PartyKilled
 from fedcore.transport import Transport

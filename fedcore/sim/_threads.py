@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from fedcore.party.messages import Outcome
+from fedcore.results import Outcome
 from fedcore.runtime import Runtime
 from fedcore.sim._party import Run, killed_before_start
 from fedcore.sim.faults import FaultPlan

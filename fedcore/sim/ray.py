@@ -34,7 +34,7 @@ from typing import Any
 from fedcore.context import DEFAULT_TIMEOUT_S
 from fedcore.errors import ConfigError
 from fedcore.params import convert_params
-from fedcore.party.messages import Outcome, RemoteError
+from fedcore.results import Outcome, RemoteError
 from fedcore.script import load_script
 from fedcore.sim._job import DEFAULT_OUTPUT_ROOT, SimResult, new_job_id, party_names
 from fedcore.sim._party import Run, killed_before_start, run_party
