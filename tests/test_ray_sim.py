@@ -51,8 +51,9 @@ def _close(a, b) -> None:
 def test_ray_engine_matches_local_engine(script):
     path = PROTOCOLS / script
     params = PARAMS[script]
-    on_ray = simulate_on_ray(path, names=NAMES, params=params, seed=11, timeout_s=60, runtime="threads",
-                             peer_timeout_s=20)
+    on_ray = simulate_on_ray(
+        path, names=NAMES, params=params, seed=11, timeout_s=60, runtime="threads", peer_timeout_s=20
+    )
     with make_runtime("threads", workers=2) as runtime:
         local = simulate(path, names=NAMES, params=params, seed=11, runtime=runtime)
     assert on_ray.errors() == {}
@@ -72,7 +73,12 @@ def test_plain_sum_on_ray_is_the_sum_of_inputs():
 
 def test_party_killed_before_start_fails_the_job_naming_it():
     result = simulate_on_ray(
-        PROTOCOLS / "plain_sum.py", names=NAMES, params={"dim": 3}, seed=0, timeout_s=30, kill={"bob": 0},
+        PROTOCOLS / "plain_sum.py",
+        names=NAMES,
+        params={"dim": 3},
+        seed=0,
+        timeout_s=30,
+        kill={"bob": 0},
         runtime="threads",
     )
     errors = result.errors()
@@ -94,8 +100,14 @@ def test_party_going_dark_after_its_send_is_noticed_by_heartbeat(tmp_path):
         "    return {}\n"
     )
     result = simulate_on_ray(
-        script, names=NAMES, seed=0, timeout_s=30, kill={"carol": 1}, runtime="threads",
-        heartbeat_s=0.2, peer_timeout_s=1.5,
+        script,
+        names=NAMES,
+        seed=0,
+        timeout_s=30,
+        kill={"carol": 1},
+        runtime="threads",
+        heartbeat_s=0.2,
+        peer_timeout_s=1.5,
     )
     errors = result.errors()
     assert "killed by fault injection" in errors["carol"]
@@ -105,8 +117,13 @@ def test_party_going_dark_after_its_send_is_noticed_by_heartbeat(tmp_path):
 
 def test_simulate_engine_ray_takes_the_kill_of_a_fault_plan():
     result = simulate(
-        PROTOCOLS / "plain_sum.py", engine="ray", names=NAMES, params={"dim": 3}, timeout_s=30,
-        faults=FaultPlan(kill={"bob": 0}), runtime="threads",
+        PROTOCOLS / "plain_sum.py",
+        engine="ray",
+        names=NAMES,
+        params={"dim": 3},
+        timeout_s=30,
+        faults=FaultPlan(kill={"bob": 0}),
+        runtime="threads",
     )
     errors = result.errors()
     assert "killed by fault injection" in errors["bob"]
@@ -133,10 +150,27 @@ def test_cli_engine_ray_with_address():
     address = ray.get_runtime_context().gcs_address
     assert address.startswith("127.0.0.1:")
     done = subprocess.run(
-        [sys.executable, "-m", "fedcore.cli", "simulate", str(PROTOCOLS / "plain_sum.py"), "--engine", "ray",
-         "--party-names", "alice,bob", "--param", "dim=3", "--json", "--runtime", "inline",
-         "--address", address],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "fedcore.cli",
+            "simulate",
+            str(PROTOCOLS / "plain_sum.py"),
+            "--engine",
+            "ray",
+            "--party-names",
+            "alice,bob",
+            "--param",
+            "dim=3",
+            "--json",
+            "--runtime",
+            "inline",
+            "--address",
+            address,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)

@@ -338,16 +338,6 @@ def refusal_error(refuse: Refuse) -> FedcoreError:
 # ---------------------------------------------------------------------------- checks
 
 
-
-
-
-
-
-
-
-
-
-
 def _job_id(value: Any) -> None:
     if not isinstance(value, str) or not PARTY_NAME.match(value):
         raise ProtocolError(f"job_id: expected an id like 'j-3f9a0c2e1b', got {str(value)[:80]!r}")

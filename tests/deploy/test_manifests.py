@@ -33,10 +33,20 @@ IN_CONTAINER_STATE = "/var/lib/fedcore"
 def kit(tmp_path_factory) -> Path:
     """A kit made as deploy/README.md says for containers: API on loopback TCP, state on a volume."""
     out = tmp_path_factory.mktemp("deploy") / "kit"
-    command = [sys.executable, "-m", "fedcore.cli", "provision", str(FEDERATION), "--out", str(out),
-               "--control", "tcp"]
-    done = subprocess.run([*command, "--state-dir", IN_CONTAINER_STATE], capture_output=True, text=True,
-                          timeout=120)
+    command = [
+        sys.executable,
+        "-m",
+        "fedcore.cli",
+        "provision",
+        str(FEDERATION),
+        "--out",
+        str(out),
+        "--control",
+        "tcp",
+    ]
+    done = subprocess.run(
+        [*command, "--state-dir", IN_CONTAINER_STATE], capture_output=True, text=True, timeout=120
+    )
     if "unrecognized arguments: --state-dir" in done.stderr:  # the README's one-line edit instead
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         for config in out.glob("*/party.toml"):
@@ -89,8 +99,13 @@ def interpolate(value, env: dict[str, str]):
 @pytest.fixture(scope="module")
 def compose(kit: Path) -> dict:
     protocols = party_toml(kit, "alice")["policy"]["scripts"][0]
-    env = {"FEDCORE_KIT": str(kit), "FEDCORE_PROTOCOLS": protocols, "FEDCORE_UID": "1000",
-           "FEDCORE_GID": "1000", "FEDCORE_STATE": str(kit.parent / "state")}
+    env = {
+        "FEDCORE_KIT": str(kit),
+        "FEDCORE_PROTOCOLS": protocols,
+        "FEDCORE_UID": "1000",
+        "FEDCORE_GID": "1000",
+        "FEDCORE_STATE": str(kit.parent / "state"),
+    }
     return interpolate(yaml.safe_load((DEPLOY / "compose.yaml").read_text()), env)
 
 
@@ -211,7 +226,7 @@ def generator_files(generator: dict, kit: Path) -> dict[str, Path]:
     for entry in generator["files"]:
         key, _, rel = entry.partition("=")
         assert rel.startswith("kit/"), entry
-        out[key] = kit / rel[len("kit/"):]
+        out[key] = kit / rel[len("kit/") :]
     return out
 
 
@@ -219,8 +234,8 @@ def test_kustomization_builds_secret_and_configmap_from_the_kit(k8s, kit):
     kustomization = k8s["Kustomization"]
     for resource in kustomization["resources"]:
         assert (DEPLOY / "k8s" / resource).is_file()
-    secret, = kustomization["secretGenerator"]
-    config_map, = kustomization["configMapGenerator"]
+    (secret,) = kustomization["secretGenerator"]
+    (config_map,) = kustomization["configMapGenerator"]
     secret_files, config_files = generator_files(secret, kit), generator_files(config_map, kit)
     for path in [*secret_files.values(), *config_files.values()]:
         assert path.is_file(), path
@@ -238,14 +253,14 @@ def test_deployment_mounts_every_file_party_toml_names(k8s, kit):
         kustomization["configMapGenerator"][0]["name"]: ("configMap", kustomization["configMapGenerator"][0]),
     }
     pod = k8s["Deployment"]["spec"]["template"]["spec"]
-    container, = pod["containers"]
+    (container,) = pod["containers"]
     volume_mounts = {m["name"]: m for m in container["volumeMounts"]}
     kit_mount = next(m for m in volume_mounts.values() if m["mountPath"] == "/etc/fedcore")
     assert kit_mount["readOnly"] is True
     volume = next(v for v in pod["volumes"] if v["name"] == kit_mount["name"])
     visible = {}
     for source in volume["projected"]["sources"]:
-        (kind, ref), = source.items()
+        ((kind, ref),) = source.items()
         assert names[ref["name"]][0] == kind
         keys = generator_files(names[ref["name"]][1], kit)
         for item in ref["items"]:
@@ -269,12 +284,12 @@ def test_deployment_mounts_every_file_party_toml_names(k8s, kit):
 
 def test_k8s_state_lives_on_a_persistent_volume(k8s, kit):
     pod = k8s["Deployment"]["spec"]["template"]["spec"]
-    container, = pod["containers"]
+    (container,) = pod["containers"]
     party = k8s["Deployment"]["metadata"]["name"].removeprefix("fedcore-")
     state = party_toml(kit, party)["state"]["dir"]
-    mount, = [m for m in container["volumeMounts"] if m["mountPath"] == state]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == state]
     assert not mount.get("readOnly")
-    volume, = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
     claim = k8s["PersistentVolumeClaim"]
     assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
@@ -283,13 +298,13 @@ def test_k8s_state_lives_on_a_persistent_volume(k8s, kit):
 
 def test_k8s_ports_match_the_kit(k8s, kit, federation):
     pod = k8s["Deployment"]["spec"]["template"]["spec"]
-    container, = pod["containers"]
-    peer, = [p for p in container["ports"] if p["name"] == "peer"]
+    (container,) = pod["containers"]
+    (peer,) = [p for p in container["ports"] if p["name"] == "peer"]
     party = k8s["Deployment"]["metadata"]["name"].removeprefix("fedcore-")
     listen = port_of(party_toml(kit, party)["party"]["listen"])
     assert peer["containerPort"] == federation[party]["peer_port"] == listen
     service = k8s["Service"]
-    service_port, = service["spec"]["ports"]
+    (service_port,) = service["spec"]["ports"]
     assert service_port["targetPort"] == "peer" and service_port["port"] == federation[party]["peer_port"]
     labels = k8s["Deployment"]["spec"]["template"]["metadata"]["labels"]
     assert all(labels[k] == v for k, v in service["spec"]["selector"].items())
@@ -308,8 +323,13 @@ def test_systemd_unit_serves_the_instance_kit_with_hardening(kit):
     config = "/etc/fedcore/%i/party.toml"
     assert service["ExecStart"].split()[1:] == ["party", "serve", config]
     for key, value in {
-        "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
-        "CapabilityBoundingSet": "", "PrivateDevices": "yes", "RestrictSUIDSGID": "yes",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "CapabilityBoundingSet": "",
+        "PrivateDevices": "yes",
+        "RestrictSUIDSGID": "yes",
     }.items():
         assert service[key] == value, key
     assert "/etc/fedcore/%i" in service["ReadOnlyPaths"].split()
@@ -323,7 +343,7 @@ def test_systemd_unit_serves_the_instance_kit_with_hardening(kit):
 
 def test_ray_cluster_example_installs_the_wheel_built_here_with_ray():
     cluster = yaml.safe_load((DEPLOY / "ray" / "cluster.yaml").read_text())
-    (remote, local), = cluster["file_mounts"].items()
+    ((remote, local),) = cluster["file_mounts"].items()
     assert local == "./dist"
     setup = " ".join(cluster["setup_commands"])
     assert f"{remote}/fedcore-*.whl" in setup and "[ray]" in setup
@@ -337,7 +357,9 @@ def test_ray_cluster_example_installs_the_wheel_built_here_with_ray():
 def run_probe(config: Path, address: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(DEPLOY / "healthcheck.py"), str(config), "--address", address, "--timeout", "3"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -378,7 +400,9 @@ def test_probe_dials_loopback_for_a_wildcard_bind():
 
 
 DOCS = [
-    ROOT / "README.md", ROOT / "parties" / "README.md", *sorted(p for p in DEPLOY.rglob("*") if p.is_file())
+    ROOT / "README.md",
+    ROOT / "parties" / "README.md",
+    *sorted(p for p in DEPLOY.rglob("*") if p.is_file()),
 ]
 FROM_PYPI = re.compile(r"""^['"]?fedcore(\[[\w,]*\])?([=<>~!].*)?['"]?$""")
 

@@ -36,7 +36,10 @@ def free_ports(count: int) -> list[int]:
 
 def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "fedcore.cli", *args], capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "fedcore.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         cwd=REPO,
     )
 
@@ -44,8 +47,13 @@ def cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
 def write_federation(path: Path, ports: list[int], parties: tuple[str, ...] = PARTIES) -> None:
     lines = ['federation = "testfed"']
     for i, party in enumerate(parties):
-        lines += ["[[party]]", f'id = "{party}"', 'host = "127.0.0.1"',
-                  f"peer_port = {ports[i]}", f"control_port = {ports[len(parties) + i]}"]
+        lines += [
+            "[[party]]",
+            f'id = "{party}"',
+            'host = "127.0.0.1"',
+            f"peer_port = {ports[i]}",
+            f"control_port = {ports[len(parties) + i]}",
+        ]
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -67,7 +75,9 @@ class Federation:
         log = open(self.kit / f"{party}.log", "ab")  # noqa: SIM115 - the process owns it
         self.procs[party] = subprocess.Popen(
             [sys.executable, "-m", "fedcore.cli", "party", "serve", str(self.config(party))],
-            stdout=log, stderr=log, cwd=REPO,
+            stdout=log,
+            stderr=log,
+            cwd=REPO,
         )
         self.wait_ready(party)
 
@@ -113,10 +123,26 @@ class Federation:
     def log(self, party: str) -> str:
         return (self.kit / f"{party}.log").read_text(errors="replace")
 
-    def job(self, script: str | Path, initiator: str, *extra: str, parties: str = "alice,bob,carol",
-            timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        return cli("job", "run", str(script), "--config", str(self.config(initiator)), "--parties", parties,
-                   "--json", *extra, timeout=timeout)
+    def job(
+        self,
+        script: str | Path,
+        initiator: str,
+        *extra: str,
+        parties: str = "alice,bob,carol",
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess[str]:
+        return cli(
+            "job",
+            "run",
+            str(script),
+            "--config",
+            str(self.config(initiator)),
+            "--parties",
+            parties,
+            "--json",
+            *extra,
+            timeout=timeout,
+        )
 
 
 def _policy_dir(root: Path, party: str) -> Path:

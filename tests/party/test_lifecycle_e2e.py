@@ -81,8 +81,18 @@ def test_detach_wait_and_result_after_cli_exit_and_restart(federation: Federatio
 
 
 def test_ctrl_c_detaches_and_cancel_reaches_every_party(federation: Federation) -> None:
-    cmd = [sys.executable, "-m", "fedcore.cli", "job", "run", str(WAIT_STEP), "--config",
-           str(federation.config("alice")), "--parties", "alice,bob,carol"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fedcore.cli",
+        "job",
+        "run",
+        str(WAIT_STEP),
+        "--config",
+        str(federation.config("alice")),
+        "--parties",
+        "alice,bob,carol",
+    ]
     run = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
     assert run.stderr is not None
     first = run.stderr.readline()
@@ -146,12 +156,27 @@ def test_a_second_uid_is_refused(federation: Federation) -> None:
     alice = load_config(federation.config("alice"))
     sock = federation.config("bob").parent / "control.sock"
     # the system python: nobody cannot enter /root, where the test's interpreter may live
-    cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c",
-           NOBODY_REQUESTS, str(alice.control.port), str(alice.api_token_file), str(sock)]
+    cmd = [
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "/usr/bin/python3",
+        "-c",
+        NOBODY_REQUESTS,
+        str(alice.control.port),
+        str(alice.api_token_file),
+        str(sock),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"none": 401, "wrong": 401, "query": 401, "token": "denied",
-                                       "unix": "denied"}
+    assert json.loads(proc.stdout) == {
+        "none": 401,
+        "wrong": 401,
+        "query": 401,
+        "token": "denied",
+        "unix": "denied",
+    }
     with federation.api("alice") as api:  # the operator with the token is served
         assert api.get("/api/v1/ping")["party"] == "alice"
     assert not any(j["script"] == "nobody.py" for j in federation.api("alice").get("/api/v1/jobs")["jobs"])
@@ -175,8 +200,17 @@ def test_token_query_sets_a_cookie_for_a_browser(federation: Federation) -> None
 
 
 def test_sigterm_party_leaves_fedavg_and_the_others_finish(federation: Federation) -> None:
-    started = federation.job(REPO / "protocols" / "fedavg_digits.py", "alice", "--param", "rounds=10",
-                             "--param", "local_epochs=25", "--param", "min_parties=2", "--detach")
+    started = federation.job(
+        REPO / "protocols" / "fedavg_digits.py",
+        "alice",
+        "--param",
+        "rounds=10",
+        "--param",
+        "local_epochs=25",
+        "--param",
+        "min_parties=2",
+        "--detach",
+    )
     assert started.returncode == 0, started.stderr
     job_id = _json(started)["job_id"]
     _wait_state(federation, "carol", job_id, "running", "round 2")  # training, past the start-up

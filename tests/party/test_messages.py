@@ -53,15 +53,25 @@ def test_outcome_json_and_refusal_errors() -> None:
     assert m.outcome_json(m.Ok({"a": (1, 2)})) == {"a": [1, 2]}
     error = m.RemoteError.from_exception("carol", "round 3", ValueError("bad input"), " (at s.py:9)")
     assert error.kind == "ValueError" and str(error) == "ValueError: bad input (at s.py:9)"
-    assert m.outcome_json(error) == {"error": "ValueError: bad input (at s.py:9)", "party": "carol",
-                                     "step": "round 3", "kind": "ValueError"}
+    assert m.outcome_json(error) == {
+        "error": "ValueError: bad input (at s.py:9)",
+        "party": "carol",
+        "step": "round 3",
+        "kind": "ValueError",
+    }
     refused = m.refusal_error(m.Refuse("j-1", "bob", "PolicyRefused", "bob refuses the job: hash differs"))
     assert isinstance(refused, PolicyRefused) and "hash differs" in str(refused)
 
 
 def test_run_request_names_the_bad_field() -> None:
-    good = {"script": "s.py", "sha256": "a" * 64, "parties": ["alice"], "params": {}, "seed": 1,
-            "timeout_s": 5}
+    good = {
+        "script": "s.py",
+        "sha256": "a" * 64,
+        "parties": ["alice"],
+        "params": {},
+        "seed": 1,
+        "timeout_s": 5,
+    }
     assert m.RunRequest.from_json(good).parties == ("alice",)
     for key, value in (("parties", []), ("seed", True), ("timeout_s", -1), ("params", [1])):
         with pytest.raises(ConfigError, match=f"run request: {key} must be"):

@@ -29,8 +29,9 @@ def kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cfg")
     (root / "federation.toml").write_text(FEDERATION)
     (root / "protocols").mkdir()
-    provision(load_federation(root / "federation.toml"), root / "kit", protocols=root / "protocols",
-              control="tcp")
+    provision(
+        load_federation(root / "federation.toml"), root / "kit", protocols=root / "protocols", control="tcp"
+    )
     return root / "kit"
 
 
@@ -74,8 +75,9 @@ def test_provisioned_config_loads(kit: Path) -> None:
         ("[tls]", "[tlss]", "tlss", "unknown section"),
     ],
 )
-def test_errors_name_file_key_and_form(kit: Path, tmp_path: Path, old: str, new: str, key: str,
-                                       expected: str) -> None:
+def test_errors_name_file_key_and_form(
+    kit: Path, tmp_path: Path, old: str, new: str, key: str, expected: str
+) -> None:
     path = _edit(kit, tmp_path, old, new)
     with pytest.raises(ConfigError) as info:
         load_config(path)
@@ -119,8 +121,9 @@ def test_tcp_control_needs_a_private_token_file(kit: Path, tmp_path: Path) -> No
 def test_provision_defaults_to_the_unix_socket(tmp_path: Path) -> None:
     (tmp_path / "federation.toml").write_text(FEDERATION)
     (tmp_path / "protocols").mkdir()
-    provision(load_federation(tmp_path / "federation.toml"), tmp_path / "kit",
-              protocols=tmp_path / "protocols")
+    provision(
+        load_federation(tmp_path / "federation.toml"), tmp_path / "kit", protocols=tmp_path / "protocols"
+    )
     config = load_config(tmp_path / "kit" / "alice" / "party.toml")
     assert config.control.unix_path == tmp_path / "kit" / "alice" / "control.sock"
     assert (tmp_path / "kit" / "alice" / "operator.token").stat().st_mode & 0o777 == 0o600

@@ -19,8 +19,9 @@ Federation = Any  # the conftest fixture's object
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fedcore.cli", *args], capture_output=True, text=True,
-                          timeout=60, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "fedcore.cli", *args], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
 
 
 def _results(proc: subprocess.CompletedProcess[str]) -> dict:
@@ -29,9 +30,21 @@ def _results(proc: subprocess.CompletedProcess[str]) -> dict:
 
 def test_plain_sum_job_sums_every_input(federation: Federation) -> None:
     # -v: a line per party per step on stderr (without it, only the result is printed)
-    proc = federation.cli("-v", "job", "run", str(REPO / "protocols" / "plain_sum.py"), "--config",
-                          str(federation.config("alice")), "--parties", "alice,bob,carol", "--json",
-                          "--param", "dim=4", "--seed", "7")
+    proc = federation.cli(
+        "-v",
+        "job",
+        "run",
+        str(REPO / "protocols" / "plain_sum.py"),
+        "--config",
+        str(federation.config("alice")),
+        "--parties",
+        "alice,bob,carol",
+        "--json",
+        "--param",
+        "dim=4",
+        "--seed",
+        "7",
+    )
     assert proc.returncode == 0, proc.stderr
     parties = _results(proc)
     inputs = [np.array(parties[p]["input"]) for p in ("alice", "bob", "carol")]
@@ -44,7 +57,9 @@ def test_status_and_job_list(federation: Federation) -> None:
     assert status.returncode == 0, status.stderr
     report = json.loads(status.stdout)
     assert {p["peer"]: (p["reachable"], p["tls_verified"], p["identity"]) for p in report["peers"]} == {
-        "alice": (True, True, "alice"), "carol": (True, True, "carol")}
+        "alice": (True, True, "alice"),
+        "carol": (True, True, "carol"),
+    }
     assert report["certificate"]["days_left"] > 800
     assert all(p["cert_expires"] and p["cert_expires"][:2] == "20" for p in report["peers"])
     socket_path = federation.config("bob").parent / "control.sock"
@@ -115,8 +130,19 @@ def _wait_until_waiting(federation: Federation, party: str) -> str:
 
 def test_killed_daemon_fails_job_naming_it_then_restart_runs_next(federation: Federation) -> None:
     script = REPO / "tests/party/scripts/wait_step.py"
-    cmd = [sys.executable, "-m", "fedcore.cli", "job", "run", str(script), "--config",
-           str(federation.config("alice")), "--parties", "alice,bob,carol", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fedcore.cli",
+        "job",
+        "run",
+        str(script),
+        "--config",
+        str(federation.config("alice")),
+        "--parties",
+        "alice,bob,carol",
+        "--json",
+    ]
     job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     try:
         _wait_until_waiting(federation, "carol")

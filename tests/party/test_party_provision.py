@@ -127,9 +127,11 @@ def test_party_check_rejects_certificate_of_another_ca(kit: Path, tmp_path: Path
 
 @pytest.mark.parametrize(
     ("old", "new", "key"),
-    [("peer_port = 17301", 'peer_port = "x"', "party[0].peer_port"),
-     ('id = "bob"', 'id = "alice"', "party[1].id"),
-     ('federation = "prov"', "federation = 1", "federation")],
+    [
+        ("peer_port = 17301", 'peer_port = "x"', "party[0].peer_port"),
+        ('id = "bob"', 'id = "alice"', "party[1].id"),
+        ('federation = "prov"', "federation = 1", "federation"),
+    ],
 )
 def test_federation_file_errors(tmp_path: Path, old: str, new: str, key: str) -> None:
     path = tmp_path / "federation.toml"

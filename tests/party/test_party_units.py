@@ -46,8 +46,9 @@ def test_policy_accepts_allowed_script_with_same_hash(policy: Policy, tmp_path: 
         ("sum.py", None, "carol", "bob refuses the job: initiator not allowed (carol"),
     ],
 )
-def test_policy_refusals_name_party_and_reason(policy: Policy, tmp_path: Path, name: str, sha: str | None,
-                                               initiator: str, reason: str) -> None:
+def test_policy_refusals_name_party_and_reason(
+    policy: Policy, tmp_path: Path, name: str, sha: str | None, initiator: str, reason: str
+) -> None:
     sha = sha or _sha(tmp_path / "protocols" / "sum.py")
     with pytest.raises(PolicyRefused, match=reason.replace("(", r"\(")):
         policy.check(name, sha, initiator)
@@ -101,8 +102,15 @@ def test_table_keeps_only_recent_finished_jobs(tmp_path: Path) -> None:
 
 
 def test_proposal_validation_takes_initiator_from_certificate() -> None:
-    body = {"job_id": "j-1", "script": "sum.py", "sha256": "0" * 64, "params": {}, "seed": 0,
-            "parties": ["alice", "bob"], "timeout_s": 5}
+    body = {
+        "job_id": "j-1",
+        "script": "sum.py",
+        "sha256": "0" * 64,
+        "params": {},
+        "seed": 0,
+        "parties": ["alice", "bob"],
+        "timeout_s": 5,
+    }
     proposal = m.from_wire(m.MessageKind.PROPOSE, body)
     assert isinstance(proposal, m.Propose)
     assert job_from_proposal(proposal, initiator="alice").initiator == "alice"
@@ -116,6 +124,16 @@ def test_exported_names() -> None:
     import fedcore.party
 
     assert fedcore.party.__all__ == [
-        "Job", "JobState", "Ok", "Outcome", "PartyConfig", "PartyDaemon", "Policy", "RemoteError",
-        "load_config", "load_federation", "provision", "verify_tls",
+        "Job",
+        "JobState",
+        "Ok",
+        "Outcome",
+        "PartyConfig",
+        "PartyDaemon",
+        "Policy",
+        "RemoteError",
+        "load_config",
+        "load_federation",
+        "provision",
+        "verify_tls",
     ]

@@ -129,12 +129,14 @@ def test_the_original_form_and_its_errors_are_unchanged(tmp_path: Path, monkeypa
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["renew", "KIT"], "required: --party"),
-     (["renew", "--party", "bob"], "required: KIT_DIR"),
-     (["renew", "KIT", "--party", "bob", "--out", "x"], "--out not allowed"),
-     (["rotate-ca", "KIT", "--party", "bob"], "--party not allowed"),
-     (["rotate-ca", "KIT", "--finish", "--valid-days", "3"], "--valid-days (with --finish) not allowed"),
-     (["renew", "KIT", "--party", "bob", "--valid-days", "0"], "expected a number of days")],
+    [
+        (["renew", "KIT"], "required: --party"),
+        (["renew", "--party", "bob"], "required: KIT_DIR"),
+        (["renew", "KIT", "--party", "bob", "--out", "x"], "--out not allowed"),
+        (["rotate-ca", "KIT", "--party", "bob"], "--party not allowed"),
+        (["rotate-ca", "KIT", "--finish", "--valid-days", "3"], "--valid-days (with --finish) not allowed"),
+        (["renew", "KIT", "--party", "bob", "--valid-days", "0"], "expected a number of days"),
+    ],
 )
 def test_kit_actions_refuse_wrong_options(kit: Path, args: list[str], message: str) -> None:
     proc = cli("provision", *[str(kit) if a == "KIT" else a for a in args])
@@ -159,7 +161,9 @@ def test_rotate_ca_bundles_both_cas_then_finish_drops_the_old_one(kit: Path) -> 
         assert pki.verify_party_cert(old[party]["party.pem"], files["ca.pem"]) == party  # old still accepted
         assert files["party.key"] != old[party]["party.key"] and _mode(kit / party / "party.key") == 0o600
         assert verify_tls(load_config(kit / party / "party.toml"))["trusted_cas"] == [
-            pki.cert_info(new_ca)["subject"], pki.cert_info(old_ca)["subject"]]
+            pki.cert_info(new_ca)["subject"],
+            pki.cert_info(old_ca)["subject"],
+        ]
     assert pki.party_hosts(_read(kit / "bob")["party.pem"]) == ["bob.example.org"]
 
     proc = cli("provision", "rotate-ca", str(kit))

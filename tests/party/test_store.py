@@ -16,9 +16,18 @@ from fedcore.party.store import JobStore
 
 
 def _record(job_id: str = "j-1", state: str = "proposed") -> dict:
-    return {"job_id": job_id, "script": "sum.py", "sha256": "0" * 64, "params": {"rounds": 2}, "seed": 3,
-            "timeout_s": 10.0, "initiator": "alice", "parties": ("alice", "bob"), "state": state,
-            "created": 100.0}
+    return {
+        "job_id": job_id,
+        "script": "sum.py",
+        "sha256": "0" * 64,
+        "params": {"rounds": 2},
+        "seed": 3,
+        "timeout_s": 10.0,
+        "initiator": "alice",
+        "parties": ("alice", "bob"),
+        "state": state,
+        "created": 100.0,
+    }
 
 
 def test_job_survives_reopen_and_running_jobs_become_interrupted(tmp_path: Path) -> None:
@@ -48,8 +57,11 @@ def test_large_arrays_go_to_npy_files_and_come_back(tmp_path: Path) -> None:
     store.set_outcome("j-1", "bob", RemoteError("bob", "round 2", "PartyDropped", "carol left"))
     files = list((tmp_path / "jobs" / "j-1").glob("*.npy"))
     assert [f.name for f in files] == ["result-alice-0.npy"]
-    (text,) = sqlite3.connect(tmp_path / "jobs.sqlite3").execute("SELECT result FROM outcomes "
-                                                                  "WHERE party = 'alice'").fetchone()
+    (text,) = (
+        sqlite3.connect(tmp_path / "jobs.sqlite3")
+        .execute("SELECT result FROM outcomes WHERE party = 'alice'")
+        .fetchone()
+    )
     assert len(text) < 200  # the weights are not in the JSON text
     outcomes = JobStore(tmp_path).outcomes("j-1")
     alice = outcomes["alice"]
@@ -63,8 +75,11 @@ def test_migrates_a_version_1_file_and_refuses_a_newer_one(tmp_path: Path) -> No
     path = tmp_path / "jobs.sqlite3"
     db = sqlite3.connect(path)
     db.executescript(f"BEGIN; {store_mod.MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
-    db.execute("INSERT INTO jobs VALUES ('j-old', 's.py', ?, '{}', 0, 5.0, 'bob', '[\"bob\"]', 'succeeded', "
-               "NULL, NULL, 1.0, 1.0, 2.0)", ("0" * 64,))
+    db.execute(
+        "INSERT INTO jobs VALUES ('j-old', 's.py', ?, '{}', 0, 5.0, 'bob', '[\"bob\"]', 'succeeded', "
+        "NULL, NULL, 1.0, 1.0, 2.0)",
+        ("0" * 64,),
+    )
     db.commit()
     db.close()
     store = JobStore(tmp_path)

@@ -28,13 +28,32 @@ scalars = (
 keys = st.none() | st.booleans() | st.integers() | st.text() | st.binary()
 values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=5)
-    | st.lists(children, max_size=5).map(tuple)
-    | st.dictionaries(keys, children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.lists(children, max_size=5).map(tuple)
+        | st.dictionaries(keys, children, max_size=5)
+    ),
     max_leaves=30,
 )
-dtypes = st.sampled_from(["bool", "int8", "uint8", "int16", "int32", "uint32", "int64", "uint64",
-                          "float16", "float32", "float64", "complex64", "complex128", ">i4", ">f8"])
+dtypes = st.sampled_from(
+    [
+        "bool",
+        "int8",
+        "uint8",
+        "int16",
+        "int32",
+        "uint32",
+        "int64",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+        ">i4",
+        ">f8",
+    ]
+)
 
 
 def same(a: object, b: object) -> bool:
