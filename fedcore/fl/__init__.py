@@ -17,6 +17,8 @@
 torch and dp_accounting are imported only by the modules that need them.
 """
 
+from typing import TYPE_CHECKING
+
 from fedcore.fl.strategies import (
     STRATEGIES,
     Aggregate,
@@ -50,6 +52,9 @@ __all__ = [
     "train_numpy",
     "train_torch",
 ]
+
+if TYPE_CHECKING:  # for type checkers only: at run time they load on first use (below)
+    from fedcore.fl.api import train_numpy, train_torch
 
 _LAZY = {"train_numpy", "train_torch"}  # imported on first use: the round loop pulls in dp_accounting
 

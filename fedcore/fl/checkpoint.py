@@ -70,7 +70,7 @@ def save_checkpoint(directory: str | Path, checkpoint: Checkpoint) -> Path:
     path = directory / f"round-{checkpoint.round:05d}.npz"
     tmp = directory / f".{path.name}.tmp"
     with tmp.open("wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, allow_pickle=False, **arrays)
     os.replace(tmp, path)
     _write_json(directory / "history.json", meta)
     return path

@@ -127,10 +127,13 @@ def weighted_mean(rnd: int, updates: Sequence[Update]) -> Params:
     """``Σ n_i Δ_i / Σ n_i`` over updates with samples (float64)."""
     used = _used(rnd, updates)
     total = float(sum(u.samples for u in used))
-    return [
-        sum(np.asarray(u.delta[k], dtype=np.float64) * (u.samples / total) for u in used)
-        for k in range(len(used[0].delta))
-    ]
+    means: Params = []
+    for k in range(len(used[0].delta)):
+        mean = np.zeros(np.shape(used[0].delta[k]), dtype=np.float64)
+        for u in used:
+            mean += np.asarray(u.delta[k], dtype=np.float64) * (u.samples / total)
+        means.append(mean)
+    return means
 
 
 @dataclass(frozen=True)
@@ -209,7 +212,8 @@ class FedAdagrad(FedOpt):
     name: ClassVar[str] = "fedadagrad"
 
     def second_moment(self, v: np.ndarray, d2: np.ndarray) -> np.ndarray:
-        return v + d2
+        total: np.ndarray = v + d2
+        return total
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,8 @@ class FedYogi(FedOpt):
     name: ClassVar[str] = "fedyogi"
 
     def second_moment(self, v: np.ndarray, d2: np.ndarray) -> np.ndarray:
-        return v - (1 - self.beta2) * d2 * np.sign(v - d2)
+        moment: np.ndarray = v - (1 - self.beta2) * d2 * np.sign(v - d2)
+        return moment
 
 
 @dataclass(frozen=True)

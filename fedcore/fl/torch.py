@@ -11,7 +11,7 @@ once so a thousand parties do not each start a pool of math threads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -19,9 +19,7 @@ from torch import nn
 
 from fedcore.errors import ProtocolError
 from fedcore.fl.arrays import Params
-from fedcore.fl.torchloop import FitResult, batches, fit_local
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from fedcore.fl.torchloop import FitResult, LossFn, batches, fit_local
 
 
 def get_params(model: nn.Module) -> Params:

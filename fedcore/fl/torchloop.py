@@ -22,7 +22,8 @@ from fedcore.errors import ConfigError
 
 DEVICES = ("cpu", "cuda", "auto")
 Optimizer = Callable[[Any], torch.optim.Optimizer]
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[..., torch.Tensor]
+"""``loss(output, target)``; evaluation also passes ``reduction="sum"``, as torch's losses take."""
 
 
 def resolve_device(device: str | torch.device, index: int = 0) -> torch.device:
@@ -45,7 +46,7 @@ class Batches:
     """A party's data as minibatches: tensors sliced directly, or a DataLoader."""
 
     tensors: tuple[torch.Tensor, torch.Tensor] | None
-    loader: DataLoader | None
+    loader: DataLoader[Any] | None
     batch_size: int
 
     def __len__(self) -> int:
@@ -56,7 +57,7 @@ class Batches:
     def epoch(self, generator: torch.Generator | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass: shuffled when ``generator`` is given (tensor path), in order otherwise."""
         if self.tensors is None:
-            yield from self.loader  # type: ignore[misc, union-attr]
+            yield from self.loader  # type: ignore[misc]
             return
         x, y = self.tensors
         n = len(y)
@@ -118,7 +119,7 @@ def fit_local(
             if mu > 0:
                 prox = sum(torch.sum((p - a) ** 2) for p, a in zip(model.parameters(), anchor, strict=True))
                 loss = loss + 0.5 * mu * prox
-            loss.backward()
+            torch.autograd.backward(loss)
             optimizer.step()
             steps += 1
     return FitResult(len(data), steps, total / max(steps, 1))

@@ -59,7 +59,8 @@ def fit_binner(x: np.ndarray, bins: int, rng: np.random.Generator) -> Binner:
 def _column_thresholds(column: np.ndarray, bins: int) -> np.ndarray:
     distinct = np.unique(column)
     if len(distinct) <= bins:
-        return (distinct[:-1] + distinct[1:]) * 0.5
+        middles: np.ndarray = (distinct[:-1] + distinct[1:]) * 0.5
+        return middles
     percentiles = np.linspace(0, 100, num=bins + 1)[1:-1]
     return np.asarray(np.percentile(column, percentiles, method="averaged_inverted_cdf"), dtype=np.float64)
 

@@ -90,7 +90,8 @@ def loss(objective: str, raw: np.ndarray, y: np.ndarray) -> float:
 
 
 def expit(raw: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-raw))
+    result: np.ndarray = 1.0 / (1.0 + np.exp(-raw))
+    return result
 
 
 # --------------------------------------------------------------------------- splits

@@ -13,6 +13,8 @@ def test_grpc_transport_exports() -> None:
         "Revoked",
         "TlsFiles",
         "TlsMaterial",
+        "peer_certificate",
+        "split_address",
     ]
 
 
