@@ -18,6 +18,7 @@ these checks with probability below 2^-(k * headroom_bits).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import SupportsInt
 
 import numpy as np
 
@@ -52,14 +53,14 @@ def pack(values: np.ndarray, slot_bits: int, slots: int) -> list[int]:
     return [int.from_bytes(row.tobytes(), "little") - offset for row in packed]
 
 
-def centre(plaintext: int, n: int) -> int:
+def centre(plaintext: SupportsInt, n: int) -> int:
     """The representative of ``plaintext`` mod n in (-n/2, n/2]."""
     plaintext = int(plaintext)
     return plaintext - n if plaintext > n // 2 else plaintext
 
 
 def unpack(
-    plaintexts: Sequence[int], n: int, slot_bits: int, slots: int, length: int, bound: int
+    plaintexts: Sequence[SupportsInt], n: int, slot_bits: int, slots: int, length: int, bound: int
 ) -> np.ndarray | None:
     """Unpack plaintexts (in [0, n)) made of ``slots`` slots into ``length`` int64 values.
 
@@ -104,7 +105,7 @@ def _fields(raw: np.ndarray, slot_bits: int, slots: int) -> np.ndarray:
     return np.packbits(wide, axis=1, bitorder="little").view("<u8").reshape(-1)
 
 
-def unpack_single(plaintexts: Sequence[int], n: int, bound: int) -> list[int] | None:
+def unpack_single(plaintexts: Sequence[SupportsInt], n: int, bound: int) -> list[int] | None:
     """Decode one signed value per plaintext; None if any lies beyond ``bound``."""
     values = [centre(p, n) for p in plaintexts]
     if any(abs(v) > bound for v in values):

@@ -74,6 +74,9 @@ import gmpy2
 from gmpy2 import mpz
 
 BigInt: TypeAlias = mpz  # gmpy2's integer: the type of this tier's ciphertexts and plaintexts
+# What this tier accepts where a value may arrive either way (a key's n, a peer's ciphertext):
+# gmpy2 mixes the two freely, and the stubs keep mpz distinct from int.
+IntLike: TypeAlias = int | BigInt
 
 WINDOW_BITS = 8
 MIN_KEY_BITS = 32  # raw tier only; fedcore.he enforces its own, much higher, floor
@@ -81,7 +84,7 @@ MAX_KEY_BITS = 16384
 _SMALL_PRIMES_PRODUCT = math.prod(int(p) for p in range(3, 2000, 2) if gmpy2.is_prime(p))
 
 
-def check_modulus(n: int, min_bits: int, max_bits: int = MAX_KEY_BITS) -> int:
+def check_modulus(n: IntLike, min_bits: int, max_bits: int = MAX_KEY_BITS) -> int:
     """``n`` as an int, if it can be a Paillier modulus from outside (another party, phe).
 
     Raises:
@@ -98,7 +101,7 @@ def check_modulus(n: int, min_bits: int, max_bits: int = MAX_KEY_BITS) -> int:
     return n
 
 
-def check_factors(n: int, p: int, q: int) -> None:
+def check_factors(n: IntLike, p: IntLike, q: IntLike) -> None:
     """Refuse (p, q) unless they are two distinct probable primes (50 Miller-Rabin rounds) with p q = n.
 
     Raises:
@@ -170,7 +173,7 @@ class CRTDecryptor:
 
     __slots__ = ("hp", "hq", "n", "n2", "p", "p1", "p2", "p_inv_q", "q", "q1", "q2")
 
-    def __init__(self, p: int, q: int, *, check: bool = True):
+    def __init__(self, p: IntLike, q: IntLike, *, check: bool = True):
         p, q = mpz(min(p, q)), mpz(max(p, q))
         if p == q or (check and not (gmpy2.is_prime(p) and gmpy2.is_prime(q))):
             raise ValueError("Paillier private key needs two distinct primes")
@@ -187,11 +190,11 @@ class CRTDecryptor:
         g_pow = gmpy2.powmod(self.n + 1, prime - 1, prime2)
         return gmpy2.invert((g_pow - 1) // prime, prime)
 
-    def decrypt(self, c: int) -> mpz:
+    def decrypt(self, c: IntLike) -> mpz:
         """The plaintext of ciphertext ``c`` (0 < c < n^2), in [0, n)."""
         return self.decrypt_many([c])[0]
 
-    def decrypt_many(self, ciphertexts: Sequence[int]) -> list[mpz]:
+    def decrypt_many(self, ciphertexts: Sequence[IntLike]) -> list[mpz]:
         """The plaintexts in [0, n) of many ciphertexts.
 
         Each ciphertext is reduced mod p^2 and q^2 first (the exponentiations then work on
@@ -210,7 +213,7 @@ class CRTDecryptor:
             out.append(mp + (mq - mp) * p_inv_q % q * p)
         return out
 
-    def decrypt_fields(self, ciphertexts: Sequence[int], field_bits: int, per: int) -> list[int]:
+    def decrypt_fields(self, ciphertexts: Sequence[IntLike], field_bits: int, per: int) -> list[int]:
         """Plaintexts known to be below 2^field_bits, ``per`` of them to one exponentiation.
 
         With the factors, a group c_0..c_{k-1} is folded into C = prod_j c_j^(2^(B j)) by
@@ -257,7 +260,7 @@ class CRTDecryptor:
         return values
 
 
-def make_hs(n: int) -> mpz:
+def make_hs(n: IntLike) -> mpz:
     """A fresh DJN base h_s = (-x^2)^n mod n^2 for x uniform in Z_n^* (see module docstring)."""
     n = mpz(n)
     while True:
@@ -280,7 +283,7 @@ class FixedBaseTable:
 
     __slots__ = ("_exponent_bytes", "_rows", "modulus")
 
-    def __init__(self, base: int, modulus: int, exponent_bits: int):
+    def __init__(self, base: IntLike, modulus: IntLike, exponent_bits: int):
         self.modulus = mpz(modulus)
         self._exponent_bytes = (exponent_bits + 7) // 8
         base = mpz(base) % self.modulus
@@ -315,7 +318,7 @@ class DJNEncryptor:
         hs: a base from ``make_hs(n)``.
     """
 
-    def __init__(self, n: int, hs: int):
+    def __init__(self, n: IntLike, hs: IntLike):
         self.n = mpz(n)
         self.n2 = self.n * self.n
         self.exponent_bits = (self.n.bit_length() + 1) // 2
@@ -357,7 +360,7 @@ class CRTEncryptor:
 
     __slots__ = ("_p2_inv", "_table_p", "_table_q", "exponent_bits", "n", "n2", "p2", "q2")
 
-    def __init__(self, p: int, q: int, hs: int):
+    def __init__(self, p: IntLike, q: IntLike, hs: IntLike):
         p, q = mpz(p), mpz(q)
         self.n = p * q
         self.n2 = self.n * self.n
@@ -395,20 +398,20 @@ class CRTEncryptor:
         raise TypeError("a CRTEncryptor stays in the process that built it; ship the CRTDecryptor instead")
 
 
-def encrypt_with(n: int, m: int, rn: int) -> mpz:
+def encrypt_with(n: IntLike, m: int, rn: IntLike) -> mpz:
     """(1 + m n) * rn mod n^2: the ciphertext of m with a given randomizer r^n (for tests)."""
     n = mpz(n)
     return (1 + (mpz(m) % n) * n) * mpz(rn) % (n * n)
 
 
-def add_plain(c: int, m: int, n: int) -> mpz:
+def add_plain(c: IntLike, m: int, n: IntLike) -> mpz:
     """Ciphertext of dec(c) + m: c * (1 + m n) mod n^2 (not re-randomized)."""
     n = mpz(n)
     n2 = n * n
     return mpz(c) * (1 + (mpz(m) % n) * n) % n2
 
 
-def mul_plain(c: int, k: int, n2: int) -> mpz:
+def mul_plain(c: IntLike, k: int, n2: IntLike) -> mpz:
     """Ciphertext of dec(c) * k for a signed integer k: c^k, or (c^-1)^|k| when k < 0."""
     if k >= 0:
         return gmpy2.powmod(c, k, n2)
@@ -465,29 +468,31 @@ def signed_multi_pow(bases: Sequence[mpz], exponents: Sequence[int], n2: mpz) ->
 # mod n^2 adds plaintexts, a power multiplies them by the exponent.
 
 
-def add_many(a: Sequence[BigInt], b: Sequence[BigInt], n2: int) -> list[BigInt]:
+def add_many(a: Sequence[BigInt], b: Sequence[BigInt], n2: IntLike) -> list[BigInt]:
     """Ciphertexts of dec(a_i) + dec(b_i): a_i * b_i mod n^2."""
     return [x * y % n2 for x, y in zip(a, b, strict=True)]
 
 
-def add_plain_many(ciphertexts: Sequence[BigInt], plaintexts: Sequence[int], n: int, n2: int) -> list[BigInt]:
+def add_plain_many(
+    ciphertexts: Sequence[BigInt], plaintexts: Sequence[int], n: IntLike, n2: IntLike
+) -> list[BigInt]:
     """Ciphertexts of dec(c_i) + m_i for signed m_i: c_i * (1 + (m_i mod n) n) mod n^2."""
     return [c * (1 + (m % n) * n) % n2 for c, m in zip(ciphertexts, plaintexts, strict=True)]
 
 
-def mul_plain_many(ciphertexts: Sequence[BigInt], exponents: Iterable[Any], n2: int) -> list[BigInt]:
+def mul_plain_many(ciphertexts: Sequence[BigInt], exponents: Iterable[Any], n2: IntLike) -> list[BigInt]:
     """Ciphertexts of dec(c_i) * k_i for signed integers k_i (numpy integers accepted)."""
     n2 = mpz(n2)
     return [mul_plain(c, int(e), n2) for c, e in zip(ciphertexts, exponents, strict=True)]
 
 
-def scale_many(ciphertexts: Sequence[BigInt], exponent: int, n2: int) -> list[BigInt]:
+def scale_many(ciphertexts: Sequence[BigInt], exponent: int, n2: IntLike) -> list[BigInt]:
     """Ciphertexts of dec(c_i) * k for one signed integer k."""
     n2 = mpz(n2)
     return [mul_plain(c, exponent, n2) for c in ciphertexts]
 
 
-def product(ciphertexts: Iterable[BigInt], n2: int) -> BigInt:
+def product(ciphertexts: Iterable[BigInt], n2: IntLike) -> BigInt:
     """The product of ciphertexts mod n^2: a ciphertext of their plaintexts' sum."""
     n2 = mpz(n2)
     acc = mpz(1)
@@ -496,7 +501,7 @@ def product(ciphertexts: Iterable[BigInt], n2: int) -> BigInt:
     return acc
 
 
-def dot_columns(ciphertexts: Sequence[BigInt], columns: Sequence[Sequence[int]], n2: int) -> list[BigInt]:
+def dot_columns(ciphertexts: Sequence[BigInt], columns: Sequence[Sequence[int]], n2: IntLike) -> list[BigInt]:
     """prod_i c_i^M[i, j] mod n^2 for every column j (signed; bucket method, each c_i inverted once)."""
     n2 = mpz(n2)
     inverses: dict[int, mpz] = {}
@@ -516,7 +521,7 @@ def dot_columns(ciphertexts: Sequence[BigInt], columns: Sequence[Sequence[int]],
     return out
 
 
-def sums_by_key(n2: int, ciphertexts: Sequence[Any], keys: Sequence[int], size: int) -> list[Any]:
+def sums_by_key(n2: IntLike, ciphertexts: Sequence[Any], keys: Sequence[int], size: int) -> list[Any]:
     """The encrypted sum (product mod n2) of the ciphertexts of each key 0..size-1; 1 where none.
 
     One pass in order, each ciphertext multiplied into its key's accumulator: measured ~25%
@@ -537,7 +542,7 @@ _MAX_CACHED = 8  # at most ~140 MB per process for 2048-bit keys; room for sever
 _CACHE_LOCK = threading.Lock()
 
 
-def cached_encryptor(n: int, hs: int) -> DJNEncryptor:
+def cached_encryptor(n: IntLike, hs: IntLike) -> DJNEncryptor:
     """This process's encryptor for (n, h_s), building its table on first use."""
     key = (int(n), int(hs))
     with _CACHE_LOCK:
@@ -555,7 +560,7 @@ _OWNER_ENCRYPTORS: OrderedDict[tuple[int, int], CRTEncryptor] = OrderedDict()
 _MAX_OWNER_CACHED = 4  # the keys this party owns; ~18 MB each for 2048-bit keys
 
 
-def cached_owner_encryptor(decryptor: CRTDecryptor, hs: int) -> CRTEncryptor:
+def cached_owner_encryptor(decryptor: CRTDecryptor, hs: IntLike) -> CRTEncryptor:
     """This process's owner encryptor for (n, h_s), from the key's CRT constants (built once)."""
     key = (int(decryptor.n), int(hs))
     with _CACHE_LOCK:
@@ -569,13 +574,13 @@ def cached_owner_encryptor(decryptor: CRTDecryptor, hs: int) -> CRTEncryptor:
     return encryptor
 
 
-def _with_randomizers(n: mpz, plaintexts: Sequence[int], randomizers: Sequence[int]) -> list[mpz]:
+def _with_randomizers(n: mpz, plaintexts: Sequence[int], randomizers: Sequence[IntLike]) -> list[mpz]:
     n2 = n * n
     return [(1 + (mpz(m) % n) * n) * mpz(r) % n2 for m, r in zip(plaintexts, randomizers, strict=True)]
 
 
 def owner_encrypt_many(
-    decryptor: CRTDecryptor, hs: int, plaintexts: Sequence[int], randomizers: Sequence[int] = ()
+    decryptor: CRTDecryptor, hs: IntLike, plaintexts: Sequence[int], randomizers: Sequence[IntLike] = ()
 ) -> list[mpz]:
     """As ``encrypt_many``, computed with the factors (``CRTEncryptor``): for the key owner only."""
     count = len(randomizers)
@@ -586,7 +591,9 @@ def owner_encrypt_many(
     return head + [encryptor.encrypt(m) for m in plaintexts[count:]]
 
 
-def encrypt_many(n: int, hs: int, plaintexts: Sequence[int], randomizers: Sequence[int] = ()) -> list[mpz]:
+def encrypt_many(
+    n: IntLike, hs: IntLike, plaintexts: Sequence[int], randomizers: Sequence[IntLike] = ()
+) -> list[mpz]:
     """Ciphertexts of each (signed) plaintext, each with its own never-used randomizer.
 
     The first ``len(randomizers)`` plaintexts use the given precomputed r^n values (each
@@ -600,25 +607,25 @@ def encrypt_many(n: int, hs: int, plaintexts: Sequence[int], randomizers: Sequen
     return head + [encryptor.encrypt(m) for m in plaintexts[count:]]
 
 
-def randomizers_many(n: int, hs: int, count: int) -> list[mpz]:
+def randomizers_many(n: IntLike, hs: IntLike, count: int) -> list[mpz]:
     """``count`` fresh r^n values for later encryptions (each to be used once)."""
     encryptor = cached_encryptor(n, hs)
     return [encryptor.randomizer() for _ in range(count)]
 
 
-def rerandomize_many(n: int, hs: int, ciphertexts: Sequence[int]) -> list[mpz]:
+def rerandomize_many(n: IntLike, hs: IntLike, ciphertexts: Sequence[IntLike]) -> list[mpz]:
     """Each ciphertext times a fresh r^n: same plaintexts, unlinkable ciphertexts."""
     encryptor = cached_encryptor(n, hs)
     n2 = encryptor.n2
     return [mpz(c) * encryptor.randomizer() % n2 for c in ciphertexts]
 
 
-def decrypt_many(p: int, q: int, ciphertexts: Sequence[int]) -> list[mpz]:
+def decrypt_many(p: IntLike, q: IntLike, ciphertexts: Sequence[IntLike]) -> list[mpz]:
     """Plaintexts in [0, n) of each ciphertext, by CRT (p and q already validated by the caller)."""
     return CRTDecryptor(p, q, check=False).decrypt_many(ciphertexts)
 
 
-def ciphertexts_to_bytes(ciphertexts: Sequence[int], width: int) -> bytes:
+def ciphertexts_to_bytes(ciphertexts: Sequence[IntLike], width: int) -> bytes:
     """Concatenate ciphertexts as fixed-width big-endian integers."""
     return b"".join(int(c).to_bytes(width, "big") for c in ciphertexts)
 

@@ -9,6 +9,7 @@ These functions are the one place above ``phe`` that builds or opens its objects
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import SupportsInt
 
 import phe
 
@@ -33,7 +34,7 @@ def private_factors(key: phe.PaillierPrivateKey) -> tuple[int, int, int]:
     return int(key.public_key.n), int(key.p), int(key.q)
 
 
-def numbers(n: int, ciphertexts: Sequence[int], exponent: int) -> list[phe.EncryptedNumber]:
+def numbers(n: int, ciphertexts: Sequence[SupportsInt], exponent: int) -> list[phe.EncryptedNumber]:
     """``phe.EncryptedNumber`` objects of raw ciphertexts under modulus ``n``, all at ``exponent``."""
     key = public_key(n)
     return [phe.EncryptedNumber(key, int(c), exponent) for c in ciphertexts]

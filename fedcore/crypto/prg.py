@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from fedcore.crypto.secret import ACCESS, Secret
 
-WORD_DTYPES = {32: np.dtype("<u4"), 64: np.dtype("<u8")}
+WORD_DTYPES: dict[int, np.dtype[np.unsignedinteger[Any]]] = {32: np.dtype("<u4"), 64: np.dtype("<u8")}
 _BLOCK = 16
 # 512 KiB: a chunk of keystream stays in L2 while it is added, and numpy's add (which releases
 # the GIL, a thread switch where parties are threads) runs a quarter as often as with 128 KiB

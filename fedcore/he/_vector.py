@@ -193,7 +193,9 @@ class EncryptedVector:
         return self + (-np.asarray(other))
 
     def __rsub__(self, other: Any) -> EncryptedVector:
-        return (-self) + other
+        # an Any right operand makes mypy type the sum Any; it is our own __add__'s result
+        difference: EncryptedVector = (-self) + other
+        return difference
 
     def _add_encrypted(self, other: EncryptedVector) -> EncryptedVector:
         if other.public_key != self.public_key:

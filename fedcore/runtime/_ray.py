@@ -33,6 +33,8 @@ from fedcore.errors import ConfigError
 from fedcore.netaddr import is_loopback
 from fedcore.runtime._interface import Runtime
 
+# ray's vendored cloudpickle ships no annotations: its dumps under the one signature used here
+_dumps: Callable[[object], bytes] = cloudpickle.dumps
 _LOCK = threading.Lock()
 _OWNERS = 0  # live RayRuntimes sharing the Ray instance this module connected to
 
@@ -158,7 +160,7 @@ def load_scripts(scripts: dict[str, tuple[str, str]]) -> None:
 def _portable(exc: BaseException) -> BaseException:
     """The exception itself when it survives pickling, else a RuntimeError naming it."""
     try:
-        cloudpickle.loads(cloudpickle.dumps(exc))
+        cloudpickle.loads(_dumps(exc))
     except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
     return exc
@@ -242,7 +244,7 @@ class RayRuntime(Runtime):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         if not ray.is_initialized():
             self._connect()
-        blob = cloudpickle.dumps((fn, args, kwargs))
+        blob = _dumps((fn, args, kwargs))
         ref = _run_task.options(num_cpus=self._num_cpus).remote(self._scripts_object(), blob)
         outer: Future[Any] = Future()
         with self._lock:

@@ -221,9 +221,9 @@ def multiplications(bins: np.ndarray, nodes: list[np.ndarray], n_bins: int) -> i
             col = node_bins[:, column]
             if column + 1 < bins.shape[1] and len(positions) > PAIR_FACTOR * n_bins * n_bins:
                 grid = np.bincount(col * n_bins + node_bins[:, column + 1], minlength=n_bins * n_bins)
-                grid = grid.reshape(n_bins, n_bins) > 0
-                used = int(grid.any(axis=1).sum() + grid.any(axis=0).sum())
-                total += len(positions) + int(grid.sum()) - used
+                occupied = grid.reshape(n_bins, n_bins) > 0
+                used = int(occupied.any(axis=1).sum() + occupied.any(axis=0).sum())
+                total += len(positions) + int(occupied.sum()) - used
                 column += 2
             else:
                 total += len(positions) - int(np.count_nonzero(np.bincount(col)))
