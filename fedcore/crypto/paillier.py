@@ -41,7 +41,7 @@ uses the same construction and exponent length, heu/library/algorithms/paillier_
 - h_s^a is computed with a fixed-base window table (w = 8 bits): table[i][d] =
   h_s^(d * 2^(8i)), so one encryption costs ceil(k/16) multiplications mod n^2 (128 for
   2048-bit n) instead of ~1.5*k for a general r^n. The table (about 18 MB for 2048-bit n)
-  is built once per (worker process, n, h_s) and cached, up to ``_MAX_CACHED`` tables.
+  is built once per (worker process, n, h_s) and cached, up to ``ENCRYPTORS.size`` tables.
 
 The key owner's encryption (``CRTEncryptor``): the party holding p and q makes the same
 ciphertext (1 + m n) * h_s^a mod n^2, same a, same h_s, computed as two halves mod p^2 and
@@ -65,13 +65,13 @@ from __future__ import annotations
 
 import math
 import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn, TypeAlias
 
 import gmpy2
 from gmpy2 import mpz
+
+from fedcore.crypto.cache import Cache
 
 BigInt: TypeAlias = mpz  # gmpy2's integer: the type of this tier's ciphertexts and plaintexts
 # What this tier accepts where a value may arrive either way (a key's n, a peer's ciphertext):
@@ -537,41 +537,21 @@ def sums_by_key(n2: IntLike, ciphertexts: Sequence[Any], keys: Sequence[int], si
 
 # --------------------------------------------------------------------------- pool tasks
 
-_ENCRYPTORS: OrderedDict[tuple[int, int], DJNEncryptor] = OrderedDict()
-_MAX_CACHED = 8  # at most ~140 MB per process for 2048-bit keys; room for several parties' keys
-_CACHE_LOCK = threading.Lock()
+ENCRYPTORS: Cache[tuple[int, int], DJNEncryptor] = Cache("DJN encryptors by (n, h_s)", 8)
+"""At most ~140 MB per process for 2048-bit keys; room for several parties' keys."""
+OWNER_ENCRYPTORS: Cache[tuple[int, int], CRTEncryptor] = Cache("owner encryptors by (n, h_s)", 4)
+"""The keys this party owns; ~18 MB each for 2048-bit keys."""
 
 
 def cached_encryptor(n: IntLike, hs: IntLike) -> DJNEncryptor:
     """This process's encryptor for (n, h_s), building its table on first use."""
-    key = (int(n), int(hs))
-    with _CACHE_LOCK:
-        encryptor = _ENCRYPTORS.get(key)
-        if encryptor is None:
-            encryptor = DJNEncryptor(n, hs)
-            _ENCRYPTORS[key] = encryptor
-            while len(_ENCRYPTORS) > _MAX_CACHED:
-                _ENCRYPTORS.popitem(last=False)
-        _ENCRYPTORS.move_to_end(key)
-    return encryptor
-
-
-_OWNER_ENCRYPTORS: OrderedDict[tuple[int, int], CRTEncryptor] = OrderedDict()
-_MAX_OWNER_CACHED = 4  # the keys this party owns; ~18 MB each for 2048-bit keys
+    return ENCRYPTORS.get((int(n), int(hs)), lambda: DJNEncryptor(n, hs))
 
 
 def cached_owner_encryptor(decryptor: CRTDecryptor, hs: IntLike) -> CRTEncryptor:
     """This process's owner encryptor for (n, h_s), from the key's CRT constants (built once)."""
     key = (int(decryptor.n), int(hs))
-    with _CACHE_LOCK:
-        encryptor = _OWNER_ENCRYPTORS.get(key)
-        if encryptor is None:
-            encryptor = CRTEncryptor(decryptor.p, decryptor.q, hs)
-            _OWNER_ENCRYPTORS[key] = encryptor
-            while len(_OWNER_ENCRYPTORS) > _MAX_OWNER_CACHED:
-                _OWNER_ENCRYPTORS.popitem(last=False)
-        _OWNER_ENCRYPTORS.move_to_end(key)
-    return encryptor
+    return OWNER_ENCRYPTORS.get(key, lambda: CRTEncryptor(decryptor.p, decryptor.q, hs))
 
 
 def _with_randomizers(n: mpz, plaintexts: Sequence[int], randomizers: Sequence[IntLike]) -> list[mpz]:

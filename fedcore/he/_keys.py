@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, NoReturn
@@ -18,6 +17,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from fedcore.crypto import paillier, phe_interop
+from fedcore.crypto.cache import Cache
 from fedcore.crypto.paillier import BigInt
 from fedcore.crypto.secret import ACCESS, Secret, SecretAccess, check_access
 from fedcore.he import _tasks
@@ -54,9 +54,8 @@ class _EncryptionState:
         self.pool: list[Any] = []
 
 
-_STATES: OrderedDict[int, _EncryptionState] = OrderedDict()
-_STATES_LOCK = threading.Lock()
-_MAX_STATES = 64  # moduli whose state outlives their key objects (a few hundred bytes each, pools aside)
+STATES: Cache[int, _EncryptionState] = Cache("encryption states by modulus", 64)
+"""Moduli whose state outlives their key objects (a few hundred bytes each, pools aside)."""
 
 
 def _state_for(n: int) -> _EncryptionState:
@@ -70,14 +69,7 @@ def _state_for(n: int) -> _EncryptionState:
     draws its own fresh exponent. Precomputed randomizers are shared the same way and
     still leave the pool as they are taken, so none is ever used twice.
     """
-    with _STATES_LOCK:
-        state = _STATES.get(n)
-        if state is None:
-            state = _STATES[n] = _EncryptionState()
-            while len(_STATES) > _MAX_STATES:
-                _STATES.popitem(last=False)
-        _STATES.move_to_end(n)
-    return state
+    return STATES.get(n, _EncryptionState)
 
 
 class PublicKey:

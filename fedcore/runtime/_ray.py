@@ -35,8 +35,6 @@ from fedcore.runtime._interface import Runtime
 
 # ray's vendored cloudpickle ships no annotations: its dumps under the one signature used here
 _dumps: Callable[[object], bytes] = cloudpickle.dumps
-_LOCK = threading.Lock()
-_OWNERS = 0  # live RayRuntimes sharing the Ray instance this module connected to
 
 
 class RemoteTraceback(Exception):
@@ -50,27 +48,35 @@ class RemoteTraceback(Exception):
         return self.tb
 
 
-def acquire(address: str | None, num_cpus: int | None) -> bool:
-    """Connect to Ray (see ``connect_ray``); True when the caller now co-owns the connection.
+class RayConnection:
+    """This process's connection to Ray, shared by reference count.
 
-    Co-owners call ``release`` when done: the last one shuts Ray down in this process.
-    A caller inside a Ray worker, or after someone else's ``ray.init``, owns nothing.
+    ``acquire`` connects (see ``connect_ray``) and returns True when the caller now co-owns the
+    connection; co-owners call ``release`` when done, and the last one shuts Ray down in this
+    process. A caller inside a Ray worker, or after someone else's ``ray.init``, owns nothing.
     """
-    global _OWNERS
-    with _LOCK:
-        if connect_ray(address, num_cpus) or _OWNERS > 0:
-            _OWNERS += 1
-            return True
-        return False
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.owners = 0  # live users (RayRuntimes, the Ray engine) sharing the connection
+
+    def acquire(self, address: str | None, num_cpus: int | None) -> bool:
+        with self._lock:
+            if connect_ray(address, num_cpus) or self.owners > 0:
+                self.owners += 1
+                return True
+            return False
+
+    def release(self) -> None:
+        with self._lock:
+            self.owners -= 1
+            if self.owners == 0 and ray.is_initialized():
+                ray.shutdown()
 
 
-def release() -> None:
-    """Drop one co-ownership taken by ``acquire``; the last one shuts Ray down."""
-    global _OWNERS
-    with _LOCK:
-        _OWNERS -= 1
-        if _OWNERS == 0 and ray.is_initialized():
-            ray.shutdown()
+CONNECTION = RayConnection()
+acquire = CONNECTION.acquire
+release = CONNECTION.release
 
 
 def connect_ray(address: str | None, num_cpus: int | None) -> bool:

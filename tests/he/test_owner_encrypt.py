@@ -69,7 +69,7 @@ def test_owner_encrypt_on_a_runtime_equals_inline_results(backend):
         raw = sk.encrypt_ints(list(range(-50, 50)), runtime=runtime)
         assert np.allclose(sk.decrypt(enc, runtime=runtime), x, atol=2.0**-30)
     assert sk._crt().decrypt_many(raw) == [v % pk.n for v in range(-50, 50)]
-    owner_tables = [key for key in paillier._OWNER_ENCRYPTORS if key[0] == pk.n]
+    owner_tables = [key for key in paillier.OWNER_ENCRYPTORS if key[0] == pk.n]
     assert owner_tables in ([], [(pk.n, pk.djn_base())])  # built in the workers (processes) or here
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from fedcore import wire
 from fedcore.crypto import paillier
+from fedcore.crypto.cache import Cache
 from fedcore.he import DecryptionError, PublicKey, generate_keypair
 from fedcore.he import _keys as keys_module
 from fedcore.runtime import make_runtime
@@ -23,7 +24,7 @@ def test_decoded_keys_share_one_djn_base_and_one_table(wire_keys):
     assert first.djn_base() == second.djn_base() == pk.djn_base()
     x = np.arange(-25, 25) / 4  # exact in 20 fractional bits
     a, b = first.encrypt(x), second.encrypt(x)
-    tables = [key for key in paillier._ENCRYPTORS if key[0] == pk.n]
+    tables = [key for key in paillier.ENCRYPTORS if key[0] == pk.n]
     assert tables == [(pk.n, pk.djn_base())]  # one table for the modulus, not one per object
     assert set(a.ciphertexts).isdisjoint(b.ciphertexts)  # fresh randomness all the same
     assert np.array_equal(sk.decrypt(a + b), 2 * x)
@@ -44,12 +45,11 @@ def test_precomputed_pool_is_shared_and_each_randomizer_used_once(wire_keys):
 
 
 def test_state_registry_is_bounded_and_live_keys_keep_their_base(monkeypatch):
-    monkeypatch.setattr(keys_module, "_STATES", type(keys_module._STATES)())
-    monkeypatch.setattr(keys_module, "_MAX_STATES", 2)
+    monkeypatch.setattr(keys_module, "STATES", Cache("encryption states", 2))
     pairs = [generate_keypair(512) for _ in range(3)]
     oldest = pairs[0][0]
     base = oldest.djn_base()
-    assert len(keys_module._STATES) == 2 and oldest.n not in keys_module._STATES
+    assert len(keys_module.STATES) == 2 and oldest.n not in keys_module.STATES
     assert oldest.djn_base() == base  # the live object still has its state
     again = PublicKey(oldest.n)  # evicted: a new object gets a new state (still correct)
     assert again._state is not oldest._state
