@@ -13,10 +13,13 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
+from fedcore import wire
 from fedcore.errors import PartyDropped, ProtocolError, Timeout
 from fedcore.sim.faults import FaultPlan, FaultyNetwork, PartyKilled
 from fedcore.transport import LocalNetwork, Transport
+from fedcore.wire import _registry
 
 
 @contextlib.contextmanager
@@ -36,8 +39,23 @@ __all__ = [
     "PartyKilled",
     "TransportConformance",
     "expect_error",
+    "forged_encoding",
     "local_network",
 ]
+
+
+def forged_encoding(name: str, state: Any) -> bytes:
+    """The bytes a hostile peer could send: wire type ``name`` carrying any ``state`` at all
+    (for tests that the type's decoder refuses what its own encoder would never write)."""
+
+    class Forged:
+        pass
+
+    _registry._BY_TYPE[Forged] = _registry.Registered(Forged, name, lambda _: state, lambda s: s)
+    try:
+        return wire.encode(Forged())
+    finally:
+        del _registry._BY_TYPE[Forged]
 
 
 def local_network(names: list[str] | tuple[str, ...], faults: FaultPlan | None = None) -> LocalNetwork:

@@ -10,6 +10,7 @@ from fedcore import wire
 from fedcore.crypto.secret import ACCESS
 from fedcore.errors import DecodeError
 from fedcore.he import EncryptedVector, ExportedPrivateKey, PrivateKey, PublicKey, generate_keypair
+from fedcore.testing import forged_encoding
 
 
 def _state_of(enc):
@@ -82,21 +83,7 @@ def test_vector_decode_refuses_out_of_range_ciphertexts(keys, bad):
     with pytest.raises(ValueError):
         _decode_state(state)
     with pytest.raises(DecodeError):
-        wire.decode(_encode_registered("fedcore.he.EncryptedVector", state))
-
-
-def _encode_registered(name, state):
-    """Encode a registered value whose state we forged (as a hostile peer would)."""
-    from fedcore.wire import _registry
-
-    class Forged:
-        pass
-
-    _registry._BY_TYPE[Forged] = _registry.Registered(Forged, name, lambda _: state, lambda s: s)
-    try:
-        return wire.encode(Forged())
-    finally:
-        del _registry._BY_TYPE[Forged]
+        wire.decode(forged_encoding("fedcore.he.EncryptedVector", state))
 
 
 def test_public_key_decode_refuses_weak_moduli(small_keys):
@@ -104,7 +91,7 @@ def test_public_key_decode_refuses_weak_moduli(small_keys):
         wire.decode(wire.encode(small_keys[0]))  # 512 bits: below the wire floor of 1024
     for n in (2**1100, 3**700, (2**521 - 1) ** 2):
         with pytest.raises(DecodeError):
-            wire.decode(_encode_registered("fedcore.he.PublicKey", {"n": n}))
+            wire.decode(forged_encoding("fedcore.he.PublicKey", {"n": n}))
 
 
 def test_private_key_refuses_wire_pickle_bool_and_hides_itself(keys):
@@ -122,7 +109,7 @@ def test_private_key_refuses_wire_pickle_bool_and_hides_itself(keys):
     p, q = sk._primes()
     assert str(p)[:12] not in text and str(q)[:12] not in text and hex(p)[2:14] not in text
     with pytest.raises(DecodeError):
-        wire.decode(_encode_registered("fedcore.he.PrivateKey", {"n": pk.n, "p": p, "q": q}))
+        wire.decode(forged_encoding("fedcore.he.PrivateKey", {"n": pk.n, "p": p, "q": q}))
 
 
 def test_explicit_export_roundtrip(keys):
@@ -141,7 +128,7 @@ def test_explicit_export_roundtrip(keys):
     p, q = sk._primes()
     forged = {"n": pk.n, "p": p, "q": q + 2}
     with pytest.raises(DecodeError):
-        wire.decode(_encode_registered("fedcore.he.ExportedPrivateKey", forged))
+        wire.decode(forged_encoding("fedcore.he.ExportedPrivateKey", forged))
 
 
 def test_keypair_size_checks():

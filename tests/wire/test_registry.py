@@ -16,6 +16,7 @@ import pytest
 import fedcore
 from fedcore import wire
 from fedcore.errors import DecodeError
+from fedcore.testing import forged_encoding
 from fedcore.wire import _catalog, _registry
 
 from .samples import RANDOMIZED, REFUSED, samples
@@ -96,22 +97,9 @@ print(len(blobs))
     assert done.stdout.split() == [str(len(GOLDEN))]
 
 
-def _forged(name: str, state: object) -> bytes:
-    """A registered value whose state we forged (as a hostile peer would)."""
-
-    class Forged:
-        pass
-
-    _registry._BY_TYPE[Forged] = _registry.Registered(Forged, name, lambda _: state, lambda s: s)
-    try:
-        return wire.encode(Forged())
-    finally:
-        del _registry._BY_TYPE[Forged]
-
-
 def test_a_name_not_in_the_catalog_stays_unknown() -> None:
     with pytest.raises(DecodeError, match=r"unknown registered type 'fedcore\.nowhere\.Thing'"):
-        wire.decode(_forged("fedcore.nowhere.Thing", 1))
+        wire.decode(forged_encoding("fedcore.nowhere.Thing", 1))
 
 
 @wire.message("tests.Pair", layout=wire.Layout.TUPLE, lists=("names",))
@@ -137,9 +125,9 @@ def test_message_round_trips_and_validates_through_post_init() -> None:
     assert _registry.by_name("tests.Pair").to_state(Pair(1, ("a",))) == (1, ["a"])  # type: ignore[union-attr]
     assert np.array_equal(wire.decode(wire.encode(One(np.arange(3)))).values, np.arange(3))
     with pytest.raises(DecodeError):
-        wire.decode(_forged("tests.Pair", (-1, [])))  # refused by Pair.__post_init__
+        wire.decode(forged_encoding("tests.Pair", (-1, [])))  # refused by Pair.__post_init__
     with pytest.raises(DecodeError):
-        wire.decode(_forged("tests.Pair", [1, []]))  # a list where the layout says tuple
+        wire.decode(forged_encoding("tests.Pair", [1, []]))  # a list where the layout says tuple
     with pytest.raises(ValueError, match="tuple of 2 fields"):
         _registry.by_name("tests.Pair").from_state((1, [], 3))  # type: ignore[union-attr]
 
