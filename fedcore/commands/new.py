@@ -15,7 +15,7 @@ from pathlib import Path
 from fedcore.errors import ConfigError
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[1] / "templates"
-TEMPLATES = ("torch", "numpy", "secure-sum", "vertical-lr")
+TEMPLATES = ("torch", "numpy", "secure-sum", "vertical-lr", "secureboost")
 
 README = """# {title}
 
