@@ -40,7 +40,7 @@ import importlib
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from starlette.applications import Starlette
@@ -55,11 +55,22 @@ from fedcore.errors import ConfigError, FedcoreError, PolicyRefused
 from fedcore.party import initiate
 from fedcore.party import messages as m
 from fedcore.party.jobs import outcomes_json
+from fedcore.party.metrics import DaemonMetrics
 from fedcore.party.openapi import OPENAPI
+from fedcore.party.runner import JobRunner
 from fedcore.results import jsonable
 
-if TYPE_CHECKING:
-    from fedcore.party.daemon import PartyDaemon
+
+class Daemon(Protocol):
+    """What the API needs of its daemon (``fedcore.party.daemon.PartyDaemon``, which builds it)."""
+
+    runner: JobRunner
+    metrics: DaemonMetrics
+
+    def ping(self) -> dict[str, Any]: ...
+
+    def status(self) -> dict[str, Any]: ...
+
 
 COOKIE = "fedcore_token"
 MAX_WAIT_S = 30.0
@@ -119,7 +130,7 @@ def _status_of(exc: FedcoreError) -> int:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def build_app(daemon: PartyDaemon, token: str | None) -> Starlette:
+def build_app(daemon: Daemon, token: str | None) -> Starlette:
     """The API of ``daemon``; ``token`` set means every request must carry it (TCP)."""
     api = OperatorApi(daemon)
     routes: list[BaseRoute] = [
@@ -158,7 +169,7 @@ def _web_routes() -> list[BaseRoute]:
 class OperatorApi:
     """The handlers; each is a plain function run in Starlette's thread pool (the daemon is threaded)."""
 
-    def __init__(self, daemon: PartyDaemon):
+    def __init__(self, daemon: Daemon):
         self.daemon = daemon
         self.runner = daemon.runner
         self.store = daemon.runner.store
