@@ -19,7 +19,9 @@ two CAs of one federation never share a subject name.
 
 Leaf keys are ECDSA P-256 (accepted by gRPC's BoringSSL and Python's OpenSSL alike) and are
 written unencrypted in PKCS#8 with mode 0600 from the moment the file is created
-(``write_private``). Nothing here logs or formats key material.
+(``write_private``). Private keys leave this module as ``Secret``s: their PEM bytes come out
+only through ``reveal(ACCESS)``, at the call that hands them to gRPC, ``ssl`` or
+``cryptography``. Nothing here logs or formats key material.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from fedcore.crypto.secret import ACCESS, Secret
 from fedcore.errors import AuthError
 
 URI_SCHEME = "fedcore://"
@@ -67,10 +70,11 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
+def _key_pem(key: ec.EllipticCurvePrivateKey, label: str) -> Secret:
+    pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    return Secret(pem, label)
 
 
 def _name(common_name: str, federation: str) -> x509.Name:
@@ -82,7 +86,7 @@ def _name(common_name: str, federation: str) -> x509.Name:
     )
 
 
-def make_ca(federation: str, *, valid_days: int = 3650, label: str | None = None) -> tuple[bytes, bytes]:
+def make_ca(federation: str, *, valid_days: int = 3650, label: str | None = None) -> tuple[bytes, Secret]:
     """Create a federation CA.
 
     Args:
@@ -92,7 +96,7 @@ def make_ca(federation: str, *, valid_days: int = 3650, label: str | None = None
             rotated CA's subject differs from the CA it replaces.
 
     Returns:
-        (certificate PEM, private key PEM).
+        (certificate PEM, private key): the key is a ``Secret`` holding its PKCS#8 PEM.
     """
     _check_name("federation name", federation)
     if label is not None:
@@ -126,7 +130,7 @@ def make_ca(federation: str, *, valid_days: int = 3650, label: str | None = None
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key, "CA private key")
 
 
 def _host_names(party_id: str, federation: str, hosts: list[str]) -> list[x509.GeneralName]:
@@ -148,18 +152,18 @@ def _host_names(party_id: str, federation: str, hosts: list[str]) -> list[x509.G
 
 def make_party_cert(
     ca_cert_pem: bytes,
-    ca_key_pem: bytes,
+    ca_key: Secret,
     party_id: str,
     federation: str,
     hosts: list[str],
     *,
     valid_days: int = 825,
-) -> tuple[bytes, bytes]:
+) -> tuple[bytes, Secret]:
     """Issue a party certificate signed by the federation CA.
 
     Args:
         ca_cert_pem: the CA certificate.
-        ca_key_pem: the CA private key.
+        ca_key: the CA private key (PEM in a ``Secret``, as ``make_ca`` returns it).
         party_id: the party id, carried as URI SAN ``fedcore://<federation>/<party_id>``
             and as DNS SAN ``<party_id>``.
         federation: the federation name.
@@ -167,13 +171,19 @@ def make_party_cert(
         valid_days: validity period.
 
     Returns:
-        (certificate PEM, private key PEM).
+        (certificate PEM, private key): the key is a ``Secret`` holding its PKCS#8 PEM.
+
+    Raises:
+        TypeError: ``ca_key`` is not a ``Secret``.
+        ValueError: the CA key is not an ECDSA key.
     """
     _check_name("party id", party_id)
     _check_name("federation name", federation)
+    if not isinstance(ca_key, Secret):
+        raise TypeError(f"make_party_cert takes the CA key as a Secret, got {type(ca_key).__name__}")
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
-    ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+    signer = serialization.load_pem_private_key(ca_key.reveal(ACCESS), password=None)
+    if not isinstance(signer, ec.EllipticCurvePrivateKey):
         raise ValueError("the CA key must be an ECDSA key made by make_ca")
     key = _new_key()
     now = dt.datetime.now(dt.UTC)
@@ -207,11 +217,11 @@ def make_party_cert(
         .add_extension(x509.SubjectAlternativeName(_host_names(party_id, federation, hosts)), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()), critical=False
         )
-        .sign(ca_key, hashes.SHA256())
+        .sign(signer, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
+    return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key, f"{party_id} private key")
 
 
 def _load(cert_pem: bytes | x509.Certificate) -> x509.Certificate:
@@ -369,8 +379,15 @@ def cert_info(cert_pem: bytes | x509.Certificate) -> dict[str, Any]:
     }
 
 
-def write_private(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write a secret file readable by its owner only (mode 0600 from creation on)."""
+def write_private(path: str | os.PathLike[str], secret: Secret) -> None:
+    """Write a secret file readable by its owner only (mode 0600 from creation on).
+
+    Raises:
+        TypeError: ``secret`` is not a ``Secret`` (wrap any secret bytes, a token too, in one).
+    """
+    if not isinstance(secret, Secret):
+        raise TypeError(f"write_private takes a Secret, got {type(secret).__name__}")
+    data = secret.reveal(ACCESS)
     target = Path(path)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedcore.crypto import pki
+from fedcore.crypto.secret import Secret
 from fedcore.errors import ConfigError
 from fedcore.party.config import TomlReader, check_name
 
@@ -137,7 +138,8 @@ def provision(
         (folder / "party.pem").write_bytes(cert)
         pki.write_private(folder / "party.key", key)
         # the operator API's credential when it listens on TCP (containers); 0600 like the key
-        pki.write_private(folder / "operator.token", (secrets.token_urlsafe(32) + "\n").encode())
+        token = Secret((secrets.token_urlsafe(32) + "\n").encode(), "operator token")
+        pki.write_private(folder / "operator.token", token)
         config = folder / "party.toml"
         config.write_text(
             party_toml(spec, party, protocols, control=control, state_dir=state_dir), encoding="utf-8"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedcore.crypto import pki
+from fedcore.crypto.secret import Secret
 from fedcore.errors import AuthError, ConfigError
 from fedcore.party.config import TomlReader, check_name
 from fedcore.party.provision import CA_VALID_DAYS, PARTY_VALID_DAYS
@@ -90,8 +91,8 @@ def kit_parties(kit: Path) -> list[KitParty]:
     return [kit_party(kit, name) for name in names]
 
 
-def kit_ca(kit: Path) -> tuple[bytes, bytes]:
-    """The kit's current CA certificate and key.
+def kit_ca(kit: Path) -> tuple[bytes, Secret]:
+    """The kit's current CA certificate, and its private key as a ``Secret``.
 
     Raises:
         ConfigError: ``ca/ca.pem`` or ``ca/ca.key`` is missing (one line, naming the file).
@@ -105,7 +106,7 @@ def kit_ca(kit: Path) -> tuple[bytes, bytes]:
             f"the CA key {key} is absent: issuing certificates needs it; run this where the kit's "
             "ca/ca.key is kept (the offline provisioning machine)"
         )
-    return cert.read_bytes(), key.read_bytes()
+    return cert.read_bytes(), Secret(key.read_bytes(), "CA private key")
 
 
 def kit_trust(kit: Path) -> bytes:
@@ -116,9 +117,10 @@ def kit_trust(kit: Path) -> bytes:
     return bundle + previous.read_bytes() if previous.is_file() else bundle
 
 
-def _replace(path: Path, data: bytes, *, private: bool = False) -> None:
+def _replace(path: Path, data: bytes | Secret) -> None:
+    """Replace ``path`` atomically; a ``Secret`` is written 0600 (``pki.write_private``)."""
     temp = path.with_name(path.name + ".new")
-    if private:
+    if isinstance(data, Secret):
         pki.write_private(temp, data)
     else:
         temp.write_bytes(data)
@@ -148,7 +150,7 @@ def _hosts(kit: Path, party: KitParty) -> list[str]:
     return hosts
 
 
-def _issue(kit: Path, party: KitParty, ca: tuple[bytes, bytes], valid_days: int) -> dt.datetime:
+def _issue(kit: Path, party: KitParty, ca: tuple[bytes, Secret], valid_days: int) -> dt.datetime:
     """Write a new key and certificate for ``party`` from ``ca``, and the kit's trust bundle."""
     cert, key = pki.make_party_cert(
         *ca, party.party_id, party.federation, _hosts(kit, party), valid_days=valid_days
@@ -161,7 +163,7 @@ def _issue(kit: Path, party: KitParty, ca: tuple[bytes, bytes], valid_days: int)
             "does not chain to ca.pem)"
         ) from None
     party.cert.parent.mkdir(mode=0o700, exist_ok=True)
-    _replace(party.key, key, private=True)
+    _replace(party.key, key)
     _replace(party.cert, cert)
     _replace(party.ca, kit_trust(kit))
     return dt.datetime.fromisoformat(pki.cert_info(cert)["not_after"])
@@ -206,8 +208,8 @@ def rotate_ca(kit: Path, *, valid_days: int = PARTY_VALID_DAYS) -> list[str]:
     label = "rotated-" + dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
     new_cert, new_key = pki.make_ca(_kit_federation(parties), valid_days=CA_VALID_DAYS, label=label)
     _replace(folder / PREVIOUS_CA, old_cert)
-    _replace(folder / PREVIOUS_KEY, old_key, private=True)
-    _replace(folder / "ca.key", new_key, private=True)
+    _replace(folder / PREVIOUS_KEY, old_key)
+    _replace(folder / "ca.key", new_key)
     _replace(folder / "ca.pem", new_cert)
     for party in parties:
         _issue(kit, party, (new_cert, new_key), valid_days)

@@ -59,10 +59,15 @@ class PartyHost:
         return node_ip()
 
     def start(self, ca_pem: bytes, cert_pem: bytes, key_pem: bytes, host: str) -> int:
-        """Serve the party's gRPC endpoint on ``host`` at a free port; returns the port."""
+        """Serve the party's gRPC endpoint on ``host`` at a free port; returns the port.
+
+        ``key_pem`` arrives as bytes (Ray pickles actor arguments, and a ``Secret`` refuses
+        that) and is wrapped again at once.
+        """
+        from fedcore.crypto.secret import Secret
         from fedcore.transport.grpc import PeerNode, TlsMaterial
 
-        tls = TlsMaterial(ca_pem, cert_pem, key_pem)
+        tls = TlsMaterial(ca_pem, cert_pem, Secret(key_pem, f"{self.party} private key"))
         self.node = PeerNode(
             self.party,
             f"{host}:0",
@@ -176,6 +181,7 @@ def _run(
 ) -> SimResult:
     """Place the actors, wire them up, run the job and collect every party's result."""
     from fedcore.crypto import pki
+    from fedcore.crypto.secret import ACCESS
 
     actor_cls = ray.remote(PartyHost).options(num_cpus=0, scheduling_strategy="SPREAD")
     names: list[str] = job["parties"]
@@ -186,7 +192,8 @@ def _run(
         starts = []
         for name in names:
             cert, key = pki.make_party_cert(ca_cert, ca_key, name, FEDERATION, [ips[name]], valid_days=1)
-            starts.append(actors[name].start.remote(ca_cert, cert, key, ips[name]))
+            # the actor's arguments are pickled to it: the key leaves its Secret here, to Ray
+            starts.append(actors[name].start.remote(ca_cert, cert, key.reveal(ACCESS), ips[name]))
         ports = ray.get(starts)
         job["addresses"] = {n: f"{ips[n]}:{port}" for n, port in zip(names, ports, strict=True)}
         start = time.perf_counter()

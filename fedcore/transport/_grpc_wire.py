@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 import grpc
 
+from fedcore.crypto.secret import ACCESS, Secret
 from fedcore.errors import (
     AuthError,
     ConfigError,
@@ -85,11 +86,21 @@ class TlsFiles:
 
 @dataclass(frozen=True, repr=False)
 class TlsMaterial:
-    """A party's TLS material as PEM bytes. Its repr never shows the key; it refuses pickling."""
+    """A party's TLS material: CA and certificate PEM bytes, the private key PEM as a ``Secret``.
+
+    The key's bytes are revealed only where they are handed to gRPC (the two credential
+    methods). Its repr never shows the key; it refuses pickling.
+    """
 
     ca_pem: bytes
     cert_pem: bytes
-    key_pem: bytes
+    key_pem: Secret
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key_pem, Secret):
+            raise TypeError(
+                f"TlsMaterial takes the private key as a Secret, got {type(self.key_pem).__name__}"
+            )
 
     @classmethod
     def from_files(cls, files: TlsFiles) -> TlsMaterial:
@@ -105,7 +116,8 @@ class TlsMaterial:
                 parts.append(path.read_bytes())
             except OSError as exc:
                 raise ConfigError(f"cannot read TLS {name} file: {exc.strerror}", file=str(path)) from None
-        return cls(*parts)
+        ca, cert, key = parts
+        return cls(ca, cert, Secret(key, "TLS private key"))
 
     def __repr__(self) -> str:
         return "TlsMaterial(ca_pem=..., cert_pem=..., key_pem=<hidden>)"
@@ -115,12 +127,16 @@ class TlsMaterial:
 
     def server_credentials(self) -> grpc.ServerCredentials:
         return grpc.ssl_server_credentials(
-            [(self.key_pem, self.cert_pem)], root_certificates=self.ca_pem, require_client_auth=True
+            [(self.key_pem.reveal(ACCESS), self.cert_pem)],
+            root_certificates=self.ca_pem,
+            require_client_auth=True,
         )
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(
-            root_certificates=self.ca_pem, private_key=self.key_pem, certificate_chain=self.cert_pem
+            root_certificates=self.ca_pem,
+            private_key=self.key_pem.reveal(ACCESS),
+            certificate_chain=self.cert_pem,
         )
 
 

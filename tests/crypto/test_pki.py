@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import pickle
 import stat
 
 import pytest
@@ -13,11 +14,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from fedcore.crypto import pki
+from fedcore.crypto.secret import ACCESS, Secret
 from fedcore.errors import AuthError
 
 
 @pytest.fixture(scope="module")
-def ca() -> tuple[bytes, bytes]:
+def ca() -> tuple[bytes, Secret]:
     return pki.make_ca("demo")
 
 
@@ -32,7 +34,7 @@ def test_party_id_round_trips_through_the_san(ca) -> None:
     assert san.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
     assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
     assert cert.public_key().curve.name == "secp256r1"
-    assert b"PRIVATE KEY" in key_pem
+    assert key_pem.reveal(ACCESS).startswith(b"-----BEGIN PRIVATE KEY-----")
     assert pki.party_id_from_cert(cert.public_bytes(serialization.Encoding.DER)) == "alice"
 
 
@@ -91,14 +93,68 @@ def test_private_files_are_0600_from_creation(tmp_path) -> None:
     target = tmp_path / "party.key"
     old_umask = os.umask(0)  # even a permissive umask must not widen the mode
     try:
-        pki.write_private(target, b"secret")
+        pki.write_private(target, Secret(b"secret"))
     finally:
         os.umask(old_umask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert target.read_bytes() == b"secret"
     target.chmod(0o644)
-    pki.write_private(target, b"new")
+    pki.write_private(target, Secret(b"new"))
     assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.read_bytes() == b"new"
+
+
+def test_write_private_refuses_bare_bytes(tmp_path) -> None:
+    with pytest.raises(TypeError, match="write_private takes a Secret"):
+        pki.write_private(tmp_path / "party.key", b"secret")  # type: ignore[arg-type]
+    assert not (tmp_path / "party.key").exists()
+
+
+@pytest.mark.parametrize("which", ["ca", "party"])
+def test_private_keys_come_back_as_secrets(ca, which: str) -> None:
+    key = ca[1] if which == "ca" else pki.make_party_cert(*ca, "alice", "demo", [])[1]
+    assert isinstance(key, Secret)
+    pem = key.reveal(ACCESS)
+    body = pem.split(b"\n")[1]  # a line of the base64 key body
+    assert body and body.decode() not in repr(key) and body.decode() not in str(key)
+    assert "private key" in repr(key) and f"({len(pem)} bytes)" in repr(key)
+    with pytest.raises(TypeError, match="no truth value"):
+        bool(key)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(key)
+    with pytest.raises(TypeError, match="needs the ACCESS token"):
+        key.reveal(None)  # type: ignore[arg-type]
+    loaded = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(loaded, ec.EllipticCurvePrivateKey) and loaded.curve.name == "secp256r1"
+
+
+def test_a_ca_key_signs_party_certificates_that_verify_against_its_certificate(ca) -> None:
+    ca_cert, ca_key = ca
+    cert, _ = pki.make_party_cert(ca_cert, ca_key, "dave", "demo", ["127.0.0.1"])
+    assert pki.verify_party_cert(cert, ca_cert) == "dave"
+    # the Secret holds the CA's own key: its public half is the one in the CA certificate
+    signer = serialization.load_pem_private_key(ca_key.reveal(ACCESS), password=None)
+    ca_public = x509.load_pem_x509_certificate(ca_cert).public_key()
+    assert signer.public_key() == ca_public
+    # and a CA key read back from a file (as the kit keeps it) works the same
+    reread = Secret(ca_key.reveal(ACCESS), "CA private key")
+    again, _ = pki.make_party_cert(ca_cert, reread, "erin", "demo", [])
+    assert pki.verify_party_cert(again, ca_cert) == "erin"
+
+
+def test_make_party_cert_refuses_a_ca_key_as_bare_bytes(ca) -> None:
+    with pytest.raises(TypeError, match="CA key as a Secret"):
+        pki.make_party_cert(ca[0], ca[1].reveal(ACCESS), "alice", "demo", [])  # type: ignore[arg-type]
+
+
+def test_write_private_of_a_key_writes_its_pem_0600(ca, tmp_path) -> None:
+    _, key = pki.make_party_cert(*ca, "alice", "demo", [])
+    target = tmp_path / "party.key"
+    pki.write_private(target, key)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_bytes() == key.reveal(ACCESS)
+    assert isinstance(
+        serialization.load_pem_private_key(target.read_bytes(), password=None), ec.EllipticCurvePrivateKey
+    )
 
 
 def test_ca_bundle_accepts_certificates_of_either_ca(ca) -> None:
@@ -126,7 +182,7 @@ def test_ca_bundle_refuses_a_certificate_of_an_unrelated_ca(ca) -> None:
 def test_a_party_certificate_in_the_bundle_is_no_trust_anchor(ca) -> None:
     # alice's key signs a certificate claiming bob; alice's certificate pasted into ca.pem
     alice_pem, alice_key_pem = pki.make_party_cert(*ca, "alice", "demo", [])
-    key = serialization.load_pem_private_key(alice_key_pem, password=None)
+    key = serialization.load_pem_private_key(alice_key_pem.reveal(ACCESS), password=None)
     alice = x509.load_pem_x509_certificate(alice_pem)
     now = dt.datetime.now(dt.UTC)
     forged = (

@@ -17,8 +17,9 @@ import grpc
 
 from fedcore.crypto import pki
 from fedcore.errors import FedcoreError
+from fedcore.party.rotation import kit_ca
 from fedcore.transport._grpc_wire import error_from_rpc
-from fedcore.transport.grpc import TlsMaterial
+from fedcore.transport.grpc import TlsFiles, TlsMaterial
 from fedcore.wire import party_pb2 as pb
 
 SEND = "/fedcore.v1.Party/Send"
@@ -29,13 +30,12 @@ CONTROL = "/fedcore.v1.Party/Control"
 def kit_tls(kit: Path, party: str) -> TlsMaterial:
     """A kit party's own TLS material."""
     folder = kit / party
-    ca, cert, key = ((folder / n).read_bytes() for n in ("ca.pem", "party.pem", "party.key"))
-    return TlsMaterial(ca, cert, key)
+    return TlsMaterial.from_files(TlsFiles(folder / "ca.pem", folder / "party.pem", folder / "party.key"))
 
 
 def outsider_tls(kit: Path, party: str, federation: str = "testfed") -> TlsMaterial:
     """A certificate the kit's CA signs for ``party``, which is not in the federation."""
-    ca_pem, ca_key = ((kit / "ca" / n).read_bytes() for n in ("ca.pem", "ca.key"))
+    ca_pem, ca_key = kit_ca(kit)
     cert, key = pki.make_party_cert(ca_pem, ca_key, party, federation, ["127.0.0.1"])
     return TlsMaterial(ca_pem, cert, key)
 

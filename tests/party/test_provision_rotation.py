@@ -14,6 +14,7 @@ import pytest
 
 from fedcore.cli import main
 from fedcore.crypto import pki
+from fedcore.crypto.secret import Secret
 from fedcore.errors import AuthError, ConfigError
 from fedcore.party.config import load_config
 from fedcore.party.tlscheck import verify_tls
@@ -215,7 +216,7 @@ def test_party_check_refuses_a_party_certificate_inside_ca_pem(kit: Path) -> Non
 
 
 @contextlib.contextmanager
-def _nodes(tls: dict[str, tuple[bytes, bytes, bytes]]) -> Iterator[dict]:
+def _nodes(tls: dict[str, tuple[bytes, bytes, Secret]]) -> Iterator[dict]:
     """PeerNodes on 127.0.0.1 with the given (ca, cert, key) each, started and wired to each other."""
     from fedcore.transport.grpc import PeerNode, TlsMaterial
 
@@ -230,9 +231,9 @@ def _nodes(tls: dict[str, tuple[bytes, bytes, bytes]]) -> Iterator[dict]:
             node.stop(0)
 
 
-def _material(folder: Path, ca: bytes | None = None) -> tuple[bytes, bytes, bytes]:
+def _material(folder: Path, ca: bytes | None = None) -> tuple[bytes, bytes, Secret]:
     files = _read(folder)
-    return ca or files["ca.pem"], files["party.pem"], files["party.key"]
+    return ca or files["ca.pem"], files["party.pem"], Secret(files["party.key"], "party key")
 
 
 def test_old_and_new_ca_certificates_talk_when_both_trust_the_bundle(kit: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from fedcore.crypto import pki
+from fedcore.crypto.secret import Secret
 from fedcore.errors import AuthError, PartyDropped, ProtocolError, Timeout
 from fedcore.transport._grpc_client import PeerLink
 from fedcore.transport.grpc import PeerNode, TlsMaterial
@@ -106,6 +107,7 @@ def test_node_refuses_a_certificate_for_another_party(federation: Federation) ->
     with pytest.raises(Exception, match="certificate is for 'bob'"):
         PeerNode("alice", "127.0.0.1:0", {}, federation.tls("bob"))
     cert, _ = pki.make_party_cert(federation.ca_pem, federation.ca_key, "bob", "demo", [])
-    assert "hidden" in repr(TlsMaterial(federation.ca_pem, cert, b"secret")) and "secret" not in repr(
-        TlsMaterial(federation.ca_pem, cert, b"secret")
-    )
+    tls = TlsMaterial(federation.ca_pem, cert, Secret(b"not-a-key-bytes", "key"))
+    assert "hidden" in repr(tls) and "not-a-key-bytes" not in repr(tls)
+    with pytest.raises(TypeError, match="private key as a Secret"):
+        TlsMaterial(federation.ca_pem, cert, b"not-a-key-bytes")  # type: ignore[arg-type]
