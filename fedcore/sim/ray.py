@@ -78,6 +78,11 @@ class PartyHost:
         )
         return int(self.node.start())
 
+    def set_peers(self, addresses: dict[str, str]) -> None:
+        """Admit every other party of the job (called on every actor before any job starts, so
+        no party dials one that does not know it yet)."""
+        self.node.set_peers({p: a for p, a in addresses.items() if p != self.party})
+
     def run(self, job: dict[str, Any]) -> Outcome:
         """Open the job with every party's address and run ``main``; returns its outcome."""
         from fedcore.runtime import make_runtime
@@ -86,7 +91,6 @@ class PartyHost:
         module_name, path, source = job["script"]
         load_scripts({module_name: (path, source)})
         main = sys.modules[module_name].main
-        self.node.set_peers({p: a for p, a in job["addresses"].items() if p != self.party})
         transport: Transport = self.node.open_job(job["job_id"], tuple(job["parties"]))
         if job["kill"] == 0:
             return killed_before_start(self.party, transport)
@@ -196,6 +200,7 @@ def _run(
             starts.append(actors[name].start.remote(ca_cert, cert, key.reveal(ACCESS), ips[name]))
         ports = ray.get(starts)
         job["addresses"] = {n: f"{ips[n]}:{port}" for n, port in zip(names, ports, strict=True)}
+        ray.get([actors[n].set_peers.remote(job["addresses"]) for n in names])
         start = time.perf_counter()
         runs = {n: actors[n].run.remote({**job, "kill": kill.get(n)}) for n in names}
         results = {n: _result(ray, n, runs[n]) for n in names}
