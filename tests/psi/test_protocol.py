@@ -1,7 +1,5 @@
 """The two-party PSI state machine, driven in memory with no runtime, sockets or sleeps."""
 
-from collections import deque
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -11,15 +9,15 @@ from fedcore.errors import ProtocolError
 from fedcore.psi import Blinded, PairSession, Reblind, Reblinded, Send, Stage, encode_id
 from fedcore.psi._protocol import TAG_BLINDED, TAG_REBLINDED, HashBlind
 from fedcore.session import Recv
+from fedcore.testing import run_sessions
 
 BATCH = 3
 
 
 def run_pair(xs: list[bytes], ys: list[bytes], *, a_learns: bool = True, b_learns: bool = True):
-    """Both sides through the session contract alone: start, expect, receive; work done at once.
-
-    Every (src, dst, tag) is a FIFO; each round every side takes what it waits for if it is
-    there, so the two sides interleave as they would over a network.
+    """Both sides through the session contract alone (``fedcore.testing.run_sessions``): start,
+    expect, receive, the work done at once; every (src, dst, tag) is a FIFO, so the two sides
+    interleave as they would over a network.
     """
     sets = {"a": xs, "b": ys}
     keys = {"a": BlindingKey.generate(), "b": BlindingKey.generate()}
@@ -31,31 +29,16 @@ def run_pair(xs: list[bytes], ys: list[bytes], *, a_learns: bool = True, b_learn
             "b", "a", i_learn=b_learns, peer_learns=a_learns, own_items=len(ys), batch_items=BATCH
         ),
     }
-    queues: dict[tuple[str, str, str], deque] = {}
 
-    def act(me: str, actions) -> None:
+    def work(me: str, action):
         session, key = sessions[me], keys[me]
-        for action in actions:
-            if isinstance(action, HashBlind):
-                act(me, [session.blinded(key.hash_and_blind(sets[me][action.start : action.stop]))])
-            elif isinstance(action, Reblind):
-                act(me, session.reblinded(action.index, key.blind(action.values)))
-            else:
-                assert isinstance(action, Send) and action.tag in (TAG_BLINDED, TAG_REBLINDED)
-                queues.setdefault((me, action.dst, action.tag), deque()).append(action.message)
+        if isinstance(action, HashBlind):
+            return [session.blinded(key.hash_and_blind(sets[me][action.start : action.stop]))]
+        assert isinstance(action, Reblind)
+        return session.reblinded(action.index, key.blind(action.values))
 
-    for me, session in sessions.items():
-        act(me, session.start())
-    moved = True
-    while moved:
-        moved = False
-        for me, session in sessions.items():
-            want = session.expect()
-            queue = queues.get((want.sources[0], me, want.tag)) if want else None
-            if queue:
-                act(me, session.receive(want.sources[0], queue.popleft()))
-                moved = True
-    assert not any(queues.values())
+    delivered, left = run_sessions(sessions, work)
+    assert not left and {tag for *_, tag, _ in delivered} <= {TAG_BLINDED, TAG_REBLINDED}
     return sessions["a"], sessions["b"]
 
 

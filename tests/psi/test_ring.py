@@ -1,7 +1,6 @@
 """The ring PSI state machine for three or more parties, driven in memory (no runtime, no sockets)."""
 
 import random
-from collections import deque
 
 import numpy as np
 import pytest
@@ -25,47 +24,32 @@ from fedcore.psi._ring import (
     permute,
 )
 from fedcore.session import Recv, Send
+from fedcore.testing import run_sessions
 
 BATCH = 4
 
 
 def run_ring(sets: dict[str, list[bytes]], seed: int = 0) -> tuple[dict[str, RingSession], list]:
-    """Run every party's session to the end through the session contract alone (work done at
-    once, every (src, dst, tag) a FIFO); returns the sessions and every delivered message."""
+    """Run every party's session to the end through the session contract alone
+    (``fedcore.testing.run_sessions``: work done at once, every (src, dst, tag) a FIFO);
+    returns the sessions and every delivered (src, dst, message)."""
     rng = np.random.default_rng(seed)
     ring = tuple(sets)
     keys = {p: BlindingKey.generate() for p in ring}
     sessions = {
         p: RingSession(p, ring, len(s), shuffle=rng.permutation, batch_items=BATCH) for p, s in sets.items()
     }
-    queues: dict[tuple[str, str, str], deque] = {}
-    log = []
 
-    def act(me, actions):
+    def work(me, action):
         session, key = sessions[me], keys[me]
-        for action in actions:
-            if isinstance(action, HashBlind):
-                act(me, [session.own_blinded(key.hash_and_blind(sets[me][action.start : action.stop]))])
-            elif isinstance(action, Blind):
-                act(me, session.blinded(action.origin, action.index, key.blind(action.values)))
-            else:
-                assert isinstance(action, Send)
-                queues.setdefault((me, action.dst, action.tag), deque()).append(action.message)
-                log.append((me, action.dst, action.message))
+        if isinstance(action, HashBlind):
+            return [session.own_blinded(key.hash_and_blind(sets[me][action.start : action.stop]))]
+        assert isinstance(action, Blind)
+        return session.blinded(action.origin, action.index, key.blind(action.values))
 
-    for p, session in sessions.items():
-        act(p, session.start())
-    moved = True
-    while moved:
-        moved = False
-        for p, session in sessions.items():
-            want = session.expect()
-            queue = queues.get((want.sources[0], p, want.tag)) if want else None
-            if queue:
-                act(p, session.receive(want.sources[0], queue.popleft()))
-                moved = True
-    assert not any(queues.values())
-    return sessions, log
+    delivered, left = run_sessions(sessions, work)
+    assert not left
+    return sessions, [(src, dst, message) for src, dst, _, message in delivered]
 
 
 def leader_result(sessions, sets) -> set[bytes]:

@@ -1,14 +1,13 @@
 """Vertical LR sessions driven in memory: secure training equals plain Taylor SGD; misuse is refused."""
 
-from collections import deque
-
 import numpy as np
 import pytest
 
-from fedcore import he, wire
+from fedcore import he
 from fedcore.bench._phe_baseline import generate_keypair as phe_keypair
 from fedcore.errors import ProtocolError
 from fedcore.session import Recv
+from fedcore.testing import run_sessions
 from fedcore.vertical import GuestSession, HostSession, Stage, make_plan
 from fedcore.vertical._messages import HostScore, Residual, TermReply, Unmasked
 from fedcore.vertical._protocol import TAGS
@@ -44,27 +43,10 @@ def sessions(blocks, y, plan, keypair=he.generate_keypair):
 
 
 def run(parties: dict, *, through_wire: bool = True) -> None:
-    """Deliver messages in memory until every session is done (each (src, dst, tag) a FIFO)."""
-    queues: dict[tuple[str, str, str], deque] = {}
-
-    def post(src, sends):
-        for s in sends:
-            message = wire.decode(wire.encode(s.message)) if through_wire else s.message
-            queues.setdefault((src, s.dst, s.tag), deque()).append(message)
-
-    for name, session in parties.items():
-        post(name, session.start())
-    progress = True
-    while progress:
-        progress = False
-        for name, session in parties.items():
-            want = session.expect()
-            queue = queues.get((want.sources[0], name, want.tag)) if want else None
-            if queue:
-                post(name, session.receive(want.sources[0], queue.popleft()))
-                progress = True
+    """Deliver messages in memory until every session is done (``fedcore.testing.run_sessions``)."""
+    _, left = run_sessions(parties, through_wire=through_wire)
+    assert not left
     assert all(s.stage is Stage.DONE for s in parties.values())
-    assert not any(queues.values())
 
 
 @pytest.mark.parametrize("cols", [(3, 2), (2, 2, 2)])
