@@ -240,8 +240,11 @@ class AggregatorSession:
         if len(kept) < self.setup.threshold:
             return self._fail(f"only {len(kept)} masked inputs arrived, need {self.setup.threshold}", out)
         self._u3 = tuple(kept)
-        for c in kept:
-            out[c] = Survivors(self.setup.round_id, self._u3)
+        alive = set(kept)
+        for c in kept:  # each client learns only which of its share holders survived: O(k) each
+            holders = alive.intersection(self.setup.neighbours[c])
+            holders.add(c)
+            out[c] = Survivors(self.setup.round_id, tuple(sorted(holders, key=self.setup.index)))
         return out
 
     def _close_unmask(self) -> dict[str, DownMessage]:

@@ -253,8 +253,11 @@ class ClientSession:
         survivors = set(msg.survivors)
         if self.me not in survivors or not survivors <= set(setup.clients):
             raise ProtocolError(f"{self.me}: survivor list does not hold us or names non-clients")
-        if len(survivors) < setup.threshold:
-            raise ProtocolError(f"{self.me}: only {len(survivors)} survivors, threshold {setup.threshold}")
+        holders = survivors & {self.me, *setup.neighbours[self.me]}
+        if len(holders) < setup.threshold:
+            raise ProtocolError(
+                f"{self.me}: only {len(holders)} of its share holders survived, threshold {setup.threshold}"
+            )
         shared_with_us = set(self._forwarded) | {self.me}
         if not (survivors & set(setup.neighbours[self.me])) <= shared_with_us:
             raise ProtocolError(f"{self.me}: survivors include neighbours that never shared keys with us")

@@ -37,7 +37,10 @@ Stages (``Stage``), who sends what (every message carries the round id; tags are
    its neighbours in U2). It cannot read them.
 3. MASKED_INPUT: u sends ``MaskedInput``: y_u = x_u + PRG(b_u) + sum_{v in N(u) & U2} ±PRG(s_uv),
    s_uv = HKDF(X25519(s_u, s_v)), all in Z_{2^k}. The aggregator keeps U3 and adds the y_u.
-4. UNMASKING: the aggregator sends each u in U3 ``Survivors(U3)``. u answers ``UnmaskShares``:
+4. UNMASKING: the aggregator sends each u in U3 ``Survivors(U3 & H(u))``: the survivors among
+   the clients whose shares u holds (all it needs, and O(k) names, not O(n): with every client
+   given all of U3 a 10,000-client round decoded 10^8 names). u checks that at least t of them
+   survived (fewer, and its own b_u could not be rebuilt) and answers ``UnmaskShares``:
    for each v in H(u) & U2, the share of b_v if v is in U3, else the share of s_v's private
    key — never both for one v (the double-masking rule: a client declared dropped, even one
    whose masked input arrives late, never has its b reconstructed, so its y stays masked).

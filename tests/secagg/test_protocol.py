@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fedcore.secagg import Stage
-from fedcore.secagg.messages import Outcome, UnmaskShares
+from fedcore.secagg.messages import Outcome, Survivors, UnmaskShares
 from fedcore.secagg.protocol import default_threshold, sparse_degree
 
 from .conftest import AGG, make_round, plain_sum, run_round, total
@@ -59,6 +59,18 @@ def test_sparse_graph_round_with_dropouts():
     assert rnd.setup.threshold == default_threshold(k + 1)
     run_round(rnd, sends={"c010": 1, "c020": 2, "c030": 3}, shuffle_seed=1)
     assert set(rnd.agg.included) == set(rnd.inputs) - {"c010", "c020"}
+    np.testing.assert_array_equal(total(rnd), plain_sum(rnd, rnd.agg.included))
+
+
+def test_each_client_is_told_only_which_of_its_share_holders_survived():
+    rnd = make_round(60, 8, graph="sparse")
+    run_round(rnd, sends={"c010": 2, "c020": 2})  # both drop before their masked input
+    told = {dst: m.survivors for dst, m in rnd.downstream if isinstance(m, Survivors)}
+    assert set(told) == set(rnd.agg.included) - {AGG}
+    for client, survivors in told.items():
+        holders = {client, *rnd.setup.neighbours[client]}
+        assert set(survivors) == holders - {"c010", "c020"}  # O(k) names, not all 59 clients
+        assert list(survivors) == sorted(survivors, key=rnd.setup.index)
     np.testing.assert_array_equal(total(rnd), plain_sum(rnd, rnd.agg.included))
 
 
