@@ -129,10 +129,8 @@ def weighted_mean(rnd: int, updates: Sequence[Update]) -> Params:
     total = float(sum(u.samples for u in used))
     means: Params = []
     for k in range(len(used[0].delta)):
-        mean = np.zeros(np.shape(used[0].delta[k]), dtype=np.float64)
-        for u in used:
-            mean += np.asarray(u.delta[k], dtype=np.float64) * (u.samples / total)
-        means.append(mean)
+        parts = [np.asarray(u.delta[k], dtype=np.float64) * (u.samples / total) for u in used]
+        means.append(sum(parts[1:], parts[0]))  # summed in update order, as plain sum() does
     return means
 
 

@@ -199,7 +199,7 @@ class Mailbox:
     times; it hands ``recv`` each seq once, in order.
 
     ``cond`` replaces the ``threading.Condition`` that ``take`` waits on, so a cooperative
-    engine can park a task instead of an OS thread (``fedcore.sim._coop.CoopCondition``).
+    engine can park a task instead of an OS thread (``fedcore.sim._hub.CoopCondition``).
     """
 
     def __init__(
