@@ -17,6 +17,7 @@ which checks the range.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,7 +88,7 @@ class _PyMont:
 
 
 def _pick_backend() -> str:
-    """"ifma" (AVX-512 IFMA, radix 2^52), "mpn" (GMP's mpn layer) or "py" (gmpy2).
+    """ "ifma" (AVX-512 IFMA, radix 2^52), "mpn" (GMP's mpn layer) or "py" (gmpy2).
 
     FEDCORE_MONT names one to force it (for tests and benchmarks); unset, the fastest here.
     """
@@ -294,5 +295,24 @@ class FixedBase:
     def powers(self, exponents: Sequence[int]) -> np.ndarray:
         """Montgomery rows of base^e for each exponent."""
         width = self.width
-        digits = b"".join(int(e).to_bytes(width, "little") for e in exponents)
-        return self.ring.powers(self._table, digits, width)
+        return self.of_digits(b"".join(int(e).to_bytes(width, "little") for e in exponents))
+
+    def of_digits(self, digits: bytes) -> np.ndarray:
+        """Montgomery rows of base^e for exponents given as ``width`` little-endian bytes each."""
+        return self.ring.powers(self._table, digits, self.width)
+
+
+def random_digits(count: int, exponent_bits: int) -> bytes:
+    """``count`` exponents uniform in [0, 2^exponent_bits), as ``FixedBase.of_digits`` reads them."""
+    width = (exponent_bits + 7) // 8
+    raw = np.frombuffer(secrets.token_bytes(count * width), dtype=np.uint8).reshape(count, width).copy()
+    spare = 8 * width - exponent_bits
+    if spare:
+        raw[:, -1] &= (1 << (8 - spare)) - 1
+    return raw.tobytes()
+
+
+def supports(modulus: int) -> bool:
+    """Can a Ring work modulo ``modulus`` (odd, above 2, at most 4096 bits)?"""
+    m = int(modulus)
+    return m > 2 and bool(m & 1) and m.bit_length() <= 4096

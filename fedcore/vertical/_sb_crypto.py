@@ -18,8 +18,10 @@ F = 40 fractional bits: each row's g and h are rounded to 2^-41 of their bound.
 Schemes (the crypto seam of the sessions):
 
 * ``PaillierScheme``: fedcore.he keys (DJN encryption, CRT decryption with several sums
-  to one exponentiation, on the runtime: ``encrypt_ints`` / ``decrypt_ints``); a host sums
-  a bin by multiplying ciphertexts mod n^2 (``fedcore.crypto.paillier.sums_by_key``).
+  to one exponentiation, on the runtime: ``encrypt_ints`` / ``decrypt_ints``); a host loads
+  the guest's ciphertexts once per tree as rows in Montgomery form mod n^2
+  (``fedcore.crypto.montgomery.Ring``) and sums a bin by multiplying rows there (the C
+  kernel: GMP's mpn layer, or AVX-512 IFMA eight products at a time).
 * ``PlainScheme``: the identity -- "ciphertexts" are the plaintexts and a sum is a sum
   (the host kernel sums them exactly in int64 pieces with numpy). NOT private: it exists
   so that tests can check on large data that the sessions are lossless without paying for
@@ -43,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from fedcore.crypto import paillier
+from fedcore.crypto.montgomery import Ring
 from fedcore.errors import ProtocolError
 
 FRAC_BITS = 40
@@ -151,6 +154,25 @@ class PaillierScheme:
     def width(self) -> int:
         return int(self.public_key.ciphertext_bytes)
 
+    def ring(self) -> Ring:
+        ring = getattr(self, "_ring", None)
+        if ring is None:
+            ring = self._ring = Ring(self.modulus)
+        return ring
+
+    def load(self, blob: bytes) -> np.ndarray:
+        """A host's ciphertexts from the wire: Montgomery rows mod n^2 (ValueError when malformed)."""
+        return self.ring().load(blob, self.width())
+
+    def take(self, cts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return cts[rows]
+
+    def dump(self, sums: list[np.ndarray]) -> bytes:
+        """Histogram sums (Montgomery rows) as the wire's fixed-width blob."""
+        ring = self.ring()
+        rows = np.concatenate(sums) if sums else np.zeros((0, ring.limbs), dtype=np.uint64)
+        return ring.dump(rows, self.width())
+
 
 class PlainScheme:
     """Identity "encryption" for lossless checks at scale. Offers no privacy at all."""
@@ -173,41 +195,66 @@ class PlainScheme:
     def width(self) -> int:
         return self.plain_bits // 8
 
+    def load(self, blob: bytes) -> list[Any]:
+        return unpack_ints(blob, self.width())
+
+    def take(self, cts: list[Any], rows: np.ndarray) -> list[Any]:
+        return [cts[i] for i in rows.tolist()]
+
+    def dump(self, sums: list[list[Any]]) -> bytes:
+        width = self.width()
+        return b"".join(int(c).to_bytes(width, "big") for part in sums for c in part)
+
+
+def unpack_ints(blob: bytes, width: int) -> list[int]:
+    """Non-negative integers from a blob of fixed-width big-endian ones."""
+    if width <= 0 or len(blob) % width:
+        raise ValueError(f"ciphertext blob of {len(blob)} bytes is not a multiple of {width}")
+    view = memoryview(blob)
+    return [int.from_bytes(view[i : i + width], "big") for i in range(0, len(blob), width)]
+
 
 # --------------------------------------------------------------------------- host kernel
 
 
 def histogram_task(
-    modulus: int, cts: list[Any], bins: np.ndarray, nodes: list[np.ndarray], n_bins: int
-) -> list[list[Any]]:
+    modulus: int, cts: Any, bins: np.ndarray, nodes: list[np.ndarray], n_bins: int
+) -> list[Any]:
     """Bin sums of ``cts`` for every node and column of ``bins`` (a runtime task).
 
     Args:
         modulus: n^2 (sums are products mod n^2), or 0 for plain integer sums.
-        cts: one ciphertext per row of ``bins``.
+        cts: one ciphertext per row of ``bins``: Montgomery rows mod ``modulus`` (a
+            ``Ring`` array, sums come back as such rows), or a list of integers.
         bins: (rows, columns) uint8 bin indices.
         nodes: for each node, the positions of its rows in ``cts``.
         n_bins: bins per column.
 
     Returns:
-        for each node, columns * n_bins sums, column by column.
+        for each node, columns * n_bins sums, column by column (one array of rows per node
+        for Montgomery rows).
     """
     if not modulus:
         return _plain_histograms(cts, bins, nodes, n_bins)
-    out = []
+    rows = isinstance(cts, np.ndarray)
+    ring: Any = Ring(modulus) if rows else modulus
+    out: list[Any] = []
     for positions in nodes:
         node_bins = bins[positions]
-        node_cts = [cts[i] for i in positions.tolist()]
+        node_cts = cts[positions] if rows else [cts[i] for i in positions.tolist()]
         sums: list[Any] = []
         column = 0
         while column < bins.shape[1]:
             if column + 1 < bins.shape[1] and len(positions) > PAIR_FACTOR * n_bins * n_bins:
-                sums += _pair_sums(modulus, node_cts, node_bins[:, column], node_bins[:, column + 1], n_bins)
+                sums += _pair_sums(ring, node_cts, node_bins[:, column], node_bins[:, column + 1], n_bins)
                 column += 2
             else:
-                sums += _column_sums(modulus, node_cts, node_bins[:, column], n_bins)
+                sums.append(_runs(ring, node_cts, node_bins[:, column].astype(np.intp), n_bins))
                 column += 1
-        out.append(sums)
+        if rows:
+            out.append(np.concatenate(sums) if sums else ring.one(0))
+        else:
+            out.append([c for part in sums for c in part])
     return out
 
 
@@ -231,28 +278,23 @@ def multiplications(bins: np.ndarray, nodes: list[np.ndarray], n_bins: int) -> i
     return total
 
 
-def _runs(modulus: int, items: list[Any], keys: np.ndarray, size: int) -> list[Any]:
-    """The sum of ``items`` for each key value 0..size-1 (empty: the neutral element)."""
-    if modulus:
-        return paillier.sums_by_key(modulus, items, keys.tolist(), size)
-    sums: list[Any] = [None] * size
-    for key, c in zip(keys.tolist(), items, strict=True):
-        acc = sums[key]
-        sums[key] = c if acc is None else acc + c
-    return [0 if acc is None else acc for acc in sums]
+def _runs(ring: Any, items: Any, keys: np.ndarray, size: int) -> Any:
+    """The sum of ``items`` for each key value 0..size-1 (empty: the neutral element).
+
+    ``ring`` is a Ring for Montgomery rows, or the modulus n^2 for a list of integers.
+    """
+    if isinstance(ring, Ring):
+        return ring.sums_by_key(items, keys, size)
+    return paillier.sums_by_key(ring, items, keys.tolist(), size)
 
 
-def _column_sums(modulus: int, cts: list[Any], column: np.ndarray, n_bins: int) -> list[Any]:
-    return _runs(modulus, cts, column.astype(np.intp), n_bins)
-
-
-def _pair_sums(modulus: int, cts: list[Any], a: np.ndarray, b: np.ndarray, n_bins: int) -> list[Any]:
+def _pair_sums(ring: Any, cts: Any, a: np.ndarray, b: np.ndarray, n_bins: int) -> list[Any]:
     cells = a.astype(np.intp) * n_bins + b.astype(np.intp)
     present = np.unique(cells)
-    cell_sums = _runs(modulus, cts, np.searchsorted(present, cells), len(present))
-    firsts = _runs(modulus, cell_sums, present // n_bins, n_bins)
-    seconds = _runs(modulus, cell_sums, present % n_bins, n_bins)
-    return firsts + seconds
+    cell_sums = _runs(ring, cts, np.searchsorted(present, cells), len(present))
+    firsts = _runs(ring, cell_sums, present // n_bins, n_bins)
+    seconds = _runs(ring, cell_sums, present % n_bins, n_bins)
+    return [firsts, seconds]
 
 
 def _plain_histograms(

@@ -406,7 +406,7 @@ class HostSession:
         self._tree = -1
         self._level = 0
         self._rows = np.zeros(0, dtype=np.int64)
-        self._cts: list[Any] = []
+        self._cts: Any = []  # this tree's ciphertexts, as the scheme loads them
         self._columns = np.zeros(0, dtype=np.int64)
         self._n_bins = max((binner.bins_of(c) for c in range(binner.columns)), default=1)
         # what this host did, for benchmarks: ciphertexts received, ciphertext additions, sums sent
@@ -471,7 +471,7 @@ class HostSession:
             raise self._fail("TreeStart with more rows than announced")
         self._rows = self._check_rows(message.rows, train, "TreeStart")
         try:
-            self._cts = unpack_cts(message.cts, self.scheme.width(), self.scheme.modulus)
+            self._cts = self.scheme.load(message.cts)
         except ValueError as exc:
             raise self._fail(f"TreeStart: {exc}") from None
         if len(self._cts) != len(self._rows):
@@ -502,22 +502,19 @@ class HostSession:
         ]
         union = np.unique(np.concatenate(nodes)) if nodes else np.zeros(0, dtype=np.int64)
         local = [np.searchsorted(union, p) for p in nodes]
-        cts = [self._cts[i] for i in union.tolist()]
+        cts = self.scheme.take(self._cts, union)
         row_bins = self.bins[self._rows[union]]
         args = [
             (self.scheme.modulus, cts, np.ascontiguousarray(row_bins[:, cols[piece]]), local, self._n_bins)
             for piece in pieces
         ]
         parts = _tasks.run_chunks(self.runtime, histogram_task, args)
-        flat: list[Any] = []
-        for node in range(len(nodes)):
-            for part in parts:
-                flat += part[node]
+        flat = [part[node] for node in range(len(nodes)) for part in parts]
         self.work["additions"] += sum(len(p) for p in nodes) * len(cols)
         if self.count_multiplications:
             self.work["multiplications"] += multiplications(row_bins[:, cols], local, self._n_bins)
-        self.work["sums"] += len(flat)
-        blob = pack_cts(flat, self.scheme.width())
+        blob = self.scheme.dump(flat)
+        self.work["sums"] += len(blob) // self.scheme.width()
         return Send(self.guest, TO_GUEST, Histograms(self._tree, self._level, len(cols), self._n_bins, blob))
 
     def _on_split_query(self, message: SplitQuery) -> list[Send]:
