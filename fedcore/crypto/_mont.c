@@ -242,26 +242,26 @@ typedef struct {
 
 /* r = a b R^-1 (mod m, below 2 m) for eight lanes; r may alias a or b.
  * Operand scanning (measured faster here than summing columns in registers): row i adds
- * a_i b and u_i m into t[i..i+L], with u_i chosen to clear t[i]'s low 52 bits. */
-IFMA static void amm8(__m512i *r, const __m512i *a, const __m512i *b, const __m512i *m, const ring52_t *g)
+ * a_i b and u_i m into t[i..i+L] in one pass, u_i chosen to clear t[i]'s low 52 bits. */
+IFMA static inline __attribute__((always_inline)) void amm8_body(__m512i *r, const __m512i *a, const __m512i *b,
+                                                                  const __m512i *m, const ring52_t *g, const int L)
 {
-    const int L = g->L;
     __m512i t[2 * MAX52 + 1];
     const __m512i zero = _mm512_setzero_si512(), minv = _mm512_set1_epi64((long long)g->minv);
     for (int j = 0; j < 2 * L + 1; j++)
         t[j] = zero;
     for (int i = 0; i < L; i++) {
         __m512i *w = t + i, ai = a[i];
-        for (int j = 0; j < L; j++) {
-            w[j] = _mm512_madd52lo_epu64(w[j], ai, b[j]);
-            w[j + 1] = _mm512_madd52hi_epu64(w[j + 1], ai, b[j]);
+        /* u depends only on the lowest limb: fix it first, then add a_i b and u m in one pass */
+        __m512i w0 = _mm512_madd52lo_epu64(w[0], ai, b[0]);
+        __m512i u = _mm512_madd52lo_epu64(zero, w0, minv);
+        w0 = _mm512_madd52lo_epu64(w0, u, m[0]);
+        __m512i hi = _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(w[1], ai, b[0]), u, m[0]);
+        w[1] = _mm512_add_epi64(hi, _mm512_srli_epi64(w0, 52)); /* w0 is 0 mod 2^52 now */
+        for (int j = 1; j < L; j++) {
+            w[j] = _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(w[j], ai, b[j]), u, m[j]);
+            w[j + 1] = _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(w[j + 1], ai, b[j]), u, m[j]);
         }
-        __m512i u = _mm512_madd52lo_epu64(zero, w[0], minv);
-        for (int j = 0; j < L; j++) {
-            w[j] = _mm512_madd52lo_epu64(w[j], u, m[j]);
-            w[j + 1] = _mm512_madd52hi_epu64(w[j + 1], u, m[j]);
-        }
-        w[1] = _mm512_add_epi64(w[1], _mm512_srli_epi64(w[0], 52)); /* w[0] is 0 mod 2^52 now */
     }
     const __m512i mask = _mm512_set1_epi64((long long)MASK52);
     __m512i carry = zero;
@@ -270,6 +270,34 @@ IFMA static void amm8(__m512i *r, const __m512i *a, const __m512i *b, const __m5
         r[j] = _mm512_and_si512(x, mask);
         carry = _mm512_srli_epi64(x, 52);
     }
+}
+
+/* The sizes of 1024- and 2048-bit keys' moduli (p^2 and n^2: 20, 40, 79 limbs) get unrolled copies. */
+IFMA static void amm8_20(__m512i *r, const __m512i *a, const __m512i *b, const __m512i *m, const ring52_t *g)
+{
+    amm8_body(r, a, b, m, g, 20);
+}
+
+IFMA static void amm8_40(__m512i *r, const __m512i *a, const __m512i *b, const __m512i *m, const ring52_t *g)
+{
+    amm8_body(r, a, b, m, g, 40);
+}
+
+IFMA static void amm8_79(__m512i *r, const __m512i *a, const __m512i *b, const __m512i *m, const ring52_t *g)
+{
+    amm8_body(r, a, b, m, g, 79);
+}
+
+IFMA static void amm8(__m512i *r, const __m512i *a, const __m512i *b, const __m512i *m, const ring52_t *g)
+{
+    if (g->L == 79)
+        amm8_79(r, a, b, m, g);
+    else if (g->L == 20)
+        amm8_20(r, a, b, m, g);
+    else if (g->L == 40)
+        amm8_40(r, a, b, m, g);
+    else
+        amm8_body(r, a, b, m, g, g->L);
 }
 
 IFMA static void gather8(__m512i *v, const uint64_t *base, __m512i index, int L)

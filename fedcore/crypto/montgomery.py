@@ -26,7 +26,7 @@ import numpy as np
 from gmpy2 import mpz
 
 try:
-    from fedcore.crypto import _mont as _native  # type: ignore[attr-defined]
+    import fedcore.crypto._mont as _native  # type: ignore[import-not-found]
 except ImportError:  # built without GMP's headers: the gmpy2 twin below
     _native = None
 
@@ -58,13 +58,18 @@ class _PyMont:
         xs, ys = cls._rows(a, k), cls._rows(b, k)
         if len(ys) == 1:
             ys = ys * len(xs)
+        if len(ys) != len(xs):
+            raise ValueError("b: one row or as many rows as a expected")
         return cls._join([x * y % m * r_inv % m for x, y in zip(xs, ys, strict=True)], k)
 
     @classmethod
     def sums_by_key(cls, modulus: bytes, minv: int, one: bytes, rows: bytes, keys: bytes, size: int) -> bytes:
         m, k, r_inv = cls._ring(modulus)
+        items, order = cls._rows(rows, k), np.frombuffer(keys, dtype=np.int64).tolist()
+        if len(order) != len(items) or any(not 0 <= key < size for key in order):
+            raise ValueError("keys: one per row, each in [0, size) expected")
         sums: list[Any] = [None] * size
-        for key, x in zip(np.frombuffer(keys, dtype=np.int64).tolist(), cls._rows(rows, k), strict=True):
+        for key, x in zip(order, items, strict=True):
             acc = sums[key]
             sums[key] = x if acc is None else acc * x % m * r_inv % m
         unit = int.from_bytes(one, "little")
@@ -107,6 +112,8 @@ BACKENDS = ("ifma", "mpn", "py")
 
 def available(backend: str) -> bool:
     """Can this process use ``backend``?"""
+    if backend not in BACKENDS:
+        return False
     if backend == "py":
         return True
     if _native is None:
@@ -166,11 +173,12 @@ class Ring:
     def _array(self, blob: bytes, limbs: int = 0) -> np.ndarray:
         return np.frombuffer(blob, dtype="<u8").reshape(-1, limbs or self.limbs)
 
-    def _bytes(self, rows: np.ndarray, limbs: int = 0) -> bytes:
+    def _bytes(self, rows: np.ndarray, limbs: int = 0) -> memoryview:
+        """A read-only view of ``rows`` for the kernel (no copy when already contiguous)."""
         rows = np.ascontiguousarray(rows, dtype="<u8")
         if rows.ndim != 2 or rows.shape[1] != (limbs or self.limbs):
             raise ValueError(f"rows of {limbs or self.limbs} limbs expected, got shape {rows.shape}")
-        return rows.tobytes()
+        return rows.data.cast("B")
 
     def enter(self, rows: np.ndarray) -> np.ndarray:
         """Plain residues (rows of 64-bit limbs, each below the modulus) into Montgomery form."""
@@ -247,8 +255,32 @@ class Ring:
         keys = np.ascontiguousarray(keys, dtype=np.int64)
         if len(keys) != len(rows):
             raise ValueError("one key per row expected")
-        blob = self._sums(self._m, self._minv, self._one, self._bytes(rows), keys.tobytes(), size)
+        blob = self._sums(self._m, self._minv, self._one, self._bytes(rows), keys.data.cast("B"), size)
         return self._array(blob)
+
+    def square(self, rows: np.ndarray, times: int) -> np.ndarray:
+        """Each row raised to 2^times."""
+        for _ in range(times):
+            rows = self.mul(rows, rows)
+        return rows
+
+    def pow(self, rows: np.ndarray, exponent: int) -> np.ndarray:
+        """Each row raised to the same ``exponent`` >= 0 (4-bit fixed windows, all rows in step)."""
+        if exponent < 0:
+            raise ValueError("a non-negative exponent expected")
+        table = [self.one(len(rows)), rows]
+        for _ in range(2, 16):
+            table.append(self.mul(table[-1], rows))
+        acc: np.ndarray | None = None
+        for shift in range(4 * ((exponent.bit_length() + 3) // 4) - 4, -1, -4):
+            digit = (exponent >> shift) & 15
+            if acc is not None:
+                acc = self.square(acc, 4)
+                if digit:
+                    acc = self.mul(acc, table[digit])
+            elif digit:
+                acc = table[digit]
+        return self.one(len(rows)) if acc is None else acc
 
     def powers(self, table: bytes, digits: bytes, width: int) -> np.ndarray:
         """Products of table rows picked by exponent bytes (see ``FixedBase``)."""
@@ -282,7 +314,7 @@ class FixedBase:
         self.ring = ring
         self.width = (exponent_bits + 7) // 8
         m = ring.modulus
-        entries: list[int] = []
+        entries: list[Any] = []
         b = mpz(base) % m
         for _ in range(self.width):
             row = [mpz(1), b]
@@ -312,7 +344,7 @@ def random_digits(count: int, exponent_bits: int) -> bytes:
     return raw.tobytes()
 
 
-def supports(modulus: int) -> bool:
+def supports(modulus: Any) -> bool:
     """Can a Ring work modulo ``modulus`` (odd, above 2, at most 4096 bits)?"""
     m = int(modulus)
     return m > 2 and bool(m & 1) and m.bit_length() <= 4096

@@ -69,6 +69,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn, TypeAlias
 
 import gmpy2
+import numpy as np
 from gmpy2 import mpz
 
 from fedcore.crypto import montgomery
@@ -234,21 +235,11 @@ class CRTDecryptor:
             if field_bits and any(m >> field_bits for m in plain):
                 raise ValueError("a sum is wider than its fields")
             return [int(m) for m in plain]
-        p, q, p2, q2 = self.p, self.q, self.p2, self.q2
-        step = mpz(1) << field_bits
-        folded_p: list[BigInt] = []
-        folded_q: list[BigInt] = []
-        sizes: list[int] = []
-        for start in range(0, len(ciphertexts), per):
-            group = ciphertexts[start : start + per]
-            sizes.append(len(group))
-            for modulus, out in ((p2, folded_p), (q2, folded_q)):
-                acc = mpz(group[-1]) % modulus
-                for c in reversed(group[:-1]):
-                    acc = gmpy2.powmod(acc, step, modulus) * c % modulus
-                out.append(acc)
-        xp = gmpy2.powmod_base_list(folded_p, self.p1, p2)
-        xq = gmpy2.powmod_base_list(folded_q, self.q1, q2)
+        p, q = self.p, self.q
+        sizes = [min(per, len(ciphertexts) - start) for start in range(0, len(ciphertexts), per)]
+        fold = self._fold_rows if montgomery.BACKEND != "py" and montgomery.supports(self.q2) else self._fold
+        xp = fold(ciphertexts, field_bits, per, self.p2, self.p1)
+        xq = fold(ciphertexts, field_bits, per, self.q2, self.q1)
         mask = (1 << field_bits) - 1
         values: list[int] = []
         for a, b, size in zip(xp, xq, sizes, strict=True):
@@ -259,6 +250,38 @@ class CRTDecryptor:
                 raise ValueError("a sum is wider than its fields")
             values += [(packed >> (field_bits * j)) & mask for j in range(size)]
         return values
+
+    @staticmethod
+    def _fold(
+        ciphertexts: Sequence[IntLike], field_bits: int, per: int, prime2: mpz, exponent: mpz
+    ) -> list[Any]:
+        """Each group's prod_j c_j^(2^(B j)) mod prime^2, raised to ``exponent`` (gmpy2)."""
+        step = mpz(1) << field_bits
+        folded = []
+        for start in range(0, len(ciphertexts), per):
+            group = ciphertexts[start : start + per]
+            acc = mpz(group[-1]) % prime2
+            for c in reversed(group[:-1]):
+                acc = gmpy2.powmod(acc, step, prime2) * c % prime2
+            folded.append(acc)
+        return list(gmpy2.powmod_base_list(folded, exponent, prime2))
+
+    @staticmethod
+    def _fold_rows(
+        ciphertexts: Sequence[IntLike], field_bits: int, per: int, prime2: mpz, exponent: mpz
+    ) -> list[Any]:
+        """As ``_fold``, every group in step on Montgomery rows (the C kernel).
+
+        A short last group is padded with 1 (a ciphertext of 0), which adds zero fields.
+        """
+        ring = montgomery.Ring(int(prime2))
+        groups = -(-len(ciphertexts) // per)
+        padded = [int(c) % int(prime2) for c in ciphertexts] + [1] * (groups * per - len(ciphertexts))
+        members = ring.from_ints(padded).reshape(groups, per, ring.limbs)
+        acc = np.ascontiguousarray(members[:, per - 1])
+        for j in range(per - 2, -1, -1):
+            acc = ring.mul(ring.square(acc, field_bits), np.ascontiguousarray(members[:, j]))
+        return [mpz(v) for v in ring.to_ints(ring.pow(acc, int(exponent)))]
 
 
 def make_hs(n: IntLike) -> mpz:
@@ -360,7 +383,7 @@ class DJNEncryptor:
 
 def _batch_table(encryptor: Any, modulus: mpz) -> tuple[montgomery.Ring, montgomery.FixedBase]:
     """The encryptor's Montgomery table of h_s mod ``modulus`` (built on first use, kept on it)."""
-    tables = encryptor._batch
+    tables: dict[int, tuple[montgomery.Ring, montgomery.FixedBase]] = encryptor._batch
     key = int(modulus)
     if key not in tables:
         ring = montgomery.Ring(key)

@@ -113,6 +113,7 @@ class PaillierScheme:
 
     def __init__(self, public_key: Any, private_key: Any = None):
         self.public_key, self._private_key = public_key, private_key
+        self._ring: Ring | None = None
 
     @property
     def modulus(self) -> int:
@@ -155,17 +156,17 @@ class PaillierScheme:
         return int(self.public_key.ciphertext_bytes)
 
     def ring(self) -> Ring:
-        ring = getattr(self, "_ring", None)
-        if ring is None:
-            ring = self._ring = Ring(self.modulus)
-        return ring
+        """n^2's Ring, built on first use."""
+        if self._ring is None:
+            self._ring = Ring(self.modulus)
+        return self._ring
 
     def load(self, blob: bytes) -> np.ndarray:
         """A host's ciphertexts from the wire: Montgomery rows mod n^2 (ValueError when malformed)."""
         return self.ring().load(blob, self.width())
 
     def take(self, cts: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return cts[rows]
+        return np.asarray(cts[rows])
 
     def dump(self, sums: list[np.ndarray]) -> bytes:
         """Histogram sums (Montgomery rows) as the wire's fixed-width blob."""
@@ -291,7 +292,9 @@ def _runs(ring: Any, items: Any, keys: np.ndarray, size: int) -> Any:
 def _pair_sums(ring: Any, cts: Any, a: np.ndarray, b: np.ndarray, n_bins: int) -> list[Any]:
     cells = a.astype(np.intp) * n_bins + b.astype(np.intp)
     present = np.unique(cells)
-    cell_sums = _runs(ring, cts, np.searchsorted(present, cells), len(present))
+    index = np.empty(n_bins * n_bins, dtype=np.intp)
+    index[present] = np.arange(len(present))
+    cell_sums = _runs(ring, cts, index[cells], len(present))
     firsts = _runs(ring, cell_sums, present // n_bins, n_bins)
     seconds = _runs(ring, cell_sums, present % n_bins, n_bins)
     return [firsts, seconds]

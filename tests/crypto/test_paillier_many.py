@@ -7,7 +7,7 @@ import numpy as np
 import phe
 import pytest
 
-from fedcore.crypto import paillier, phe_interop
+from fedcore.crypto import montgomery, paillier, phe_interop
 
 KAT = json.loads((Path(__file__).parent / "vectors" / "paillier_kat.json").read_text())
 CASE = KAT["cases"][0]
@@ -93,3 +93,34 @@ def test_phe_interop_round_trips_keys_and_numbers(tools) -> None:
     aligned, exponent = phe_interop.aligned_ciphertexts(mixed)
     assert exponent == -1 and aligned[0] == cts[0]
     assert sk.raw_decrypt(aligned[1]) == 3 * 16
+
+
+@pytest.mark.parametrize("backend", [b for b in montgomery.BACKENDS if montgomery.available(b)])
+def test_batch_encryption_decrypts_with_phe_on_every_backend(backend: str, monkeypatch) -> None:
+    monkeypatch.setattr(montgomery, "BACKEND", backend)
+    hs = paillier.make_hs(N)
+    public, owner = paillier.DJNEncryptor(N, hs), paillier.CRTEncryptor(P, Q, hs)
+    sk = phe_interop.private_key(N, P, Q)
+    plain = [0, 1, -1, 2**40 + 3, N - 1, 12345]
+    for encryptor in (public, owner):
+        cts = encryptor.encrypt_batch(plain)
+        assert [sk.raw_decrypt(int(c)) for c in cts] == [m % N for m in plain]
+        again = encryptor.encrypt_batch(plain)
+        assert all(a != b for a, b in zip(cts, again))  # fresh randomness every time
+        assert all(0 < c < N2 for c in cts)
+    # a randomizer is an n-th residue: it encrypts 0
+    assert [sk.raw_decrypt(int(r)) for r in public.randomizers(3)] == [0, 0, 0]
+    assert public.encrypt_batch([]) == [] == owner.encrypt_batch([])
+
+
+@pytest.mark.parametrize("backend", [b for b in montgomery.BACKENDS if montgomery.available(b)])
+def test_folded_decryption_on_rows_equals_the_gmpy2_fold(backend: str, monkeypatch) -> None:
+    monkeypatch.setattr(montgomery, "BACKEND", backend)
+    enc, dec = paillier.DJNEncryptor(N, paillier.make_hs(N)), paillier.CRTDecryptor(P, Q)
+    bits = 60
+    per = (N.bit_length() - 1) // bits
+    plain = [int(v) for v in np.random.default_rng(6).integers(0, 2**60, 3 * per - 1, dtype=np.uint64)]
+    cts = [enc.encrypt(m) for m in plain]
+    for prime2, exponent in ((dec.p2, dec.p1), (dec.q2, dec.q1)):
+        assert dec._fold_rows(cts, bits, per, prime2, exponent) == dec._fold(cts, bits, per, prime2, exponent)
+    assert dec.decrypt_fields(cts, bits, per) == plain

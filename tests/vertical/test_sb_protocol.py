@@ -17,7 +17,7 @@ from fedcore.vertical._sb_crypto import (
     histogram_task,
     multiplications,
 )
-from fedcore.vertical._sb_messages import Histograms, Setup
+from fedcore.vertical._sb_messages import Histograms, Setup, TreeStart, pack_cts, unpack_cts
 from fedcore.vertical._sb_protocol import GuestSession, HostSession
 from fedcore.vertical._sb_tree import BoostParams
 
@@ -44,10 +44,20 @@ def test_paillier_histograms_equal_plain_sums_on_single_and_paired_columns() -> 
     plain = codec.encode(rng.uniform(-1, 1, rows), rng.uniform(0, 1, rows), 1.0, 1.0)
     scheme = PaillierScheme(*he.generate_keypair(1024))
     nodes = [np.arange(rows), np.arange(0, rows, 3)]
-    encrypted = histogram_task(scheme.modulus, scheme.encrypt(plain, None), bins, nodes, n_bins)
+    cts = scheme.encrypt(plain, None)
+    encrypted = histogram_task(scheme.modulus, cts, bins, nodes, n_bins)
     expected = histogram_task(PlainScheme.modulus, plain, bins, nodes, n_bins)
     for enc, want in zip(encrypted, expected, strict=True):
         assert scheme.decrypt(enc, None) == want
+    # the host's path: ciphertexts loaded from the wire as Montgomery rows, sums dumped back
+    host = PaillierScheme(scheme.public_key)
+    rows = host.load(pack_cts(cts, host.width()))
+    as_rows = histogram_task(host.modulus, rows, bins, nodes, n_bins)
+    blob = host.dump(as_rows)
+    assert blob == pack_cts([c for node in encrypted for c in node], host.width())
+    assert scheme.decrypt(unpack_cts(blob, host.width(), host.modulus), None) == [
+        v for node in expected for v in node
+    ]
     by_hand = [sum(p for p, b in zip(plain, bins[:, 2], strict=True) if b == k) for k in range(n_bins)]
     assert expected[0][2 * n_bins :] == by_hand
 
@@ -148,3 +158,28 @@ def test_the_sessions_run_to_the_end_through_the_session_contract() -> None:
             post(guest.receive("h", inbox["g"].popleft()))
     assert guest.expect() is None and host.expect() is None
     assert len(guest.trees) == 1 and guest.close() == [] and host.close() == []
+
+
+def test_a_paillier_host_refuses_ciphertexts_outside_its_ring() -> None:
+    rng = np.random.default_rng(8)
+    x_g, x_h = rng.normal(size=(40, 1)), rng.normal(size=(40, 2))
+    y = (x_g[:, 0] > 0).astype(float)
+    params = BoostParams(trees=1, max_depth=1, bins=4, min_samples_leaf=2)
+    none = np.zeros(40, dtype=bool)
+    bg, bh = fit_binner(x_g, 4, rng), fit_binner(x_h, 4, rng)
+    scheme = PaillierScheme(*he.generate_keypair(1024))
+    guest = GuestSession("g", ("h",), bg.transform(x_g), bg, y, none, params, scheme, rng)
+    sends = guest.start()
+    start = sends[1].message
+    assert isinstance(start, TreeStart)
+    width = scheme.width()
+    for bad in (0, scheme.modulus, 2 ** (8 * width) - 1):
+        host = HostSession("h", "g", bh.transform(x_h), bh, none, params, "paillier", rng, rng)
+        host.receive("g", sends[0].message)
+        forged = TreeStart(start.tree, start.rows, bad.to_bytes(width, "big") + start.cts[width:])
+        with pytest.raises(ProtocolError, match="outside"):
+            host.receive("g", forged)
+    host = HostSession("h", "g", bh.transform(x_h), bh, none, params, "paillier", rng, rng)
+    host.receive("g", sends[0].message)
+    reply = host.receive("g", start)[0].message  # the genuine one is served
+    assert isinstance(reply, Histograms) and len(reply.cts) == width * reply.slots * reply.bins
