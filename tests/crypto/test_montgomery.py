@@ -43,7 +43,8 @@ def test_products_sums_and_powers_equal_plain_arithmetic(backend: str, bits: int
     rows = ring.from_ints(xs)
     assert ring.to_ints(rows) == xs
     ys = [rng.randrange(m) for _ in xs]
-    assert ring.to_ints(ring.mul(rows, ring.from_ints(ys))) == [x * y % m for x, y in zip(xs, ys, strict=True)]
+    products = ring.to_ints(ring.mul(rows, ring.from_ints(ys)))
+    assert products == [x * y % m for x, y in zip(xs, ys, strict=True)]
     assert ring.to_ints(ring.mul(rows, ring.from_ints([7]))) == [x * 7 % m for x in xs]
     keys = np.array([rng.randrange(6) for _ in xs])
     want = [1] * 8  # keys 6 and 7 have no rows: their product is 1
@@ -67,7 +68,8 @@ def test_fixed_base_powers_equal_pow(backend: str, bits: int) -> None:
     exponents = [rng.getrandbits(300) for _ in range(11)] + [0, 1, 2**300 - 1]
     assert ring.to_ints(table.powers(exponents)) == [pow(base, e, m) for e in exponents]
     digits = montgomery.random_digits(9, 300)
-    drawn = [int.from_bytes(digits[i : i + table.width], "little") for i in range(0, len(digits), table.width)]
+    width = table.width
+    drawn = [int.from_bytes(digits[i : i + width], "little") for i in range(0, len(digits), width)]
     assert all(e < 2**300 for e in drawn) and len(set(drawn)) == 9
     assert ring.to_ints(table.of_digits(digits)) == [pow(base, e, m) for e in drawn]
 
