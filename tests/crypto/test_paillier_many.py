@@ -124,3 +124,14 @@ def test_folded_decryption_on_rows_equals_the_gmpy2_fold(backend: str, monkeypat
     for prime2, exponent in ((dec.p2, dec.p1), (dec.q2, dec.q1)):
         assert dec._fold_rows(cts, bits, per, prime2, exponent) == dec._fold(cts, bits, per, prime2, exponent)
     assert dec.decrypt_fields(cts, bits, per) == plain
+
+
+@pytest.mark.parametrize("backend", [b for b in montgomery.BACKENDS if montgomery.available(b)])
+def test_many_decryptions_in_lock_step_equal_phe(backend: str, monkeypatch) -> None:
+    monkeypatch.setattr(montgomery, "BACKEND", backend)
+    enc, dec = paillier.DJNEncryptor(N, paillier.make_hs(N)), paillier.CRTDecryptor(P, Q)
+    sk = phe_interop.private_key(N, P, Q)
+    plain = [0, 1, N - 1, *range(2**50, 2**50 + 13)]  # above the lock-step threshold
+    cts = [enc.encrypt(m) for m in plain]
+    assert [int(m) for m in dec.decrypt_many(cts)] == plain == [sk.raw_decrypt(int(c)) for c in cts]
+    assert [int(m) for m in dec.decrypt_many(cts[:3])] == plain[:3]  # below it: gmpy2
