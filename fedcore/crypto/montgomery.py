@@ -157,6 +157,7 @@ class Ring:
         self._mul = getattr(kernel, "mul_rows" + suffix)
         self._sums = getattr(kernel, "sums_by_key" + suffix)
         self._powers = getattr(kernel, "fixed_base_powers" + suffix)
+        self._pow = getattr(kernel, "pow_rows" + suffix, None)  # the gmpy2 twin does it in Python
 
     def _cut(self, value: int) -> bytes:
         """``value`` as one row of this backend's limbs."""
@@ -265,9 +266,12 @@ class Ring:
         return rows
 
     def pow(self, rows: np.ndarray, exponent: int) -> np.ndarray:
-        """Each row raised to the same ``exponent`` >= 0 (4-bit fixed windows, all rows in step)."""
+        """Each row raised to the same ``exponent`` >= 0 (4-bit fixed windows)."""
         if exponent < 0:
             raise ValueError("a non-negative exponent expected")
+        if self._pow is not None:
+            digits = exponent.to_bytes(max(1, (exponent.bit_length() + 7) // 8), "big")
+            return self._array(self._pow(self._m, self._minv, self._one, self._bytes(rows), digits))
         table = [self.one(len(rows)), rows]
         for _ in range(2, 16):
             table.append(self.mul(table[-1], rows))
@@ -313,16 +317,15 @@ class FixedBase:
     def __init__(self, ring: Ring, base: int, exponent_bits: int):
         self.ring = ring
         self.width = (exponent_bits + 7) // 8
-        m = ring.modulus
-        entries: list[Any] = []
-        b = mpz(base) % m
-        for _ in range(self.width):
-            row = [mpz(1), b]
-            for _ in range(2, 256):
-                row.append(row[-1] * b % m)
-            entries += row
-            b = row[-1] * b % m
-        self._table = ring.from_ints(entries).tobytes()
+        m = mpz(ring.modulus)
+        bases = [mpz(base) % m]  # base^(2^(8i)) for each exponent byte i
+        for _ in range(1, self.width):
+            bases.append(gmpy2.powmod(bases[-1], 256, m))
+        first = ring.from_ints(bases)
+        columns = [ring.one(self.width), first]  # column d holds every row's entry for digit d
+        for _ in range(2, 256):
+            columns.append(ring.mul(columns[-1], first))
+        self._table = np.stack(columns, axis=1).tobytes()  # row-major: (byte, digit, limbs)
 
     def powers(self, exponents: Sequence[int]) -> np.ndarray:
         """Montgomery rows of base^e for each exponent."""

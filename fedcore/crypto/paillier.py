@@ -364,11 +364,13 @@ class DJNEncryptor:
         self.n2 = self.n * self.n
         self.exponent_bits = (self.n.bit_length() + 1) // 2
         self.hs = mpz(hs)
-        self._table = FixedBaseTable(hs, self.n2, self.exponent_bits)
+        self._table: FixedBaseTable | None = None  # for one-at-a-time powers, built on first use
         self._batch: dict[int, tuple[montgomery.Ring, montgomery.FixedBase]] = {}
 
     def power(self, exponent: int) -> mpz:
         """h_s^exponent mod n^2 from the table, for 0 <= exponent < 2^exponent_bits."""
+        if self._table is None:
+            self._table = FixedBaseTable(self.hs, self.n2, self.exponent_bits)
         return self._table.power(exponent)
 
     def randomizer(self) -> mpz:
@@ -429,7 +431,7 @@ class CRTEncryptor:
         hs: the DJN base from ``make_hs(n)`` that this process encrypts with.
     """
 
-    __slots__ = ("_batch", "_p2_inv", "_table_p", "_table_q", "exponent_bits", "hs", "n", "n2", "p2", "q2")
+    __slots__ = ("_batch", "_p2_inv", "_tables", "exponent_bits", "hs", "n", "n2", "p2", "q2")
 
     def __init__(self, p: IntLike, q: IntLike, hs: IntLike):
         p, q = mpz(p), mpz(q)
@@ -438,10 +440,16 @@ class CRTEncryptor:
         self.p2, self.q2 = p * p, q * q
         self._p2_inv = gmpy2.invert(self.p2, self.q2)
         self.exponent_bits = (self.n.bit_length() + 1) // 2
-        self._table_p = FixedBaseTable(hs, self.p2, self.exponent_bits)
-        self._table_q = FixedBaseTable(hs, self.q2, self.exponent_bits)
+        self._tables: tuple[FixedBaseTable, FixedBaseTable] | None = None  # built on first use
         self.hs = mpz(hs)
         self._batch: dict[int, tuple[montgomery.Ring, montgomery.FixedBase]] = {}
+
+    def _halves(self) -> tuple[FixedBaseTable, FixedBaseTable]:
+        """The gmpy2 tables of h_s mod p^2 and q^2 for one-at-a-time encryption."""
+        if self._tables is None:
+            bits = self.exponent_bits
+            self._tables = (FixedBaseTable(self.hs, self.p2, bits), FixedBaseTable(self.hs, self.q2, bits))
+        return self._tables
 
     def _join(self, xp: mpz, xq: mpz) -> mpz:
         """The x mod n^2 with x = xp mod p^2 and x = xq mod q^2 (Garner's CRT)."""
@@ -449,7 +457,8 @@ class CRTEncryptor:
 
     def power(self, exponent: int) -> mpz:
         """h_s^exponent mod n^2 (as ``DJNEncryptor.power``), for 0 <= exponent < 2^exponent_bits."""
-        return self._join(self._table_p.power(exponent), self._table_q.power(exponent))
+        table_p, table_q = self._halves()
+        return self._join(table_p.power(exponent), table_q.power(exponent))
 
     def randomizer(self) -> mpz:
         """A fresh r^n = h_s^a mod n^2, as ``DJNEncryptor.randomizer`` draws it."""
@@ -460,8 +469,9 @@ class CRTEncryptor:
         a = secrets.randbits(self.exponent_bits)
         # (1 + m n) h_s^a reduced mod each prime square: never a full-size product
         g_m = 1 + (mpz(m) % self.n) * self.n
-        cp = g_m % self.p2 * self._table_p.power(a) % self.p2
-        cq = g_m % self.q2 * self._table_q.power(a) % self.q2
+        table_p, table_q = self._halves()
+        cp = g_m % self.p2 * table_p.power(a) % self.p2
+        cq = g_m % self.q2 * table_q.power(a) % self.q2
         return self._join(cp, cq)
 
     def encrypt_batch(self, plaintexts: Sequence[int]) -> list[mpz]:
