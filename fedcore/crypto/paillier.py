@@ -42,6 +42,12 @@ uses the same construction and exponent length, heu/library/algorithms/paillier_
   h_s^(d * 2^(8i)), so one encryption costs ceil(k/16) multiplications mod n^2 (128 for
   2048-bit n) instead of ~1.5*k for a general r^n. The table (about 18 MB for 2048-bit n)
   is built once per (worker process, n, h_s) and cached, up to ``ENCRYPTORS.size`` tables.
+- Many at once (``encrypt_batch``, ``randomizers``, ``encrypt_many``), the same table lives
+  as Montgomery rows (``fedcore.crypto.montgomery``) and the C kernel walks every
+  exponent's bytes, eight exponents per instruction with AVX-512 IFMA; the exponents are
+  drawn from ``secrets`` exactly as one at a time, so the ciphertexts' distribution is the
+  same. Decryptions of many ciphertexts (``decrypt_many``, ``decrypt_fields``) likewise
+  raise all of them to p - 1 (q - 1) in lock step on rows.
 
 The key owner's encryption (``CRTEncryptor``): the party holding p and q makes the same
 ciphertext (1 + m n) * h_s^a mod n^2, same a, same h_s, computed as two halves mod p^2 and
