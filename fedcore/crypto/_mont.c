@@ -273,6 +273,87 @@ done:
     return out;
 }
 
+/* Straus tables shared by every column: table[i * 16 + d] = base_i^d (Montgomery form). */
+static void straus_tables(mp_limb_t *table, const mp_limb_t *bases, Py_ssize_t t, const void *one,
+                          const ring_t *ring)
+{
+    const mp_size_t k = ring->k;
+    for (Py_ssize_t i = 0; i < t; i++) {
+        mp_limb_t *row = table + i * 16 * k;
+        memcpy(row, one, 8 * k);
+        memcpy(row + k, bases + i * k, 8 * k);
+        for (int d = 2; d < 16; d++)
+            mont_mul(row + d * k, row + (d - 1) * k, row + k, ring);
+    }
+}
+
+static int nibbles_of(const uint64_t *e, Py_ssize_t count)
+{
+    uint64_t top = 0;
+    for (Py_ssize_t i = 0; i < count; i++)
+        top |= e[i];
+    int bits = 0;
+    while (top) {
+        bits++;
+        top >>= 1;
+    }
+    return (bits + 3) / 4;
+}
+
+/* multi_pow_rows(modulus, minv, one, bases, exponents) -> bytes: for each column j of the
+ * (columns, t) uint64 exponents, prod_i base_i^e[j, i] (Straus: 4-bit windows, shared tables). */
+static PyObject *multi_pow_rows(PyObject *self, PyObject *args)
+{
+    Py_buffer mod, one, bases, exps;
+    unsigned long long minv;
+    if (!PyArg_ParseTuple(args, "y*Ky*y*y*", &mod, &minv, &one, &bases, &exps))
+        return NULL;
+    PyObject *out = NULL;
+    mp_limb_t *table = NULL;
+    ring_t ring;
+    if (get_ring(&ring, &mod, minv) || check_rows(&bases, &ring, "bases"))
+        goto done;
+    const Py_ssize_t row = 8 * ring.k, t = bases.len / row;
+    if (one.len != row || t == 0 || exps.len % (8 * t)) {
+        PyErr_SetString(PyExc_ValueError, "one: one row; exponents: one uint64 per base and column");
+        goto done;
+    }
+    const Py_ssize_t columns = exps.len / (8 * t);
+    out = PyBytes_FromStringAndSize(NULL, columns * row);
+    table = PyMem_Malloc(t * 16 * row);
+    if (!out || !table) {
+        Py_CLEAR(out);
+        PyErr_NoMemory();
+        goto done;
+    }
+    mp_limb_t *r = (mp_limb_t *)PyBytes_AS_STRING(out);
+    const uint64_t *e = exps.buf;
+    Py_BEGIN_ALLOW_THREADS
+    straus_tables(table, bases.buf, t, one.buf, &ring);
+    for (Py_ssize_t j = 0; j < columns; j++) {
+        mp_limb_t *acc = r + j * ring.k;
+        const uint64_t *ej = e + j * t;
+        memcpy(acc, one.buf, row);
+        for (int nib = nibbles_of(ej, t) - 1; nib >= 0; nib--) {
+            for (int s = 0; s < 4; s++)
+                mont_mul(acc, acc, acc, &ring);
+            for (Py_ssize_t i = 0; i < t; i++) {
+                unsigned digit = (ej[i] >> (4 * nib)) & 15;
+                if (digit)
+                    mont_mul(acc, acc, table + (i * 16 + digit) * ring.k, &ring);
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+done:
+    PyMem_Free(table);
+    PyBuffer_Release(&mod);
+    PyBuffer_Release(&one);
+    PyBuffer_Release(&bases);
+    PyBuffer_Release(&exps);
+    return out;
+}
+
 /* ---------------------------------------------------------------------------------------
  * AVX-512 IFMA: eight independent products at once, one per 64-bit lane, in radix 2^52.
  *
@@ -704,6 +785,97 @@ done:
     return out;
 }
 
+/* multi_pow_rows52(modulus, minv, one, bases, exponents) -> bytes: as multi_pow_rows, eight
+ * columns at a time (one per lane), each lane gathering its own digit's table row. */
+IFMA static PyObject *multi_pow_rows52(PyObject *self, PyObject *args)
+{
+    Py_buffer mod, one, bases, exps;
+    unsigned long long minv;
+    if (!PyArg_ParseTuple(args, "y*Ky*y*y*", &mod, &minv, &one, &bases, &exps))
+        return NULL;
+    PyObject *out = NULL;
+    uint64_t *table = NULL;
+    ring52_t g;
+    if (get_ring52(&g, &mod, minv) || check_rows52(&bases, g.L, "bases") || check_rows52(&one, g.L, "one"))
+        goto done;
+    const Py_ssize_t row = 8 * g.L, t = bases.len / row;
+    if (one.len != row || t == 0 || exps.len % (8 * t)) {
+        PyErr_SetString(PyExc_ValueError, "one: one row; exponents: one uint64 per base and column");
+        goto done;
+    }
+    const Py_ssize_t columns = exps.len / (8 * t);
+    out = PyBytes_FromStringAndSize(NULL, columns * row);
+    table = PyMem_Malloc(t * 16 * row);
+    if (!out || !table) {
+        Py_CLEAR(out);
+        PyErr_NoMemory();
+        goto done;
+    }
+    uint64_t *r = (uint64_t *)PyBytes_AS_STRING(out);
+    const uint64_t *e = exps.buf, *b = bases.buf, *unit = one.buf;
+    Py_BEGIN_ALLOW_THREADS
+    __m512i mv[MAX52], v1[MAX52], vd[MAX52], acc[MAX52], vb[MAX52];
+    broadcast_m(mv, &g);
+    for (Py_ssize_t i = 0; i < t; i += 8) { /* tables, eight bases at a time */
+        Py_ssize_t left = t - i < 8 ? t - i : 8;
+        __mmask8 lanes = (__mmask8)((1u << left) - 1);
+        int64_t at[8] = {0};
+        for (int l = 0; l < left; l++)
+            at[l] = (i + l) * g.L;
+        gather8(v1, b, _mm512_loadu_si512(at), g.L);
+        for (int l = 0; l < left; l++) {
+            memcpy(table + ((i + l) * 16) * g.L, unit, row);
+            memcpy(table + ((i + l) * 16 + 1) * g.L, b + (i + l) * g.L, row);
+        }
+        memcpy(vd, v1, sizeof(__m512i) * g.L);
+        for (int d = 2; d < 16; d++) {
+            amm8(vd, vd, v1, mv, &g);
+            for (int l = 0; l < left; l++)
+                at[l] = ((i + l) * 16 + d) * g.L;
+            scatter8(table, lanes, _mm512_loadu_si512(at), vd, g.L);
+        }
+    }
+    for (Py_ssize_t c = 0; c < columns; c += 8) {
+        Py_ssize_t left = columns - c < 8 ? columns - c : 8;
+        __mmask8 lanes = (__mmask8)((1u << left) - 1);
+        const uint64_t *ec = e + c * t;
+        int nibbles = nibbles_of(ec, left * t);
+        for (int j = 0; j < g.L; j++)
+            acc[j] = _mm512_set1_epi64((long long)unit[j]);
+        for (int nib = nibbles - 1; nib >= 0; nib--) {
+            for (int s = 0; s < 4; s++)
+                amm8(acc, acc, acc, mv, &g);
+            for (Py_ssize_t i = 0; i < t; i++) {
+                int64_t at[8] = {0};
+                unsigned any = 0;
+                for (int l = 0; l < left; l++) {
+                    unsigned digit = (ec[l * t + i] >> (4 * nib)) & 15;
+                    any |= digit;
+                    at[l] = (i * 16 + digit) * g.L; /* digit 0: the entry 1 */
+                }
+                for (int l = (int)left; l < 8; l++)
+                    at[l] = i * 16 * g.L;
+                if (!any)
+                    continue;
+                gather8(vb, table, _mm512_loadu_si512(at), g.L);
+                amm8(acc, acc, vb, mv, &g);
+            }
+        }
+        int64_t slot[8] = {0};
+        for (int l = 0; l < left; l++)
+            slot[l] = (c + l) * g.L;
+        scatter8(r, lanes, _mm512_loadu_si512(slot), acc, g.L);
+    }
+    Py_END_ALLOW_THREADS
+done:
+    PyMem_Free(table);
+    PyBuffer_Release(&mod);
+    PyBuffer_Release(&one);
+    PyBuffer_Release(&bases);
+    PyBuffer_Release(&exps);
+    return out;
+}
+
 /* to52(rows, k, L) -> bytes: rows of k 64-bit limbs re-cut into L limbs of 52 bits. */
 static PyObject *to52(PyObject *self, PyObject *args)
 {
@@ -799,6 +971,8 @@ static PyMethodDef methods[] = {
     {"mul_rows", mul_rows, METH_VARARGS, "Row-wise Montgomery products a_i b_i R^-1 mod m."},
     {"sums_by_key", sums_by_key, METH_VARARGS, "Montgomery products of the rows of each key."},
     {"fixed_base_powers", fixed_base_powers, METH_VARARGS, "Fixed-base powers from a byte-window table."},
+    {"multi_pow_rows", multi_pow_rows, METH_VARARGS, "Straus multi-exponentiation per column."},
+    {"multi_pow_rows52", multi_pow_rows52, METH_VARARGS, "multi_pow_rows with AVX-512 IFMA."},
     {"pow_rows", pow_rows, METH_VARARGS, "Each row to the same power (4-bit windows)."},
     {"pow_rows52", pow_rows52, METH_VARARGS, "pow_rows in radix 2^52 with AVX-512 IFMA."},
     {"ifma_available", ifma_available, METH_NOARGS, "Does this CPU have AVX-512 IFMA?"},

@@ -607,8 +607,16 @@ def product(ciphertexts: Iterable[BigInt], n2: IntLike) -> BigInt:
 
 
 def dot_columns(ciphertexts: Sequence[BigInt], columns: Sequence[Sequence[int]], n2: IntLike) -> list[BigInt]:
-    """prod_i c_i^M[i, j] mod n^2 for every column j (signed; bucket method, each c_i inverted once)."""
+    """prod_i c_i^M[i, j] mod n^2 for every column j (signed; bucket method, each c_i inverted once).
+
+    With the C kernel and exponents below 2^64 in size, every column is computed on
+    Montgomery rows instead (``_dot_rows``).
+    """
     n2 = mpz(n2)
+    if ciphertexts and columns and montgomery.BACKEND != "py" and montgomery.supports(n2):
+        matrix = _signed_matrix(columns, len(ciphertexts))
+        if matrix is not None:
+            return _dot_rows(ciphertexts, matrix, n2)
     inverses: dict[int, mpz] = {}
     out = []
     for column in columns:
@@ -624,6 +632,29 @@ def dot_columns(ciphertexts: Sequence[BigInt], columns: Sequence[Sequence[int]],
                 exponents.append(-e)
         out.append(multi_pow(bases, exponents, n2))
     return out
+
+
+def _signed_matrix(columns: Sequence[Sequence[int]], terms: int) -> np.ndarray | None:
+    """The columns as a (columns, terms) int64 array, or None when one does not fit."""
+    try:
+        matrix = np.array(columns, dtype=np.int64)
+    except (OverflowError, ValueError):
+        return None
+    if matrix.shape != (len(columns), terms) or (matrix == np.iinfo(np.int64).min).any():
+        return None
+    return matrix
+
+
+def _dot_rows(ciphertexts: Sequence[BigInt], matrix: np.ndarray, n2: mpz) -> list[BigInt]:
+    """``dot_columns`` on Montgomery rows: positive and negative exponents as two multi-powers,
+    the negative one inverted once per column (c^-e = (c^e)^-1)."""
+    ring = montgomery.Ring(int(n2))
+    rows = ring.from_ints(ciphertexts)
+    positive = ring.to_ints(ring.multi_pow(rows, np.where(matrix > 0, matrix, 0).astype(np.uint64)))
+    if not (matrix < 0).any():
+        return [mpz(v) for v in positive]
+    negative = ring.to_ints(ring.multi_pow(rows, np.where(matrix < 0, -matrix, 0).astype(np.uint64)))
+    return [mpz(p) * gmpy2.invert(mpz(q), n2) % n2 for p, q in zip(positive, negative, strict=True)]
 
 
 def sums_by_key(n2: IntLike, ciphertexts: Sequence[Any], keys: Sequence[int], size: int) -> list[Any]:

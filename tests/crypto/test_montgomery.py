@@ -143,3 +143,25 @@ def test_rings_pickle_by_modulus() -> None:
     assert copy.modulus == ring.modulus and copy.backend == ring.backend
     rows = ring.from_ints([5, 6])
     assert copy.to_ints(copy.mul(rows, rows)) == [25, 36]
+
+
+@pytest.mark.parametrize("backend", HERE)
+@pytest.mark.parametrize("bits", [130, 2048])
+def test_multi_powers_equal_products_of_pow(backend: str, bits: int) -> None:
+    m = _modulus(bits, 3 * bits)
+    rng = random.Random(bits)
+    ring = Ring(m, backend=backend)
+    xs = [rng.randrange(m) for _ in range(13)]
+    exponents = np.array([[rng.getrandbits(64) for _ in xs] for _ in range(11)], dtype=np.uint64)
+    exponents[3] = 0  # a column of zeros is 1
+    exponents[4, :5] = 0
+    exponents[5] = 2**64 - 1
+    want = []
+    for column in exponents.tolist():
+        acc = 1
+        for x, e in zip(xs, column, strict=True):
+            acc = acc * pow(x, e, m) % m
+        want.append(acc)
+    assert ring.to_ints(ring.multi_pow(ring.from_ints(xs), exponents)) == want  # 11 columns: 2 lane groups
+    with pytest.raises(ValueError, match="columns"):
+        ring.multi_pow(ring.from_ints(xs), exponents[:, :-1])

@@ -135,3 +135,17 @@ def test_many_decryptions_in_lock_step_equal_phe(backend: str, monkeypatch) -> N
     cts = [enc.encrypt(m) for m in plain]
     assert [int(m) for m in dec.decrypt_many(cts)] == plain == [sk.raw_decrypt(int(c)) for c in cts]
     assert [int(m) for m in dec.decrypt_many(cts[:3])] == plain[:3]  # below it: gmpy2
+
+
+def test_dot_columns_on_rows_equals_the_bucket_method(tools, monkeypatch) -> None:
+    enc, dec = tools
+    rng = np.random.default_rng(9)
+    plain = [int(v) for v in rng.integers(-(2**20), 2**20, 9)]
+    cts = [enc.encrypt(m) for m in plain]
+    columns = rng.integers(-(2**40), 2**40, (5, 9)).tolist() + [[-3] * 9, [0] * 9]
+    fast = paillier.dot_columns(cts, columns, N2)
+    monkeypatch.setattr(montgomery, "BACKEND", "py")  # the gmpy2 bucket method
+    assert paillier.dot_columns(cts, columns, N2) == fast
+    sums = [_signed(int(m)) for m in dec.decrypt_many(fast)]
+    assert sums == [sum(x * w for x, w in zip(plain, col)) for col in columns]
+    assert paillier.dot_columns(cts, [[2**70] * 9], N2) == [paillier.mul_plain(paillier.product(cts, N2), 2**70, N2)]
