@@ -142,10 +142,11 @@ def test_dot_columns_on_rows_equals_the_bucket_method(tools, monkeypatch) -> Non
     rng = np.random.default_rng(9)
     plain = [int(v) for v in rng.integers(-(2**20), 2**20, 9)]
     cts = [enc.encrypt(m) for m in plain]
-    columns = rng.integers(-(2**40), 2**40, (5, 9)).tolist() + [[-3] * 9, [0] * 9]
+    columns = [*rng.integers(-(2**40), 2**40, (5, 9)).tolist(), [-3] * 9, [0] * 9]
     fast = paillier.dot_columns(cts, columns, N2)
     monkeypatch.setattr(montgomery, "BACKEND", "py")  # the gmpy2 bucket method
     assert paillier.dot_columns(cts, columns, N2) == fast
     sums = [_signed(int(m)) for m in dec.decrypt_many(fast)]
     assert sums == [sum(x * w for x, w in zip(plain, col)) for col in columns]
-    assert paillier.dot_columns(cts, [[2**70] * 9], N2) == [paillier.mul_plain(paillier.product(cts, N2), 2**70, N2)]
+    wide = paillier.mul_plain(paillier.product(cts, N2), 2**70, N2)  # beyond int64: the bucket method
+    assert paillier.dot_columns(cts, [[2**70] * 9], N2) == [wide]
