@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from fedcore.crypto import paillier
+from fedcore.crypto import montgomery, paillier
 from fedcore.crypto.montgomery import Ring
 from fedcore.errors import ProtocolError
 
@@ -161,15 +161,26 @@ class PaillierScheme:
             self._ring = Ring(self.modulus)
         return self._ring
 
-    def load(self, blob: bytes) -> np.ndarray:
-        """A host's ciphertexts from the wire: Montgomery rows mod n^2 (ValueError when malformed)."""
+    def load(self, blob: bytes) -> Any:
+        """A host's ciphertexts from the wire (ValueError when malformed): Montgomery rows mod
+        n^2, or a list of integers for keys whose n^2 is beyond the kernel (over 4096 bits)."""
+        if not montgomery.supports(self.modulus):
+            cts = unpack_ints(blob, self.width())
+            if any(not 0 < c < self.modulus for c in cts):
+                raise ValueError("a ciphertext is outside (0, n^2)")
+            return cts
         return self.ring().load(blob, self.width())
 
-    def take(self, cts: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def take(self, cts: Any, rows: np.ndarray) -> Any:
+        if isinstance(cts, list):
+            return [cts[i] for i in rows.tolist()]
         return np.asarray(cts[rows])
 
-    def dump(self, sums: list[np.ndarray]) -> bytes:
-        """Histogram sums (Montgomery rows) as the wire's fixed-width blob."""
+    def dump(self, sums: list[Any]) -> bytes:
+        """Histogram sums (Montgomery rows, or lists of integers) as the wire's fixed-width blob."""
+        if sums and isinstance(sums[0], list):
+            width = self.width()
+            return b"".join(int(c).to_bytes(width, "big") for part in sums for c in part)
         ring = self.ring()
         rows = np.concatenate(sums) if sums else np.zeros((0, ring.limbs), dtype=np.uint64)
         return ring.dump(rows, self.width())

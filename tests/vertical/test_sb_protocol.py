@@ -9,6 +9,7 @@ from fedcore import he
 from fedcore.crypto.secret import ACCESS
 from fedcore.errors import ProtocolError
 from fedcore.session import Recv
+from fedcore.vertical import _sb_crypto
 from fedcore.vertical._sb_binning import fit_binner
 from fedcore.vertical._sb_crypto import (
     GHCodec,
@@ -60,6 +61,27 @@ def test_paillier_histograms_equal_plain_sums_on_single_and_paired_columns() -> 
     ]
     by_hand = [sum(p for p, b in zip(plain, bins[:, 2], strict=True) if b == k) for k in range(n_bins)]
     assert expected[0][2 * n_bins :] == by_hand
+
+
+def test_a_host_with_a_key_beyond_the_kernel_sums_integers_instead(monkeypatch) -> None:
+    rng = np.random.default_rng(11)
+    rows, n_bins = 50, 4
+    bins = rng.integers(0, n_bins, size=(rows, 2)).astype(np.uint8)
+    codec = GHCodec(rows)
+    plain = codec.encode(rng.uniform(-1, 1, rows), rng.uniform(0, 1, rows), 1.0, 1.0)
+    scheme = PaillierScheme(*he.generate_keypair(1024))
+    blob = pack_cts(scheme.encrypt(plain, None), scheme.width())
+    nodes = [np.arange(rows)]
+    host = PaillierScheme(scheme.public_key)
+    on_rows = host.dump(histogram_task(host.modulus, host.load(blob), bins, nodes, n_bins))
+    monkeypatch.setattr(_sb_crypto.montgomery, "supports", lambda modulus: False)  # as for n^2 > 4096 bits
+    wide = PaillierScheme(scheme.public_key)
+    cts = wide.load(blob)
+    assert isinstance(cts, list)
+    as_ints = wide.dump(histogram_task(wide.modulus, wide.take(cts, np.arange(rows)), bins, nodes, n_bins))
+    assert as_ints == on_rows
+    with pytest.raises(ValueError, match="outside"):
+        wide.load(wide.modulus.to_bytes(wide.width(), "big"))
 
 
 def test_packed_decryption_equals_one_by_one_and_refuses_wide_sums() -> None:
