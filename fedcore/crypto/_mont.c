@@ -957,7 +957,7 @@ static PyObject *from52(PyObject *self, PyObject *args)
                 goto done;
             }
             dst[w] |= v[j] << s;
-            if (s > 12)
+            if (s > 12 && w + 1 < k)
                 dst[w + 1] |= v[j] >> (64 - s);
         }
     }
