@@ -165,3 +165,37 @@ def test_multi_powers_equal_products_of_pow(backend: str, bits: int) -> None:
     assert ring.to_ints(ring.multi_pow(ring.from_ints(xs), exponents)) == want  # 11 columns: 2 lane groups
     with pytest.raises(ValueError, match="columns"):
         ring.multi_pow(ring.from_ints(xs), exponents[:, :-1])
+
+
+@pytest.mark.skipif(not montgomery.NATIVE, reason="the C kernel is not built here")
+def test_the_c_entry_points_refuse_malformed_buffers_without_crashing() -> None:
+    native = montgomery._native
+    assert native is not None
+    rng = random.Random(12)
+    good = Ring(_modulus(1024, 12), backend="mpn")
+    m, minv, one = good._m, good._minv, good._one
+    rows = bytes(good._bytes(good.from_ints([3, 5])))
+    for blob in (b"", b"\x01" * 7, rng.randbytes(8 * 17)):
+        with pytest.raises(ValueError):
+            native.mul_rows(m, minv, blob or b"\x00" * 3, rows)
+    with pytest.raises(ValueError):
+        native.mul_rows(m[:-8] + b"\x00" * 8, minv, rows, rows)  # top limb zero
+    with pytest.raises(ValueError):
+        native.mul_rows(m, minv ^ 1, rows, rows)  # a wrong inverse
+    with pytest.raises(ValueError):
+        native.sums_by_key(m, minv, one, rows, np.array([0, 9], dtype=np.int64).tobytes(), 2)
+    with pytest.raises(ValueError):
+        native.fixed_base_powers(m, minv, one, rows, b"\x01\x02", 1)  # a table of the wrong size
+    with pytest.raises(ValueError):
+        native.multi_pow_rows(m, minv, one, rows, b"\x00" * 12)
+    if montgomery.available("ifma"):
+        wide = Ring(_modulus(1024, 12), backend="ifma")
+        limbs = bytes(wide._bytes(wide.from_ints([3, 5])))
+        over = bytearray(limbs)
+        over[7] = 0xFF  # a limb above 2^52
+        with pytest.raises(ValueError, match="below 2\\^52"):
+            native.mul_rows52(wide._m, wide._minv, bytes(over), limbs)
+        with pytest.raises(ValueError):
+            native.sums_by_key52(wide._m, wide._minv, wide._one, limbs, b"\x00" * 16, 0)
+        with pytest.raises(ValueError):
+            native.from52(wide._m, bytes(over), wide.k)
