@@ -457,6 +457,16 @@ IFMA static void scatter8(uint64_t *base, __mmask8 lanes, __m512i index, const _
         _mm512_mask_i64scatter_epi64((long long *)(base + j), lanes, index, v[j], 8);
 }
 
+/* The limb offsets of rows first, first + stride, ... for the ``left`` (at most 8) used lanes;
+ * 0 (row 0, always there) in the others. */
+IFMA static __m512i row_offsets(Py_ssize_t first, Py_ssize_t stride, Py_ssize_t left, int L)
+{
+    int64_t at[8] = {0};
+    for (Py_ssize_t l = 0; l < left; l++)
+        at[l] = (first + l * stride) * L;
+    return _mm512_loadu_si512(at);
+}
+
 IFMA static void broadcast_m(__m512i *mv, const ring52_t *g)
 {
     for (int j = 0; j < g->L; j++)
@@ -535,10 +545,7 @@ IFMA static PyObject *mul_rows52(PyObject *self, PyObject *args)
     for (Py_ssize_t i = 0; i < rows; i += 8) {
         Py_ssize_t left = rows - i < 8 ? rows - i : 8;
         __mmask8 lanes = (__mmask8)((1u << left) - 1);
-        int64_t at[8] = {0};
-        for (int l = 0; l < left; l++)
-            at[l] = (i + l) * g.L;
-        __m512i index = _mm512_loadu_si512(at);
+        __m512i index = row_offsets(i, 1, left, g.L);
         gather8(va, x, index, g.L);
         gather8(vb, y, broadcast ? _mm512_setzero_si512() : index, g.L);
         amm8(vr, va, vb, mv, &g);
@@ -689,11 +696,9 @@ IFMA static PyObject *fixed_base_powers52(PyObject *self, PyObject *args)
     for (Py_ssize_t i = 0; i < count; i += 8) {
         Py_ssize_t left = count - i < 8 ? count - i : 8;
         __mmask8 lanes = (__mmask8)((1u << left) - 1);
-        int64_t index[8] = {0}, slot[8] = {0};
-        for (int l = 0; l < left; l++) {
+        int64_t index[8] = {0};
+        for (int l = 0; l < left; l++)
             index[l] = (int64_t)d[(i + l) * width] * g.L;
-            slot[l] = (i + l) * g.L;
-        }
         gather8(va, t, _mm512_loadu_si512(index), g.L);
         for (Py_ssize_t j = 1; j < width; j++) {
             for (int l = 0; l < left; l++)
@@ -701,7 +706,7 @@ IFMA static PyObject *fixed_base_powers52(PyObject *self, PyObject *args)
             gather8(vb, t, _mm512_loadu_si512(index), g.L);
             amm8(va, va, vb, mv, &g);
         }
-        scatter8(r, lanes, _mm512_loadu_si512(slot), va, g.L);
+        scatter8(r, lanes, row_offsets(i, 1, left, g.L), va, g.L);
     }
     Py_END_ALLOW_THREADS
 done:
@@ -744,10 +749,7 @@ IFMA static PyObject *pow_rows52(PyObject *self, PyObject *args)
     for (Py_ssize_t i = 0; table && i < count; i += 8) {
         Py_ssize_t left = count - i < 8 ? count - i : 8;
         __mmask8 lanes = (__mmask8)((1u << left) - 1);
-        int64_t at[8] = {0};
-        for (int l = 0; l < left; l++)
-            at[l] = (i + l) * g.L;
-        __m512i index = _mm512_loadu_si512(at);
+        __m512i index = row_offsets(i, 1, left, g.L);
         for (int j = 0; j < g.L; j++)
             table[0][j] = _mm512_set1_epi64((long long)((const uint64_t *)one.buf)[j]);
         gather8(table[1], x, index, g.L);
@@ -819,10 +821,7 @@ IFMA static PyObject *multi_pow_rows52(PyObject *self, PyObject *args)
     for (Py_ssize_t i = 0; i < t; i += 8) { /* tables, eight bases at a time */
         Py_ssize_t left = t - i < 8 ? t - i : 8;
         __mmask8 lanes = (__mmask8)((1u << left) - 1);
-        int64_t at[8] = {0};
-        for (int l = 0; l < left; l++)
-            at[l] = (i + l) * g.L;
-        gather8(v1, b, _mm512_loadu_si512(at), g.L);
+        gather8(v1, b, row_offsets(i, 1, left, g.L), g.L);
         for (int l = 0; l < left; l++) {
             memcpy(table + ((i + l) * 16) * g.L, unit, row);
             memcpy(table + ((i + l) * 16 + 1) * g.L, b + (i + l) * g.L, row);
@@ -830,9 +829,7 @@ IFMA static PyObject *multi_pow_rows52(PyObject *self, PyObject *args)
         memcpy(vd, v1, sizeof(__m512i) * g.L);
         for (int d = 2; d < 16; d++) {
             amm8(vd, vd, v1, mv, &g);
-            for (int l = 0; l < left; l++)
-                at[l] = ((i + l) * 16 + d) * g.L;
-            scatter8(table, lanes, _mm512_loadu_si512(at), vd, g.L);
+            scatter8(table, lanes, row_offsets(i * 16 + d, 16, left, g.L), vd, g.L);
         }
     }
     for (Py_ssize_t c = 0; c < columns; c += 8) {
@@ -861,10 +858,7 @@ IFMA static PyObject *multi_pow_rows52(PyObject *self, PyObject *args)
                 amm8(acc, acc, vb, mv, &g);
             }
         }
-        int64_t slot[8] = {0};
-        for (int l = 0; l < left; l++)
-            slot[l] = (c + l) * g.L;
-        scatter8(r, lanes, _mm512_loadu_si512(slot), acc, g.L);
+        scatter8(r, lanes, row_offsets(c, 1, left, g.L), acc, g.L);
     }
     Py_END_ALLOW_THREADS
 done:

@@ -292,7 +292,7 @@ class CRTDecryptor:
         members = ring.from_ints(padded).reshape(groups, per, ring.limbs)
         acc = np.ascontiguousarray(members[:, per - 1])
         for j in range(per - 2, -1, -1):
-            acc = ring.mul(ring.square(acc, field_bits), np.ascontiguousarray(members[:, j]))
+            acc = ring.mul(ring.pow(acc, 1 << field_bits), np.ascontiguousarray(members[:, j]))
         return [mpz(v) for v in ring.to_ints(ring.pow(acc, int(exponent)))]
 
 
