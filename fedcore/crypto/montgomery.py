@@ -262,9 +262,7 @@ class Ring:
 
     def square(self, rows: np.ndarray, times: int) -> np.ndarray:
         """Each row raised to 2^times."""
-        for _ in range(times):
-            rows = self.mul(rows, rows)
-        return rows
+        return self.pow(rows, 1 << times)
 
     def pow(self, rows: np.ndarray, exponent: int) -> np.ndarray:
         """Each row raised to the same ``exponent`` >= 0 (4-bit fixed windows)."""
@@ -280,7 +278,8 @@ class Ring:
         for shift in range(4 * ((exponent.bit_length() + 3) // 4) - 4, -1, -4):
             digit = (exponent >> shift) & 15
             if acc is not None:
-                acc = self.square(acc, 4)
+                for _ in range(4):
+                    acc = self.mul(acc, acc)
                 if digit:
                     acc = self.mul(acc, table[digit])
             elif digit:

@@ -47,6 +47,7 @@ import numpy as np
 from fedcore.crypto import montgomery, paillier
 from fedcore.crypto.montgomery import Ring
 from fedcore.errors import ProtocolError
+from fedcore.vertical._sb_messages import pack_cts, unpack_cts
 
 FRAC_BITS = 40
 PAIR_FACTOR = 4  # pair features when a node has this many times more rows than bin pairs
@@ -165,22 +166,18 @@ class PaillierScheme:
         """A host's ciphertexts from the wire (ValueError when malformed): Montgomery rows mod
         n^2, or a list of integers for keys whose n^2 is beyond the kernel (over 4096 bits)."""
         if not montgomery.supports(self.modulus):
-            cts = unpack_ints(blob, self.width())
-            if any(not 0 < c < self.modulus for c in cts):
-                raise ValueError("a ciphertext is outside (0, n^2)")
-            return cts
+            return unpack_cts(blob, self.width(), self.modulus)
         return self.ring().load(blob, self.width())
 
     def take(self, cts: Any, rows: np.ndarray) -> Any:
         if isinstance(cts, list):
-            return [cts[i] for i in rows.tolist()]
+            return _take_list(cts, rows)
         return np.asarray(cts[rows])
 
     def dump(self, sums: list[Any]) -> bytes:
         """Histogram sums (Montgomery rows, or lists of integers) as the wire's fixed-width blob."""
         if sums and isinstance(sums[0], list):
-            width = self.width()
-            return b"".join(int(c).to_bytes(width, "big") for part in sums for c in part)
+            return _dump_lists(sums, self.width())
         ring = self.ring()
         rows = np.concatenate(sums) if sums else np.zeros((0, ring.limbs), dtype=np.uint64)
         return ring.dump(rows, self.width())
@@ -208,22 +205,21 @@ class PlainScheme:
         return self.plain_bits // 8
 
     def load(self, blob: bytes) -> list[Any]:
-        return unpack_ints(blob, self.width())
+        return unpack_cts(blob, self.width(), 0)
 
     def take(self, cts: list[Any], rows: np.ndarray) -> list[Any]:
-        return [cts[i] for i in rows.tolist()]
+        return _take_list(cts, rows)
 
     def dump(self, sums: list[list[Any]]) -> bytes:
-        width = self.width()
-        return b"".join(int(c).to_bytes(width, "big") for part in sums for c in part)
+        return _dump_lists(sums, self.width())
 
 
-def unpack_ints(blob: bytes, width: int) -> list[int]:
-    """Non-negative integers from a blob of fixed-width big-endian ones."""
-    if width <= 0 or len(blob) % width:
-        raise ValueError(f"ciphertext blob of {len(blob)} bytes is not a multiple of {width}")
-    view = memoryview(blob)
-    return [int.from_bytes(view[i : i + width], "big") for i in range(0, len(blob), width)]
+def _take_list(cts: list[Any], rows: np.ndarray) -> list[Any]:
+    return [cts[i] for i in rows.tolist()]
+
+
+def _dump_lists(sums: list[list[Any]], width: int) -> bytes:
+    return pack_cts([c for part in sums for c in part], width)
 
 
 # --------------------------------------------------------------------------- host kernel
