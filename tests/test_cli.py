@@ -148,3 +148,17 @@ def test_bench_codec_reports_both_sides() -> None:
     names = {row["path"] for row in result["rows"]}
     assert {"fedcore encode", "fedcore decode", "ndarray.tobytes", "np.frombuffer+copy"} <= names
     assert all(row["MB/s"] > 0 for row in result["rows"])
+
+
+def test_bench_secagg_runs_on_both_engines_with_drops() -> None:
+    for engine in ("coop", "threads"):
+        out = fedcore(
+            "bench", "secagg", "--parties", "12", "--dim", "2000", "--drop", "2", "--engine", engine, "--json"
+        )
+        assert out.returncode == 0, out.stderr
+        result = json.loads(out.stdout)
+        assert result["engine"] == engine and result["dropped_after_masked_input"] == 2
+        assert result["included"] == 12  # dropped right after their masked input: still in the sum
+        assert result["round_s"] > 0 and result["keystream_plus_key_agreement_bound_s"] > 0
+        assert (result["round_cpu_s_all_parties"] is None) == (engine == "coop")
+        assert result["workers"] >= 1 if engine == "coop" else result["workers"] == 1
