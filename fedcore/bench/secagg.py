@@ -158,32 +158,23 @@ def _simulate(args: argparse.Namespace, kill: dict[str, int]) -> tuple[Any, Any]
 
     runtime = make_runtime("inline")
     try:
+        common = {
+            "parties": args.parties,
+            "kill": kill,
+            "runtime": runtime,
+            "timeout_s": 900,
+            "seed": args.seed,
+        }
         if args.engine == "coop":
             plan = {k: getattr(args, k) for k in _PLAN}
             secure = simulate(
-                _secure_party,
-                parties=args.parties,
-                kill=kill,
-                runtime=runtime,
-                timeout_s=900,
-                seed=args.seed,
-                engine="coop",
-                workers=_workers(args),
-                params={"plan": plan},
+                _secure_party, engine="coop", workers=_workers(args), params={"plan": plan}, **common
             )
         else:
-            secure_main, _ = _mains(args, threading.Barrier(args.parties))
             # the parties meet at a threading.Barrier, so they are threads (a barrier would
             # hold the one OS thread of the cooperative engine)
-            secure = simulate(
-                secure_main,
-                parties=args.parties,
-                kill=kill,
-                runtime=runtime,
-                timeout_s=900,
-                seed=args.seed,
-                engine="threads",
-            )
+            secure_main, _ = _mains(args, threading.Barrier(args.parties))
+            secure = simulate(secure_main, engine="threads", **common)
         _, plain_main = _mains(args, threading.Barrier(args.parties))
         plain = simulate(
             plain_main, parties=args.parties, runtime=runtime, timeout_s=900, seed=args.seed, engine="threads"
