@@ -53,25 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _mains(args: argparse.Namespace, barrier: threading.Barrier) -> tuple[Any, Any]:
     import numpy as np
 
-    from fedcore.secagg import secure_sum
-
     def secure_main(ctx: Any) -> dict[str, Any]:
         x = ctx.rng.normal(size=args.dim).astype(args.dtype)
         barrier.wait()  # every party has its input: the round starts now for all
-        res = secure_sum(
-            ctx,
-            x,
-            aggregator=ctx.parties[0],
-            value_range=args.value_range,
-            graph=args.graph,
-            neighbours=args.neighbours,
-            timeout=600,
-        )
-        return {
-            "stats": res.stats,
-            "included": res.included,
-            "degree": _degree_of(ctx, args) if ctx.party == ctx.parties[0] else None,
-        }
+        return _round(ctx, x, args)
 
     def plain_main(ctx: Any) -> dict[str, Any]:
         x = ctx.rng.normal(size=args.dim).astype(args.dtype)
@@ -204,10 +189,6 @@ def _secure_party(ctx: Any, plan: dict[str, Any]) -> dict[str, Any]:
     The barrier is messages, not a threading.Barrier: a cooperative party waiting on a lock
     would hold its worker's only OS thread.
     """
-    import numpy as np
-
-    from fedcore.secagg import secure_sum
-
     args = argparse.Namespace(**plan)
     x = ctx.rng.normal(size=args.dim).astype(args.dtype)
     aggregator = ctx.parties[0]
@@ -217,9 +198,17 @@ def _secure_party(ctx: Any, plan: dict[str, Any]) -> dict[str, Any]:
     else:
         ctx.send(aggregator, "bench-ready", True)
         ctx.recv(aggregator, "bench-go", timeout=600)
+    return _round(ctx, x, args)
+
+
+def _round(ctx: Any, x: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """This party's secure_sum of ``x``, as both engines' parties run it once they have met."""
+    from fedcore.secagg import secure_sum
+
+    aggregator = ctx.parties[0]
     res = secure_sum(
         ctx,
-        np.asarray(x),
+        x,
         aggregator=aggregator,
         value_range=args.value_range,
         graph=args.graph,
